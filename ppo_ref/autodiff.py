@@ -1,0 +1,567 @@
+"""Reverse-mode automatic differentiation over numpy arrays.
+
+A `Tensor` wraps a numpy array. Every primitive below computes its output and
+defines, right beside it, its vector-Jacobian product (VJP): given the upstream
+gradient g = dL/d(out), it returns dL/d(input) for each input. `Tensor.backward`
+sorts the graph topologically and walks it once in reverse, summing the VJPs
+(the chain rule). The design follows Karpathy's micrograd, with arrays instead
+of scalars.
+
+Conventions (where implementations disagree, we follow PyTorch, so results can
+be compared with it line by line):
+
+* dtype: Python numbers, ints and bools become float64; floating arrays keep
+  their dtype (so float32 training is possible). Python scalars in arithmetic do
+  not change a tensor's dtype (NumPy 2 / NEP 50 rules).
+* Floating arrays are wrapped without copying (like ``torch.from_numpy``).
+* Broadcasting follows NumPy; a gradient is summed back to its operand's shape.
+* Gradients accumulate into ``.grad`` of leaf tensors across ``backward`` calls
+  until cleared (``t.grad = None`` or ``Adam.zero_grad()``). Non-leaf tensors
+  do not keep a ``.grad``.
+* Subgradients at kinks and ties:
+    relu(x) at x = 0          -> 0            (as torch)
+    maximum/minimum at a == b -> g/2 to each   (as torch)
+    clip(x, lo, hi) at x == lo or x == hi -> g (the bounds count as inside, as
+                                                torch.clamp)
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import numpy as np
+
+__all__ = [
+    "Tensor", "no_grad", "is_grad_enabled", "as_tensor",
+    "maximum", "minimum", "clip", "where", "logsumexp", "log_softmax",
+    "take_along_axis", "concatenate", "stack",
+]
+
+# The one piece of global state an autodiff needs: whether to record the graph.
+# A ContextVar keeps it correct across threads.
+_GRAD_ENABLED = contextvars.ContextVar("ppo_ref_grad_enabled", default=True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager: operations inside record no graph (cheaper, like torch.no_grad)."""
+    token = _GRAD_ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.reset(token)
+
+
+def is_grad_enabled() -> bool:
+    return _GRAD_ENABLED.get()
+
+
+def _to_array(data) -> np.ndarray:
+    if isinstance(data, Tensor):
+        return data.data
+    arr = np.asarray(data)
+    if arr.dtype.kind != "f":
+        if arr.dtype.kind not in "biu":
+            raise TypeError(f"Tensor data must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _data(x):
+    """The raw value of an operand: a Tensor's array, or the constant itself."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum `grad` back down to `shape`: the VJP of NumPy broadcasting."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead > 0:
+        grad = grad.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _broadcast_shape(a, b, op: str) -> None:
+    sa, sb = np.shape(a), np.shape(b)
+    if sa == sb:
+        return
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ValueError(f"{op}: operands of shapes {sa} and {sb} do not broadcast") from None
+
+
+class Tensor:
+    """An array that remembers how it was computed, so gradients can flow back.
+
+    Tensor(data, requires_grad=False). Attributes: ``data`` (numpy array),
+    ``grad`` (numpy array of the same shape, or None), ``requires_grad``.
+    """
+
+    __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__, not numpy
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_vjp", "_op")
+
+    def __init__(self, data, requires_grad: bool = False):
+        self.data = _to_array(data)
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()   # the operands this tensor was computed from
+        self._vjp = None     # g -> tuple of gradients, one per parent
+        self._op = ""
+
+    # ----- bookkeeping -------------------------------------------------------
+    @staticmethod
+    def _make(data, parents, vjp, op):
+        """Wrap an op's output; record the graph only if some input needs a gradient."""
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        needs = _GRAD_ENABLED.get() and any(
+            isinstance(p, Tensor) and p.requires_grad for p in parents)
+        out.requires_grad = needs
+        out._parents = parents if needs else ()
+        out._vjp = vjp if needs else None
+        out._op = op
+        return out
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({self.data!r}{grad})"
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def detach(self) -> "Tensor":
+        """The same values, cut from the graph."""
+        return Tensor(self.data)
+
+    # Comparisons are not differentiable: they return plain boolean arrays.
+    def __lt__(self, other): return self.data < _data(other)
+    def __le__(self, other): return self.data <= _data(other)
+    def __gt__(self, other): return self.data > _data(other)
+    def __ge__(self, other): return self.data >= _data(other)
+
+    # ----- the graph walk ----------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        Without `grad`, self must hold a single element (a loss); otherwise
+        `grad` is the upstream gradient, of self's shape.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not depend on any tensor "
+                               "with requires_grad=True (or was computed under no_grad)")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() without an upstream gradient needs a scalar, "
+                                 f"got shape {self.shape}; pass grad= of that shape")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad, dtype=self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(grad): grad has shape {grad.shape}, "
+                                 f"the tensor has shape {self.shape}")
+
+        # Topological order by iterative depth-first search (no recursion limit).
+        order, seen, stack = [], set(), [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for p in node._parents:
+                if isinstance(p, Tensor) and p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+
+        grads = {id(self): grad}
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._vjp is None:  # a leaf: accumulate, as torch does
+                node.grad = g.copy() if node.grad is None else node.grad + g
+                continue
+            for p, pg in zip(node._parents, node._vjp(g)):
+                if pg is None or not isinstance(p, Tensor) or not p.requires_grad:
+                    continue
+                key = id(p)
+                grads[key] = pg if key not in grads else grads[key] + pg
+
+    # ----- arithmetic ----------------------------------------------------------
+    def __add__(self, other):
+        a, b = self.data, _data(other)
+        _broadcast_shape(a, b, "add")
+        out = a + b
+
+        def vjp(g):  # d(a+b) = da + db
+            return _unbroadcast(g, np.shape(a)), _unbroadcast(g, np.shape(b))
+        return Tensor._make(out, (self, other), vjp, "add")
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        a, b = self.data, _data(other)
+        _broadcast_shape(a, b, "sub")
+        out = a - b
+
+        def vjp(g):  # d(a-b) = da - db
+            return _unbroadcast(g, np.shape(a)), _unbroadcast(-g, np.shape(b))
+        return Tensor._make(out, (self, other), vjp, "sub")
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, other):
+        a, b = self.data, _data(other)
+        _broadcast_shape(a, b, "mul")
+        out = a * b
+
+        def vjp(g):  # d(a*b) = b da + a db
+            return _unbroadcast(g * b, np.shape(a)), _unbroadcast(g * a, np.shape(b))
+        return Tensor._make(out, (self, other), vjp, "mul")
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        a, b = self.data, _data(other)
+        _broadcast_shape(a, b, "div")
+        out = a / b
+
+        def vjp(g):  # d(a/b) = da/b - a/b^2 db
+            return _unbroadcast(g / b, np.shape(a)), _unbroadcast(-g * out / b, np.shape(b))
+        return Tensor._make(out, (self, other), vjp, "div")
+
+    def __rtruediv__(self, other):
+        return Tensor(np.asarray(other, dtype=self.dtype)) / self
+
+    def __neg__(self):
+        def vjp(g):
+            return (-g,)
+        return Tensor._make(-self.data, (self,), vjp, "neg")
+
+    def __pow__(self, exponent):
+        a, p = self.data, _data(exponent)
+        _broadcast_shape(a, p, "pow")
+        out = a ** p
+
+        def vjp(g):
+            # d(a^p)/da = p a^(p-1);  d(a^p)/dp = a^p log a  (taken as 0 where a <= 0)
+            ga = _unbroadcast(g * p * a ** (p - 1), np.shape(a))
+            gp = None
+            if isinstance(exponent, Tensor) and exponent.requires_grad:
+                safe_log = np.log(np.where(a > 0, a, 1.0))
+                gp = _unbroadcast(g * out * safe_log, np.shape(p))
+            return ga, gp
+        return Tensor._make(out, (self, exponent), vjp, "pow")
+
+    def __matmul__(self, other):
+        a, b = self.data, _data(other)
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise ValueError(f"matmul: operands must have at least one dimension, "
+                             f"got shapes {np.shape(a)} and {np.shape(b)}")
+        if np.shape(a)[-1] != np.shape(b)[-2 if np.ndim(b) > 1 else 0]:
+            raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
+                             f"(inner dimensions differ)")
+        out = a @ b
+
+        def vjp(g):
+            # out = A B  =>  dA = g B^T,  dB = A^T g. 1-D operands are promoted
+            # to matrices first (as np.matmul does) and demoted afterwards.
+            A = a[None, :] if a.ndim == 1 else a
+            B = b[:, None] if b.ndim == 1 else b
+            G = g
+            if a.ndim == 1:
+                G = np.expand_dims(G, -2)
+            if b.ndim == 1:
+                G = np.expand_dims(G, -1)
+            gA = _unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape)
+            gB = _unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape)
+            return gA.reshape(a.shape), gB.reshape(b.shape)
+        return Tensor._make(out, (self, other), vjp, "matmul")
+
+    def __rmatmul__(self, other):
+        return Tensor(other) @ self
+
+    # ----- elementwise functions ----------------------------------------------
+    def exp(self):
+        out = np.exp(self.data)
+
+        def vjp(g):  # d exp(x) = exp(x) dx
+            return (g * out,)
+        return Tensor._make(out, (self,), vjp, "exp")
+
+    def log(self):
+        x = self.data
+        if (x < 0).any():
+            i = np.unravel_index(np.argmax(x < 0), x.shape)
+            raise ValueError(f"log: input has a negative entry {x[i]!r} at index {i}")
+        with np.errstate(divide="ignore"):
+            out = np.log(x)
+
+        def vjp(g):  # d log(x) = dx / x
+            return (g / x,)
+        return Tensor._make(out, (self,), vjp, "log")
+
+    def sqrt(self):
+        x = self.data
+        if (x < 0).any():
+            i = np.unravel_index(np.argmax(x < 0), x.shape)
+            raise ValueError(f"sqrt: input has a negative entry {x[i]!r} at index {i}")
+        out = np.sqrt(x)
+
+        def vjp(g):  # d sqrt(x) = dx / (2 sqrt(x))
+            return (g * 0.5 / out,)
+        return Tensor._make(out, (self,), vjp, "sqrt")
+
+    def tanh(self):
+        out = np.tanh(self.data)
+
+        def vjp(g):  # d tanh(x) = (1 - tanh(x)^2) dx
+            return (g * (1.0 - out * out),)
+        return Tensor._make(out, (self,), vjp, "tanh")
+
+    def relu(self):
+        mask = self.data > 0  # subgradient 0 at x == 0, as torch
+        out = self.data * mask
+
+        def vjp(g):
+            return (g * mask,)
+        return Tensor._make(out, (self,), vjp, "relu")
+
+    # ----- reductions and shape ------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        shape = self.shape
+        if axis is not None:  # normalise to a tuple of non-negative axes
+            axis = tuple(int(a) % self.ndim for a in np.atleast_1d(axis))
+        out = np.sum(self.data, axis=axis, keepdims=keepdims)
+
+        def vjp(g):  # every summed element receives the upstream gradient
+            if axis is not None and not keepdims:
+                g = np.expand_dims(g, axis)
+            elif axis is None and not keepdims:
+                g = np.reshape(g, (1,) * len(shape))
+            return (np.broadcast_to(g, shape),)
+        return Tensor._make(out, (self,), vjp, "sum")
+
+    def mean(self, axis=None, keepdims: bool = False):
+        count = self.data.size if axis is None else int(np.prod(
+            [self.shape[i] for i in np.atleast_1d(axis)]))
+        if count == 0:
+            raise ValueError(f"mean: nothing to average over (shape {self.shape}, axis {axis})")
+        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        old = self.shape
+        out = self.data.reshape(shape)
+
+        def vjp(g):
+            return (g.reshape(old),)
+        return Tensor._make(out, (self,), vjp, "reshape")
+
+    def transpose(self, *axes):
+        axes = axes if axes else None
+        out = np.transpose(self.data, axes)
+
+        def vjp(g):  # undo the permutation
+            return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+        return Tensor._make(out, (self,), vjp, "transpose")
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        x = self.data
+        out = x[index]
+
+        def vjp(g):
+            full = np.zeros_like(x)
+            # np.add.at accumulates repeated indices (x[[0, 0]]); plain assignment would not.
+            np.add.at(full, index, g)
+            return (full,)
+        return Tensor._make(out, (self,), vjp, "getitem")
+
+    # method forms of the module functions, for convenience
+    def clip(self, lo, hi):
+        return clip(self, lo, hi)
+
+    def log_softmax(self, axis=-1):
+        return log_softmax(self, axis)
+
+    def logsumexp(self, axis=-1, keepdims=False):
+        return logsumexp(self, axis, keepdims)
+
+
+def as_tensor(x) -> Tensor:
+    """x if it is already a Tensor, else a constant Tensor (requires_grad=False)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ----- module functions ---------------------------------------------------------
+
+def maximum(a, b) -> Tensor:
+    """Elementwise max. At ties the gradient is split equally (torch convention)."""
+    x, y = _data(a), _data(b)
+    _broadcast_shape(x, y, "maximum")
+    out = np.maximum(x, y)
+
+    def vjp(g):
+        share_a = (x > y) + 0.5 * (x == y)
+        return _unbroadcast(g * share_a, np.shape(x)), _unbroadcast(g * (1.0 - share_a), np.shape(y))
+    return Tensor._make(out, (a, b), vjp, "maximum")
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise min. At ties the gradient is split equally (torch convention)."""
+    x, y = _data(a), _data(b)
+    _broadcast_shape(x, y, "minimum")
+    out = np.minimum(x, y)
+
+    def vjp(g):
+        share_a = (x < y) + 0.5 * (x == y)
+        return _unbroadcast(g * share_a, np.shape(x)), _unbroadcast(g * (1.0 - share_a), np.shape(y))
+    return Tensor._make(out, (a, b), vjp, "minimum")
+
+
+def clip(x, lo, hi) -> Tensor:
+    """clip(x, lo, hi) with constant bounds. d/dx = 1 on lo <= x <= hi (bounds included,
+    as torch.clamp), 0 outside."""
+    x = as_tensor(x)
+    if np.any(np.asarray(lo) > np.asarray(hi)):
+        raise ValueError(f"clip: lower bound {lo} exceeds upper bound {hi}")
+    v = x.data
+    out = np.clip(v, lo, hi)
+
+    def vjp(g):
+        return (g * ((v >= lo) & (v <= hi)),)
+    return Tensor._make(out, (x,), vjp, "clip")
+
+
+def where(condition, a, b) -> Tensor:
+    """a where condition else b; the gradient flows only to the branch that was chosen."""
+    cond = np.asarray(_data(condition), dtype=bool)
+    x, y = _data(a), _data(b)
+    try:
+        np.broadcast_shapes(cond.shape, np.shape(x), np.shape(y))
+    except ValueError:
+        raise ValueError(f"where: condition {cond.shape}, a {np.shape(x)} and b {np.shape(y)} "
+                         f"do not broadcast") from None
+    out = np.where(cond, x, y)
+
+    def vjp(g):
+        return None, _unbroadcast(np.where(cond, g, 0.0), np.shape(x)), \
+            _unbroadcast(np.where(cond, 0.0, g), np.shape(y))
+    return Tensor._make(out, (condition, a, b), vjp, "where")
+
+
+def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
+    """log sum_i exp(x_i), computed stably as m + log sum exp(x - m) with m = max x.
+    d/dx_i = softmax(x)_i."""
+    x = as_tensor(x)
+    v = x.data
+    m = np.max(v, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # all -inf rows: avoid inf - inf
+    e = np.exp(v - m)
+    s = np.sum(e, axis=axis, keepdims=True)
+    with np.errstate(divide="ignore"):
+        out_k = m + np.log(s)
+    out = out_k if keepdims else np.squeeze(out_k, axis=axis)
+
+    def vjp(g):
+        gk = g if keepdims else np.expand_dims(g, axis)
+        return (gk * (e / s),)
+    return Tensor._make(out, (x,), vjp, "logsumexp")
+
+
+def log_softmax(x, axis=-1) -> Tensor:
+    """log softmax(x) = x - logsumexp(x). VJP: g - softmax(x) * sum(g)."""
+    x = as_tensor(x)
+    v = x.data
+    m = np.max(v, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    shifted = v - m
+    with np.errstate(divide="ignore"):
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+    def vjp(g):
+        return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
+    return Tensor._make(out, (x,), vjp, "log_softmax")
+
+
+def take_along_axis(x, indices, axis: int) -> Tensor:
+    """np.take_along_axis, differentiable in x (e.g. pick log pi(a|s) from (B, A) log-probs)."""
+    x = as_tensor(x)
+    idx = np.asarray(_data(indices))
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"take_along_axis: indices must be integers, got dtype {idx.dtype}")
+    if idx.ndim != x.ndim:
+        raise ValueError(f"take_along_axis: indices shape {idx.shape} and x shape {x.shape} "
+                         f"must have the same number of dimensions")
+    v = x.data
+    out = np.take_along_axis(v, idx, axis=axis)
+
+    def vjp(g):
+        full = np.zeros_like(v)
+        if idx.shape[axis] == 1:  # one pick per row: no index can repeat, assignment suffices
+            np.put_along_axis(full, idx, g, axis=axis)
+        else:  # repeated picks must accumulate
+            grid = list(np.indices(idx.shape, sparse=True))
+            grid[axis] = idx
+            np.add.at(full, tuple(grid), g)
+        return (full,)
+    return Tensor._make(out, (x,), vjp, "take_along_axis")
+
+
+def concatenate(tensors, axis: int = 0) -> Tensor:
+    """np.concatenate of tensors (or arrays); the gradient is split back into pieces."""
+    datas = [_data(t) for t in tensors]
+    out = np.concatenate(datas, axis=axis)
+    cuts = np.cumsum([np.shape(d)[axis] for d in datas])[:-1]
+
+    def vjp(g):
+        return tuple(np.split(g, cuts, axis=axis))
+    return Tensor._make(out, tuple(tensors), vjp, "concatenate")
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    """np.stack of tensors (or arrays)."""
+    datas = [_data(t) for t in tensors]
+    out = np.stack(datas, axis=axis)
+
+    def vjp(g):
+        return tuple(np.take(g, i, axis=axis) for i in range(len(datas)))
+    return Tensor._make(out, tuple(tensors), vjp, "stack")
