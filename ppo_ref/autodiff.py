@@ -85,6 +85,15 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
+def _normalize_axes(axis, ndim: int, op: str) -> tuple:
+    """axis (int or tuple) -> tuple of non-negative axes; out-of-range axes raise."""
+    axes = tuple(int(a) for a in np.atleast_1d(axis))
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(a % ndim for a in axes)
+
+
 def _broadcast_shape(a, b, op: str) -> None:
     sa, sb = np.shape(a), np.shape(b)
     if sa == sb:
@@ -292,7 +301,11 @@ class Tensor:
         if np.shape(a)[-1] != np.shape(b)[-2 if np.ndim(b) > 1 else 0]:
             raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
                              f"(inner dimensions differ)")
-        out = a @ b
+        try:
+            out = a @ b
+        except ValueError:  # batch dimensions that do not broadcast
+            raise ValueError(f"matmul: batch dimensions of shapes {np.shape(a)} and {np.shape(b)} "
+                             f"do not broadcast") from None
 
         def vjp(g):
             # out = A B  =>  dA = g B^T,  dB = A^T g. 1-D operands are promoted
@@ -352,7 +365,7 @@ class Tensor:
 
     def relu(self):
         mask = self.data > 0  # subgradient 0 at x == 0, as torch
-        out = self.data * mask
+        out = np.where(mask, self.data, 0)
 
         def vjp(g):
             return (g * mask,)
@@ -362,7 +375,7 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False):
         shape = self.shape
         if axis is not None:  # normalise to a tuple of non-negative axes
-            axis = tuple(int(a) % self.ndim for a in np.atleast_1d(axis))
+            axis = _normalize_axes(axis, self.ndim, "sum")
         out = np.sum(self.data, axis=axis, keepdims=keepdims)
 
         def vjp(g):  # every summed element receives the upstream gradient
@@ -375,7 +388,7 @@ class Tensor:
 
     def mean(self, axis=None, keepdims: bool = False):
         count = self.data.size if axis is None else int(np.prod(
-            [self.shape[i] for i in np.atleast_1d(axis)]))
+            [self.shape[i] for i in _normalize_axes(axis, self.ndim, "mean")]))
         if count == 0:
             raise ValueError(f"mean: nothing to average over (shape {self.shape}, axis {axis})")
         return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
@@ -440,8 +453,8 @@ def maximum(a, b) -> Tensor:
     out = np.maximum(x, y)
 
     def vjp(g):
-        share_a = (x > y) + 0.5 * (x == y)
-        return _unbroadcast(g * share_a, np.shape(x)), _unbroadcast(g * (1.0 - share_a), np.shape(y))
+        ga = g * (x > y) + 0.5 * g * (x == y)  # written so float32 gradients stay float32
+        return _unbroadcast(ga, np.shape(x)), _unbroadcast(g - ga, np.shape(y))
     return Tensor._make(out, (a, b), vjp, "maximum")
 
 
@@ -452,8 +465,8 @@ def minimum(a, b) -> Tensor:
     out = np.minimum(x, y)
 
     def vjp(g):
-        share_a = (x < y) + 0.5 * (x == y)
-        return _unbroadcast(g * share_a, np.shape(x)), _unbroadcast(g * (1.0 - share_a), np.shape(y))
+        ga = g * (x < y) + 0.5 * g * (x == y)
+        return _unbroadcast(ga, np.shape(x)), _unbroadcast(g - ga, np.shape(y))
     return Tensor._make(out, (a, b), vjp, "minimum")
 
 
@@ -502,7 +515,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     out = out_k if keepdims else np.squeeze(out_k, axis=axis)
 
     def vjp(g):
-        gk = g if keepdims else np.expand_dims(g, axis)
+        gk = np.reshape(g, out_k.shape)  # restore the reduced axes (works for axis=None too)
         return (gk * (e / s),)
     return Tensor._make(out, (x,), vjp, "logsumexp")
 
@@ -536,11 +549,12 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
 
     def vjp(g):
         full = np.zeros_like(v)
+        idx_b = np.broadcast_to(idx, out.shape)  # indices may broadcast against x
         if idx.shape[axis] == 1:  # one pick per row: no index can repeat, assignment suffices
-            np.put_along_axis(full, idx, g, axis=axis)
+            np.put_along_axis(full, idx_b, g, axis=axis)
         else:  # repeated picks must accumulate
-            grid = list(np.indices(idx.shape, sparse=True))
-            grid[axis] = idx
+            grid = list(np.indices(out.shape, sparse=True))
+            grid[axis] = idx_b
             np.add.at(full, tuple(grid), g)
         return (full,)
     return Tensor._make(out, (x,), vjp, "take_along_axis")
