@@ -1,0 +1,381 @@
+"""Collecting rollouts from a gymnasium vector environment (the "run policy" line of PPO's
+Algorithm 1, Schulman et al. 2017).
+
+A rollout is T steps of N environments stepped together, stored time-major: row t of
+every (T, N) array holds the transition obs_t --action_t--> (reward_t, obs_{t+1}).
+
+Autoreset convention: we use gymnasium 1.x's default NEXT_STEP autoreset, and
+no other mode is accepted. With it, the observation returned on the step where an
+episode terminates or is truncated IS the final observation. So:
+
+* V(final obs) comes for free: it is the value the policy computes on the next row,
+  and next_values[t] = values[t+1] is right on every row, including episode ends.
+  Truncated episodes bootstrap from it; terminated ones multiply it by 0 (gae.py).
+* The following step is a reset step: the env ignores its action, returns reward 0
+  and the first observation of the new episode. Its "transition" (final obs ->
+  reset obs) never happened, so the row is marked valid=False, its advantage must
+  not enter the loss, and it is also flagged truncated (not terminated), so that
+  GAE stops there and nothing chains across it.
+
+We chose this over same-step autoreset because then the final observation would
+only be available in `info["final_obs"]`, one more place to get wrong, and because
+it is what gymnasium does unless told otherwise, so any VectorEnv a user passes in
+already behaves this way.
+
+    next_values[t] = values[t+1]               for t < T-1
+    next_values[T-1] = V(obs after the last step)
+
+How to get advantages for the update (what ppo.py does):
+
+    buffer = collector.collect()
+    advantages, returns = buffer.compute_advantages(gamma, lam)   # (T, N); 0 where invalid
+    batch = buffer.flatten(advantages, returns)                   # valid rows only
+
+Exact resume. The env's internal state (physics, its own random generator, step
+counters) is part of what a resumed run needs. The simplest exact recipe, at an
+update boundary (right after an update, before the next collect()):
+
+    save:    env_bytes = dumps_env(collector.envs)      # pickle; TypeError if impossible
+             state = collector.state_dict()             # obs, flags, episode stats, rng, normalisers
+    resume:  envs = loads_env(env_bytes)
+             collector = RolloutCollector(envs, agent, num_steps, rng, ...same options...)
+             collector.load_state_dict(state)           # no reset happens after this
+
+CartPole's numpy vector env is plain numpy and pickles; a SyncVectorEnv pickles
+when its sub-envs do (the env-making callables, often closures, are not saved:
+they are only used at construction). AsyncVectorEnv (subprocesses) cannot.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+
+from .autodiff import no_grad
+from .gae import compute_gae
+
+__all__ = ["make_vec_env", "RolloutBuffer", "RolloutCollector", "dumps_env", "loads_env"]
+
+
+# ----- building the vector env ------------------------------------------------------------
+
+def make_vec_env(env_id, num_envs: int | None = None, seed: int | None = None) -> VectorEnv:
+    """A gymnasium VectorEnv of `num_envs` copies of an environment, with NEXT_STEP autoreset.
+
+    env_id: a registered id such as "CartPole-v1" (numpy-vectorised
+        `vector_entry_point` implementation where the id registers one, as CartPole
+        does, else a SyncVectorEnv); or a callable returning a gymnasium Env (called
+        num_envs times, SyncVectorEnv); or an existing VectorEnv (returned as is).
+    seed: seeds the vector action and observation spaces (for anything that samples
+        from them). The dynamics are seeded by RolloutCollector's first reset.
+    """
+    if isinstance(env_id, VectorEnv):
+        if num_envs is not None and num_envs != env_id.num_envs:
+            raise ValueError(f"make_vec_env: num_envs={num_envs} but the VectorEnv passed in "
+                             f"has {env_id.num_envs} environments")
+        envs = env_id
+    else:
+        if num_envs is None or int(num_envs) != num_envs or num_envs < 1:
+            raise ValueError(f"make_vec_env: num_envs must be an integer >= 1, got {num_envs!r}")
+        if isinstance(env_id, str):
+            try:
+                spec = gym.spec(env_id)
+            except gym.error.Error as e:
+                raise ValueError(f"make_vec_env: unknown env id {env_id!r} ({e})") from None
+            mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+            envs = gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode=mode)
+        elif callable(env_id):
+            envs = SyncVectorEnv([env_id] * int(num_envs))
+        else:
+            raise TypeError(f"make_vec_env: env_id must be an env id string, a callable returning "
+                            f"a gymnasium Env, or a VectorEnv; got {type(env_id).__name__}")
+    _check_autoreset(envs)
+    if seed is not None:
+        envs.action_space.seed(seed)
+        envs.observation_space.seed(seed)
+    return envs
+
+
+def _check_autoreset(envs: VectorEnv) -> None:
+    # A VectorEnv that does not declare a mode follows gymnasium 1.x's default, NEXT_STEP.
+    mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode != AutoresetMode.NEXT_STEP:
+        raise ValueError(f"the vector env uses autoreset mode {mode}; ppo_ref's rollouts need "
+                         f"gymnasium's default AutoresetMode.NEXT_STEP (see rollout.py)")
+
+
+# ----- exact-resume helpers ---------------------------------------------------------------
+
+def _env_fn_not_saved():
+    raise RuntimeError("this vector env was restored with loads_env: the callables that built "
+                       "its sub-environments were not saved")
+
+
+class _EnvPickler(pickle.Pickler):
+    """Pickles a vector env, leaving out SyncVectorEnv.env_fns (the constructors, often
+    closures or lambdas that pickle cannot save; the env never calls them again)."""
+
+    def __init__(self, file, envs):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._skip = {}
+        e = envs
+        while e is not None:  # walk down through vector wrappers
+            if isinstance(e, SyncVectorEnv):
+                self._skip[id(e.env_fns)] = len(e.env_fns)
+            e = getattr(e, "env", None)
+
+    def persistent_id(self, obj):
+        n = self._skip.get(id(obj))
+        return None if n is None else ("ppo_ref.env_fns", n)
+
+
+class _EnvUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid):
+        return [_env_fn_not_saved] * pid[1]
+
+
+def dumps_env(envs: VectorEnv) -> bytes:
+    """The vector env, internal state included, as bytes (pickle). TypeError if it cannot be."""
+    buffer = io.BytesIO()
+    try:
+        _EnvPickler(buffer, envs).dump(envs)
+    except Exception as e:  # pickle raises several types; report one
+        raise TypeError(f"dumps_env: cannot pickle the vector env {type(envs).__name__} "
+                        f"({type(e).__name__}: {e}); exact resume needs a picklable env") from e
+    return buffer.getvalue()
+
+
+def loads_env(data: bytes) -> VectorEnv:
+    """Inverse of dumps_env."""
+    return _EnvUnpickler(io.BytesIO(data)).load()
+
+
+# ----- the buffer ------------------------------------------------------------------------
+
+class RolloutBuffer:
+    """Preallocated time-major arrays for one rollout of T steps of N envs.
+
+    obs (T, N, *obs_shape)  the observation the policy saw (normalised if a normaliser is used)
+    actions (T, N) int64 or (T, N, D)   the sampled, unclipped actions
+    logp, values (T, N)     log pi_old(a_t|s_t) and V_old(s_t) at collection time
+    rewards (T, N)          rewards as the learner sees them (scaled if a scaler is used)
+    terminated, truncated (T, N) bool   episode ended after this step (see the module
+                            docstring: invalid rows are flagged truncated)
+    next_values (T, N)      V(s_{t+1}): values[t+1], and V(obs after the last step) on row T-1
+    valid (T, N) bool       False on the reset step after an episode end: exclude from the loss
+    episode_returns, episode_lengths  the unscaled returns and lengths of the episodes that
+                            ended during this rollout, in the order they ended
+    """
+
+    def __init__(self, num_steps: int, num_envs: int, obs_shape, action_shape=(),
+                 action_dtype=np.int64, dtype=np.float64):
+        T, N = int(num_steps), int(num_envs)
+        self.num_steps, self.num_envs, self.dtype = T, N, np.dtype(dtype)
+        self.obs = np.zeros((T, N, *obs_shape), dtype=dtype)
+        self.actions = np.zeros((T, N, *action_shape), dtype=action_dtype)
+        self.logp = np.zeros((T, N), dtype=dtype)
+        self.values = np.zeros((T, N), dtype=dtype)
+        self.rewards = np.zeros((T, N), dtype=dtype)
+        self.terminated = np.zeros((T, N), dtype=bool)
+        self.truncated = np.zeros((T, N), dtype=bool)
+        self.next_values = np.zeros((T, N), dtype=dtype)
+        self.valid = np.ones((T, N), dtype=bool)
+        self.episode_returns = np.zeros(0)
+        self.episode_lengths = np.zeros(0, dtype=np.int64)
+
+    def compute_advantages(self, gamma: float = 0.99, lam: float = 0.95):
+        """GAE advantages and returns (T, N) (gae.compute_gae), set to 0 on invalid rows."""
+        advantages, returns = compute_gae(self.rewards, self.values, self.next_values,
+                                          self.terminated, self.truncated, gamma, lam)
+        advantages[~self.valid] = 0.0
+        returns[~self.valid] = 0.0
+        return advantages, returns
+
+    def flatten(self, advantages, returns) -> dict:
+        """The valid rows as flat arrays (M = number of valid rows, time-major order t*N + n):
+        obs (M, *obs_shape), actions, logp, values, advantages, returns (M,)."""
+        mask = self.valid
+        for name, a in (("advantages", advantages), ("returns", returns)):
+            if np.shape(a) != mask.shape:
+                raise ValueError(f"flatten: {name} has shape {np.shape(a)}, expected {mask.shape}")
+        return {"obs": self.obs[mask], "actions": self.actions[mask], "logp": self.logp[mask],
+                "values": self.values[mask], "advantages": np.asarray(advantages)[mask],
+                "returns": np.asarray(returns)[mask]}
+
+
+# ----- the collector ---------------------------------------------------------------------
+
+class RolloutCollector:
+    """Steps a vector env with an agent and fills a RolloutBuffer.
+
+    envs: a gymnasium VectorEnv with NEXT_STEP autoreset (see make_vec_env).
+    agent: anything with act(obs, rng) -> (actions, logp, values) arrays, value(obs)
+        (Tensor or array (N,)), env_action(actions) and a dtype (ActorCritic has them).
+    num_steps: T, the rollout length per env. rng: numpy Generator for action sampling.
+    obs_normalizer: an ObservationNormalizer; observations are updated into it and
+        normalised before the policy sees them (and stored normalised).
+    reward_scaler: a RewardScaler; the buffer's rewards are scaled, episode returns are not.
+    seed: the envs are reset once, at the first collect(), with reset(seed=seed); if
+        None, the seed is drawn from rng, so one Generator fixes the whole rollout stream.
+
+    collect() refills and returns the same preallocated buffer each time; copy what you
+    need to keep before calling it again.
+    """
+
+    def __init__(self, envs: VectorEnv, agent, num_steps: int, rng: np.random.Generator,
+                 obs_normalizer=None, reward_scaler=None, seed: int | None = None):
+        if not isinstance(envs, VectorEnv):
+            raise TypeError(f"RolloutCollector: envs must be a gymnasium VectorEnv, got "
+                            f"{type(envs).__name__} (build one with make_vec_env)")
+        _check_autoreset(envs)
+        if int(num_steps) != num_steps or num_steps < 1:
+            raise ValueError(f"RolloutCollector: num_steps must be an integer >= 1, got {num_steps!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"RolloutCollector: rng must be a numpy.random.Generator, got "
+                            f"{type(rng).__name__}")
+        self.envs, self.agent, self.rng = envs, agent, rng
+        self.num_steps, self.num_envs = int(num_steps), envs.num_envs
+        self.obs_normalizer, self.reward_scaler, self.seed = obs_normalizer, reward_scaler, seed
+        self.dtype = np.dtype(getattr(agent, "dtype", np.float64))
+
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        if isinstance(act_space, gym.spaces.Discrete):
+            action_shape, action_dtype = (), np.int64
+        else:
+            action_shape, action_dtype = act_space.shape, self.dtype
+        self.buffer = RolloutBuffer(self.num_steps, self.num_envs, obs_space.shape,
+                                    action_shape, action_dtype, self.dtype)
+
+        # Everything a resumed run needs besides the env itself (see state_dict).
+        self.obs = None                                            # raw obs (N, ...) to act on next
+        self.autoreset = np.zeros(self.num_envs, dtype=bool)       # next step is a reset step
+        self.episode_return = np.zeros(self.num_envs)              # unscaled, running
+        self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.vector_step = 0                                       # envs.step calls so far
+
+    @property
+    def global_step(self) -> int:
+        """Environment steps taken so far (N per vector step, reset steps included)."""
+        return self.vector_step * self.num_envs
+
+    def reset(self) -> None:
+        seed = int(self.rng.integers(2**31)) if self.seed is None else self.seed
+        obs, _ = self.envs.reset(seed=seed)
+        self._check_finite(obs, None, "at reset")
+        self.obs = obs
+        self.autoreset[:] = False
+        self.episode_return[:] = 0.0
+        self.episode_length[:] = 0
+
+    def collect(self) -> RolloutBuffer:
+        """Run T steps of every env; returns the filled buffer (see RolloutBuffer)."""
+        if self.obs is None:
+            self.reset()
+        buf, agent = self.buffer, self.agent
+        ep_returns, ep_lengths = [], []
+        for t in range(self.num_steps):
+            obs = self._policy_obs(self.obs, update=True)
+            actions, logp, values = agent.act(obs, self.rng)
+            if not (np.all(np.isfinite(logp)) and np.all(np.isfinite(values))):
+                raise ValueError(f"the agent produced a non-finite log-prob or value at vector "
+                                 f"step {self.vector_step} (rollout step {t}); have its "
+                                 f"parameters diverged?")
+            valid = ~self.autoreset                      # (N,) False: the env will reset, ignoring the action
+            buf.obs[t], buf.actions[t], buf.logp[t], buf.values[t] = obs, actions, logp, values
+            buf.valid[t] = valid
+
+            next_obs, rewards, terminated, truncated, _ = self.envs.step(agent.env_action(actions))
+            self._check_finite(next_obs, rewards, f"at vector step {self.vector_step} "
+                                                  f"(rollout step {t})")
+            self.vector_step += 1
+            rewards = np.asarray(rewards, dtype=np.float64)
+            terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
+            done = terminated | truncated                # the env sets both False on reset steps
+
+            buf.rewards[t] = rewards if self.reward_scaler is None else \
+                self.reward_scaler(rewards, done, valid)
+            buf.terminated[t] = terminated
+            buf.truncated[t] = truncated | ~valid        # invalid rows: stop GAE here too
+
+            # Episode statistics from the unscaled rewards of valid steps.
+            self.episode_return[valid] += rewards[valid]
+            self.episode_length[valid] += 1
+            for n in np.flatnonzero(done & valid):
+                ep_returns.append(float(self.episode_return[n]))
+                ep_lengths.append(int(self.episode_length[n]))
+                self.episode_return[n], self.episode_length[n] = 0.0, 0
+
+            self.autoreset = done
+            self.obs = next_obs
+
+        # next_values[t] = V(s_{t+1}): the next row's value, and V(obs after the last step)
+        # for the last row (statistics of the normaliser not updated with it: it is acted on,
+        # and counted, at the start of the next collect()).
+        buf.next_values[:-1] = buf.values[1:]
+        with no_grad():
+            last = agent.value(self._policy_obs(self.obs, update=False))
+        buf.next_values[-1] = np.asarray(getattr(last, "data", last))
+        buf.episode_returns = np.array(ep_returns, dtype=np.float64)
+        buf.episode_lengths = np.array(ep_lengths, dtype=np.int64)
+        return buf
+
+    def _policy_obs(self, raw_obs, update: bool) -> np.ndarray:
+        """The observation as the policy sees it: normalised (if asked), in the agent's dtype."""
+        obs = raw_obs
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer(obs) if update else self.obs_normalizer.normalize(obs)
+        return np.asarray(obs, dtype=self.dtype)
+
+    def _check_finite(self, obs, rewards, when: str) -> None:
+        """ValueError naming the first env (index) that emitted a NaN/inf observation or reward."""
+        bad_obs = ~np.isfinite(np.asarray(obs, dtype=np.float64).reshape(self.num_envs, -1)).all(axis=1)
+        bad_rew = np.zeros(self.num_envs, bool) if rewards is None else \
+            ~np.isfinite(np.asarray(rewards, dtype=np.float64))
+        if bad_obs.any() or bad_rew.any():
+            n = int(np.flatnonzero(bad_obs | bad_rew)[0])
+            what = f"observation {np.asarray(obs)[n]!r}" if bad_obs[n] else \
+                f"reward {np.asarray(rewards)[n]!r}"
+            raise ValueError(f"environment {n} emitted a non-finite {what} {when}")
+
+    # ----- exact resume -----------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything but the env needed to continue exactly (see the module docstring):
+        arrays, ints, the Generator's bit_generator.state (a dict), normaliser states."""
+        state = {
+            "obs": None if self.obs is None else np.array(self.obs),
+            "autoreset": self.autoreset.copy(),
+            "episode_return": self.episode_return.copy(),
+            "episode_length": self.episode_length.copy(),
+            "vector_step": int(self.vector_step),
+            "rng": self.rng.bit_generator.state,
+        }
+        if self.obs_normalizer is not None:
+            state["obs_normalizer"] = self.obs_normalizer.state_dict()
+        if self.reward_scaler is not None:
+            state["reward_scaler"] = self.reward_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        n = self.num_envs
+        for key in ("autoreset", "episode_return", "episode_length"):
+            if np.shape(state[key]) != (n,):
+                raise ValueError(f"RolloutCollector.load_state_dict: {key} has shape "
+                                 f"{np.shape(state[key])}, expected ({n},)")
+        for key, part in (("obs_normalizer", self.obs_normalizer),
+                          ("reward_scaler", self.reward_scaler)):
+            if (key in state) != (part is not None):
+                raise ValueError(f"RolloutCollector.load_state_dict: the saved state "
+                                 f"{'has' if key in state else 'lacks'} {key!r} but this "
+                                 f"collector {'does not use' if part is None else 'uses'} one")
+            if part is not None:
+                part.load_state_dict(state[key])
+        self.obs = None if state["obs"] is None else np.array(state["obs"])
+        self.autoreset = np.array(state["autoreset"], dtype=bool)
+        self.episode_return = np.array(state["episode_return"], dtype=np.float64)
+        self.episode_length = np.array(state["episode_length"], dtype=np.int64)
+        self.vector_step = int(state["vector_step"])
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,194 @@
+"""Tests for ppo_ref/rollout.py. The acceptance test steps a scripted environment whose
+rewards and observations are known, with a stub agent whose value is the observation
+itself, and checks the GAE advantages against numbers worked out by hand below."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from ppo_ref.gae import compute_gae
+from ppo_ref.normalize import ObservationNormalizer, RewardScaler
+from ppo_ref.rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
+
+
+class ScriptedEnv(gym.Env):
+    """Episode 0 lasts 3 steps and terminates; episode 1 lasts 2 steps and is truncated;
+    later episodes never end. Observations and rewards come from the tables below
+    (times `scale`), so V(obs) = obs is a value function the test controls."""
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+    OBS = {0: [0.5, 1.5, 2.5, 100.0], 1: [0.25, 0.75, 8.0], 2: [-1.0, 2.0, 3.0, 4.0, 5.0]}
+    REWARDS = {0: [1.0, 2.0, 3.0], 1: [4.0, 5.0], 2: [6.0, 7.0, 8.0, 9.0]}
+
+    def __init__(self, scale=1.0, nan_at=None, nan_in="obs"):
+        self.scale, self.nan_at, self.nan_in = scale, nan_at, nan_in
+        self.episode, self.j, self.calls = -1, 0, 0
+
+    def _obs(self):
+        return np.array([self.OBS[min(self.episode, 2)][self.j] * self.scale])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.j = self.episode + 1, 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = self.REWARDS[min(self.episode, 2)][self.j] * self.scale
+        self.j += 1
+        self.calls += 1
+        obs = self._obs()
+        if self.calls == self.nan_at:
+            if self.nan_in == "obs":
+                obs = np.array([np.nan])
+            else:
+                reward = np.inf
+        return obs, reward, self.episode == 0 and self.j == 3, self.episode == 1 and self.j == 2, {}
+
+
+class ValueIsObsAgent:
+    """Stub agent: V(obs) = obs[0]; random actions from the rng; log-prob log(1/2)."""
+    dtype = np.float64
+
+    def act(self, obs, rng):
+        n = obs.shape[0]
+        return rng.integers(2, size=n), np.full(n, np.log(0.5)), obs[:, 0].copy()
+
+    def value(self, obs):
+        return obs[:, 0].copy()
+
+    def env_action(self, actions):
+        return actions
+
+
+def collector_for(*env_kwargs, num_steps=8, **kwargs):
+    envs = SyncVectorEnv([lambda kw=kw: ScriptedEnv(**kw) for kw in env_kwargs])
+    return RolloutCollector(envs, ValueIsObsAgent(), num_steps, np.random.default_rng(0), **kwargs)
+
+
+def test_gae_on_a_rollout_with_a_termination_and_a_truncation_matches_hand_computation():
+    gamma, lam = 0.9, 0.8
+    buf = collector_for({}).collect()
+    # Rows (next-step autoreset): 0-2 episode 0 (terminates after row 2), row 3 the reset
+    # step (acts on the final obs 100.0, ignored), rows 4-5 episode 1 (truncated after
+    # row 5), row 6 the reset step, row 7 episode 2, bootstrapped from V(2.0).
+    np.testing.assert_array_equal(buf.valid[:, 0], [1, 1, 1, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(buf.terminated[:, 0], [0, 0, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(buf.truncated[:, 0] & buf.valid[:, 0], [0, 0, 0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(buf.values[:, 0], [0.5, 1.5, 2.5, 100.0, 0.25, 0.75, 8.0, -1.0])
+    np.testing.assert_array_equal(buf.rewards[:, 0], [1, 2, 3, 0, 4, 5, 0, 6])
+
+    advantages, returns = compute_gae(buf.rewards, buf.values, buf.next_values,
+                                      buf.terminated, buf.truncated, gamma, lam)
+    advantages = np.where(buf.valid, advantages, 0.0)   # invalid rows leave the loss
+    gl = gamma * lam                                    # 0.72
+    d0 = 1 + 0.9 * 1.5 - 0.5                            # 1.85
+    d1 = 2 + 0.9 * 2.5 - 1.5                            # 2.75
+    d2 = 3 - 2.5                                        # terminated: no bootstrap from 100.0
+    d4 = 4 + 0.9 * 0.75 - 0.25                          # 4.425
+    d5 = 5 + 0.9 * 8.0 - 0.75                           # truncated: bootstrap from V(final) = 8
+    d7 = 6 + 0.9 * 2.0 - (-1.0)                         # end of rollout: bootstrap from V(2.0)
+    expected = [d0 + gl * (d1 + gl * d2), d1 + gl * d2, d2, 0.0, d4 + gl * d5, d5, 0.0, d7]
+    np.testing.assert_allclose(advantages[:, 0], expected, rtol=1e-12)
+    np.testing.assert_allclose(expected, [4.0892, 3.11, 0.5, 0, 12.669, 11.45, 0, 8.8], rtol=1e-12)
+    valid = buf.valid[:, 0]
+    np.testing.assert_allclose(returns[valid, 0], np.array(expected)[valid] + buf.values[valid, 0])
+
+    # The buffer's own helper gives the same numbers, and flatten keeps only valid rows.
+    adv2, ret2 = buf.compute_advantages(gamma, lam)
+    np.testing.assert_allclose(adv2[:, 0], expected, rtol=1e-12)
+    batch = buf.flatten(adv2, ret2)
+    np.testing.assert_allclose(batch["advantages"], np.array(expected)[valid], rtol=1e-12)
+    np.testing.assert_array_equal(batch["obs"][:, 0], [0.5, 1.5, 2.5, 0.25, 0.75, -1.0])
+
+
+def test_episode_statistics_are_unscaled_returns_and_lengths_of_finished_episodes():
+    buf = collector_for({}, reward_scaler=RewardScaler(1, gamma=0.9)).collect()
+    np.testing.assert_array_equal(buf.episode_returns, [1 + 2 + 3, 4 + 5])
+    np.testing.assert_array_equal(buf.episode_lengths, [3, 2])
+    assert not np.allclose(buf.rewards[buf.valid], [1, 2, 3, 4, 5, 6])  # the learner's are scaled
+
+
+def test_environments_are_independent_columns():
+    # Env 1 is env 0 with rewards and observations (hence values) times 10: GAE is linear.
+    buf = collector_for({}, {"scale": 10.0}).collect()
+    adv, _ = buf.compute_advantages(0.9, 0.8)
+    np.testing.assert_allclose(adv[:, 1], 10 * adv[:, 0], rtol=1e-12)
+
+
+def test_next_values_are_next_rows_values_and_the_final_bootstrap():
+    c = collector_for({}, num_steps=3)
+    buf = c.collect()
+    np.testing.assert_array_equal(buf.next_values[:, 0], [1.5, 2.5, 100.0])
+    buf = c.collect()  # continues: the reset step, then episode 1
+    np.testing.assert_array_equal(buf.values[:, 0], [100.0, 0.25, 0.75])
+    np.testing.assert_array_equal(buf.valid[:, 0], [False, True, True])
+    np.testing.assert_array_equal(buf.next_values[:, 0], [0.25, 0.75, 8.0])
+
+
+def test_observation_normaliser_hook_stores_normalised_observations():
+    c = collector_for({}, num_steps=3, obs_normalizer=ObservationNormalizer((1,)))
+    buf = c.collect()
+    seen = []
+    for t, raw in enumerate([0.5, 1.5, 2.5]):  # updated with each obs, then normalised
+        seen.append(raw)
+        expected = (raw - np.mean(seen)) / np.sqrt(np.var(seen) + 1e-8)
+        assert buf.obs[t, 0, 0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("nan_in, what", [("obs", "observation"), ("reward", "reward")])
+def test_non_finite_env_output_names_the_env_index_and_step(nan_in, what):
+    c = collector_for({}, {"nan_at": 3, "nan_in": nan_in})
+    with pytest.raises(ValueError, match=rf"environment 1 emitted a non-finite {what}.*"
+                                         r"vector step 2 \(rollout step 2\)"):
+        c.collect()
+
+
+def test_unknown_env_id_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="NoSuchEnv-v0"):
+        make_vec_env("NoSuchEnv-v0", 2)
+
+
+def test_make_vec_env_uses_the_numpy_cartpole_and_sync_elsewhere():
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+    assert isinstance(make_vec_env("CartPole-v1", 3), CartPoleVectorEnv)
+    assert isinstance(make_vec_env("Pendulum-v1", 2), SyncVectorEnv)
+    envs = make_vec_env(lambda: gym.make("CartPole-v1"), 2)
+    assert isinstance(envs, SyncVectorEnv) and envs.num_envs == 2
+
+
+def test_same_step_autoreset_is_rejected():
+    envs = SyncVectorEnv([ScriptedEnv], autoreset_mode=AutoresetMode.SAME_STEP)
+    with pytest.raises(ValueError, match="NEXT_STEP"):
+        RolloutCollector(envs, ValueIsObsAgent(), 4, np.random.default_rng(0))
+
+
+def _buffers_equal(a, b):
+    for name in ("obs", "actions", "logp", "values", "rewards", "terminated", "truncated",
+                 "next_values", "valid", "episode_returns", "episode_lengths"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+@pytest.mark.parametrize("make", [lambda: make_vec_env("CartPole-v1", 3),
+                                  lambda: make_vec_env(lambda: gym.make("CartPole-v1"), 2)])
+def test_resume_from_pickled_env_and_collector_state_continues_exactly(make):
+    def new_collector(envs):
+        return RolloutCollector(envs, ValueIsObsAgent(), 64, np.random.default_rng(7), seed=3,
+                                obs_normalizer=ObservationNormalizer((4,)))
+    straight = new_collector(make())
+    straight.collect()
+    env_bytes, state = dumps_env(straight.envs), straight.state_dict()
+    expected = straight.collect()
+
+    resumed = new_collector(loads_env(env_bytes))
+    resumed.rng = np.random.default_rng(999)  # overwritten by load_state_dict
+    resumed.load_state_dict(state)
+    _buffers_equal(resumed.collect(), expected)
+    assert resumed.global_step == straight.global_step
+
+
+def test_same_seed_gives_identical_rollouts():
+    a = RolloutCollector(make_vec_env("CartPole-v1", 2), ValueIsObsAgent(), 50,
+                         np.random.default_rng(1)).collect()
+    b = RolloutCollector(make_vec_env("CartPole-v1", 2), ValueIsObsAgent(), 50,
+                         np.random.default_rng(1)).collect()
+    _buffers_equal(a, b)
