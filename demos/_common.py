@@ -1,0 +1,92 @@
+"""What every demo shares: the command line (--out DIR, --quick) and saving figures and numbers.
+
+A demo is `python demos/NAME.py --out DIR [--quick]`. It writes its PNG figure(s) and a JSON file
+holding every number drawn in them into DIR. `--quick` shrinks the run to seconds; the test suite
+runs each demo that way (tests/test_demos.py), so the quick path exercises all of a demo's code.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+# Let `python demos/NAME.py` work from a source checkout without installing the package: the
+# script's own folder (demos/) is on sys.path, the repository root above it is not.
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+if (_REPO_ROOT / "ppo_ref").is_dir() and str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open a window
+
+
+def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:
+    """--out DIR (created if missing), --quick, plus demo-specific options added by `extra(parser)`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=Path("out") / "demos",
+                        help="folder for the PNG figures and the JSON of numbers (default out/demos)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a reduced run that finishes in seconds (used by the test suite)")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _check_finite(obj, where="result"):
+    """Raise ValueError naming the first non-finite number inside nested dicts/lists."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_finite(value, f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _check_finite(value, f"{where}[{i}]")
+    elif isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"{where} is {obj}; a demo's JSON must hold finite numbers only")
+
+
+def _plain(obj):
+    """numpy scalars and arrays -> Python floats, ints and lists, so json can write them."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):          # numpy array or numpy scalar
+        return _plain(obj.tolist())
+    return obj
+
+
+def save_json(obj, path: Path) -> Path:
+    """Write the numbers behind a figure; refuses NaN/inf so every number in a JSON is meaningful."""
+    obj = _plain(obj)
+    _check_finite(obj)
+    path = Path(path)
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as a small PNG and close it.
+
+    The image is reduced to a 256-colour palette (Pillow ships with matplotlib): line plots use far
+    fewer colours than that, and the file shrinks about threefold, which keeps the figures committed
+    for the README well under 200 KB.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(path, format="PNG", optimize=True)
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,248 @@
+"""Learning curves: mean +- std bands across seeds, from run folders or a sweep CSV.
+
+A run folder (written by `ppo_ref.ppo.train(config, out_dir=...)`) holds metrics.csv, one row per
+update, and config.json. Runs whose configs are equal except for the seed are one group; a group is
+drawn as its mean across runs with a band of +- one standard deviation:
+
+    mean_k = (1/n) sum_i y_ik,      std_k = sqrt( sum_i (y_ik - mean_k)^2 / (n - 1) )
+
+at each logged global step k. Conventions: the std is the sample std (ddof=1, the usual "across
+seeds" spread; a group of one run has no band). Episodic return is only defined for updates in which
+some episode ended; updates without one carry the previous value forward (as a running
+episode-return monitor would show it), and a step where no run has a value yet is left out.
+
+matplotlib is imported inside the drawing functions only: the rest of ppo_ref does not need it.
+
+    ppo-ref plot runs/cartpole-s0 runs/cartpole-s1 runs/cartpole-s2 --out curves.png
+    ppo-ref plot runs/sweep.csv --out sweep.png          # a sweep CSV (ppo_ref.sweep) works too
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .runs import read_config, read_metrics
+from .sweep import read_csv
+
+__all__ = ["load_runs", "group_runs", "groups_from_rows", "forward_fill",
+           "mean_std", "plot_band", "plot_groups", "plot_runs", "main",
+           "DEFAULT_METRICS", "METRIC_LABELS"]
+
+# What a reader looks at first: is it learning, and is each update staying a small step?
+DEFAULT_METRICS = ("episodic_return", "approx_kl", "clip_fraction", "entropy")
+METRIC_LABELS = {
+    "episodic_return": "episodic return (sum of rewards per episode)",
+    "eval_return": "evaluation return (deterministic policy)",
+    "approx_kl": "approx KL(π_old‖π_new) per update (nats)",
+    "clip_fraction": "clip fraction (share of samples with |r−1| > ε)",
+    "entropy": "policy entropy (nats)",
+    "value_loss": "value loss ½(V−R)²",
+    "policy_loss": "policy loss",
+    "explained_variance": "explained variance of V",
+    "beta": "KL penalty coefficient β",
+}
+# Metrics that are only defined when an episode ended during the update (forward-filled).
+EPISODIC = ("episodic_return", "episodic_length", "episode_return", "episode_length")
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[dict]:
+    """Each run folder as {"path", "label", "config", "metrics": {column: float array}}.
+
+    The label names the config (env, objective, and whatever else differs among the folders given),
+    never the seed, so the seeds of one experiment share a label.
+    """
+    loaded = []
+    for p in paths:
+        p = Path(p)
+        folder = p.parent if p.name == "metrics.csv" else p
+        rows = read_metrics(folder)
+        if not rows:
+            raise ValueError(f"load_runs: {folder}/metrics.csv has no rows yet")
+        config = read_config(folder) if (folder / "config.json").exists() else {}
+        metrics = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+        loaded.append({"path": folder, "config": config, "metrics": metrics})
+    _label_runs(loaded)
+    return loaded
+
+
+def _config_key(config: Mapping) -> str:
+    """The config as a string, minus what differs between seeds of one experiment."""
+    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "out_dir")},
+                      sort_keys=True, default=str)
+
+
+def _label_runs(runs: list[dict]) -> None:
+    """Label each run by its env and objective, plus whatever else differs among the groups."""
+    keys = sorted({_config_key(r["config"]) for r in runs})
+    configs = [json.loads(k) for k in keys]
+    differing = sorted({name for c in configs for name in c
+                        if len({json.dumps(d.get(name), default=str) for d in configs}) > 1})
+    for run in runs:
+        c = run["config"]
+        if not c:
+            run["label"] = run["path"].name
+            continue
+        parts = [str(c.get("env_id", "")), str(c.get("objective", ""))]
+        parts += [f"{name}={c.get(name)}" for name in differing if name not in ("env_id", "objective")]
+        run["label"] = " ".join(p for p in parts if p)
+        run["group"] = _config_key(c)
+
+
+def group_runs(runs: Sequence[dict]) -> dict[str, list[dict]]:
+    """{label: [run, ...]}: runs sharing a config (all but the seed) in one group, in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["label"], []).append(run)
+    return groups
+
+
+def groups_from_rows(rows: Sequence[Mapping], group: str = "run") -> dict[str, list[dict]]:
+    """Rows of a sweep (ppo_ref.sweep) as {group value: [{"metrics": {column: array}}, one per seed]}."""
+    by_run: dict[tuple, list[Mapping]] = {}
+    for row in rows:
+        by_run.setdefault((row[group], row["seed"]), []).append(row)
+    groups: dict[str, list[dict]] = {}
+    for (name, _seed), run_rows in by_run.items():
+        keys = [k for k in run_rows[0] if isinstance(run_rows[0][k], (int, float))]
+        metrics = {k: np.array([float(r.get(k, math.nan)) for r in run_rows]) for k in keys}
+        groups.setdefault(str(name), []).append({"metrics": metrics})
+    return groups
+
+
+def forward_fill(y: np.ndarray) -> np.ndarray:
+    """Replace each NaN by the last non-NaN value before it (leading NaNs stay NaN).
+
+    Loop it replaces: for k in 1..K-1: if isnan(y[k]): y[k] = y[k-1].
+    """
+    y = np.asarray(y, dtype=np.float64)
+    idx = np.where(np.isnan(y), 0, np.arange(len(y)))
+    np.maximum.accumulate(idx, out=idx)
+    filled = y[idx]
+    filled[np.isnan(y) & (np.cumsum(~np.isnan(y)) == 0)] = math.nan
+    return filled
+
+
+def mean_std(curves: Sequence[tuple[np.ndarray, np.ndarray]]):
+    """Mean and sample std (ddof=1) across runs at each x -> (x, mean, std, n_runs_with_a_value).
+
+    Runs that logged at the same steps (seeds of one config do) are compared step by step; otherwise
+    each is linearly interpolated onto the shortest run's steps within the common range.
+    """
+    if not curves:
+        raise ValueError("mean_std: no curves")
+    xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
+    ys = [np.asarray(y, dtype=np.float64) for _, y in curves]
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"mean_std: curve {i} has x of shape {x.shape} and y of shape {y.shape}")
+    if all(len(x) == len(xs[0]) and np.array_equal(x, xs[0]) for x in xs):
+        grid, stacked = xs[0], np.stack(ys)
+    else:
+        lo, hi = max(x[0] for x in xs), min(x[-1] for x in xs)
+        grid = min(xs, key=len)
+        grid = grid[(grid >= lo) & (grid <= hi)]
+        stacked = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys)])
+    n = np.sum(~np.isnan(stacked), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.nansum(stacked, axis=0)
+        mean = np.where(n > 0, total / np.maximum(n, 1), math.nan)
+        sq = np.nansum((stacked - mean) ** 2, axis=0)
+        std = np.where(n > 1, np.sqrt(sq / np.maximum(n - 1, 1)), 0.0)
+    return grid, mean, std, n
+
+
+def _curve(run: Mapping, metric: str, x: str):
+    m = run["metrics"]
+    y = m[metric]
+    if metric in EPISODIC:
+        y = forward_fill(y)
+    return m[x], y
+
+
+def plot_band(ax, x, mean, std, label: str, color=None):
+    """Draw mean as a line and mean +- std as a translucent band of the same colour."""
+    keep = ~np.isnan(mean)
+    line, = ax.plot(x[keep], mean[keep], label=label, color=color, lw=1.6)
+    ax.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], color=line.get_color(),
+                    alpha=0.2, lw=0)
+    return line
+
+
+def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
+                x: str = "global_step") -> dict:
+    """Draw one band per group on each axis (one axis per metric); return the numbers drawn."""
+    drawn = {}
+    for ax, metric in zip(axes, metrics):
+        drawn[metric] = {}
+        for k, (label, runs) in enumerate(groups.items()):
+            curves = [_curve(r, metric, x) for r in runs if metric in r["metrics"]]
+            if not curves:
+                continue
+            grid, mean, std, n = mean_std(curves)
+            plot_band(ax, grid, mean, std, f"{label} (n={len(curves)})", color=f"C{k % 10}")
+            drawn[metric][label] = {"x": grid, "mean": mean, "std": std, "n_runs": len(curves)}
+        ax.set_xlabel("environment steps" if x == "global_step" else x)
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+    return drawn
+
+
+def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
+              title: str | None = None):
+    """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
+    import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
+
+    groups = {}
+    for p in paths:
+        if Path(p).is_file() and Path(p).name != "metrics.csv":      # a sweep CSV
+            groups.update(groups_from_rows(read_csv(p)))
+    folders = [p for p in paths if not (Path(p).is_file() and Path(p).name != "metrics.csv")]
+    if folders:
+        for label, runs in group_runs(load_runs(folders)).items():
+            groups.setdefault(label, []).extend(runs)
+    available = set().union(*(r["metrics"] for runs in groups.values() for r in runs))
+    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in available]
+    if not metrics:
+        raise ValueError(f"plot_runs: none of the metrics are in the runs (they have {sorted(available)})")
+
+    ncols = min(2, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.8 * nrows), squeeze=False)
+    drawn = plot_groups(axes.ravel(), groups, metrics)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=8)
+    n_runs = sum(len(r) for r in groups.values())
+    fig.suptitle(title or f"Learning curves: mean ± std over seeds ({n_runs} runs, "
+                          f"{len(groups)} config{'s' if len(groups) > 1 else ''})")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return drawn
+
+
+def main(argv=None) -> int:
+    """`ppo-ref plot RUN [RUN ...] --out FILE.png [--metrics m1 m2 ...] [--title TEXT]`."""
+    parser = argparse.ArgumentParser(
+        prog="ppo-ref plot",
+        description="Learning curves (mean ± std over runs that share a config) from run folders "
+                    "or sweep CSVs.")
+    parser.add_argument("runs", nargs="+", help="run folders (with metrics.csv) or sweep CSV files")
+    parser.add_argument("--out", required=True, help="the PNG file to write")
+    parser.add_argument("--metrics", nargs="+", default=None,
+                        help=f"columns to plot, one panel each (default: {' '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--title", default=None, help="figure title")
+    args = parser.parse_args(argv)
+    try:
+        plot_runs(args.runs, args.out, args.metrics, args.title)
+    except ValueError as err:
+        parser.exit(2, f"ppo-ref plot: error: {err}\n")
+    print(f"wrote {args.out}")
+    return 0

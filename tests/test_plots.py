@@ -1,0 +1,111 @@
+"""ppo_ref.plots: mean +- std bands across seeds, grouping run folders by config, `ppo-ref plot`."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ppo_ref import plots
+from ppo_ref.sweep import write_csv
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+nan = math.nan
+
+
+def write_run(folder, config, steps, returns, kls):
+    """A minimal run folder, written by hand: config.json and metrics.csv."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    lines = ["update,global_step,episodic_return,approx_kl,entropy"]
+    for i, (s, r, k) in enumerate(zip(steps, returns, kls)):
+        lines.append(f"{i + 1},{s},{r!r},{k!r},0.69")
+    (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_forward_fill_carries_last_value_and_keeps_leading_nans():
+    y = np.array([nan, 1.0, nan, nan, 3.0, nan])
+    out = plots.forward_fill(y)
+    assert np.isnan(out[0])
+    assert out[1:].tolist() == [1.0, 1.0, 1.0, 3.0, 3.0]
+
+
+def test_mean_std_on_shared_steps_is_mean_and_sample_std():
+    x = np.array([10.0, 20.0, 30.0])
+    grid, mean, std, n = plots.mean_std([(x, np.array([1.0, 2.0, 3.0])),
+                                         (x, np.array([3.0, 4.0, 7.0]))])
+    assert grid.tolist() == [10.0, 20.0, 30.0]
+    assert mean.tolist() == [2.0, 3.0, 5.0]
+    # ddof=1 by hand: step 1 sqrt(((1-2)^2 + (3-2)^2) / 1) = sqrt(2); step 3 sqrt((4 + 4) / 1)
+    np.testing.assert_allclose(std, [math.sqrt(2), math.sqrt(2), math.sqrt(8)], rtol=1e-15)
+    assert n.tolist() == [2, 2, 2]
+
+
+def test_mean_std_skips_nan_runs_and_gives_no_band_for_a_single_value():
+    x = np.array([1.0, 2.0])
+    _, mean, std, n = plots.mean_std([(x, np.array([nan, 2.0])), (x, np.array([5.0, 4.0]))])
+    assert n.tolist() == [1, 2]
+    assert mean.tolist() == [5.0, 3.0]
+    assert std[0] == 0.0 and std[1] == pytest.approx(math.sqrt(2))
+
+
+def test_mean_std_interpolates_runs_logged_at_different_steps():
+    a = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 10.0, 20.0]))      # y = x
+    b = (np.array([0.0, 5.0, 10.0, 15.0]), np.array([0.0, 0.0, 0.0, 0.0]))
+    grid, mean, _, _ = plots.mean_std([a, b])
+    # common range [0, 15]; the shorter run's steps inside it are 0, 10 (a has 3 points < b's 4)
+    assert grid.tolist() == [0.0, 10.0]
+    assert mean.tolist() == [0.0, 5.0]
+
+
+def test_mean_std_rejects_mismatched_x_and_y():
+    with pytest.raises(ValueError, match=r"curve 0 .*\(3,\).*\(2,\)"):
+        plots.mean_std([(np.zeros(3), np.zeros(2))])
+
+
+def test_runs_sharing_a_config_except_seed_form_one_group(tmp_path):
+    base = {"env_id": "CartPole-v1", "objective": "clip", "lr": 3e-4}
+    steps = [128, 256]
+    write_run(tmp_path / "a", {**base, "seed": 0}, steps, [10.0, 20.0], [0.01, 0.02])
+    write_run(tmp_path / "b", {**base, "seed": 1}, steps, [30.0, 40.0], [0.01, 0.02])
+    write_run(tmp_path / "c", {**base, "objective": "none", "seed": 0}, steps, [5.0, 6.0], [0.1, 0.2])
+    groups = plots.group_runs(plots.load_runs([tmp_path / "a", tmp_path / "c", tmp_path / "b"]))
+    assert sorted(len(runs) for runs in groups.values()) == [1, 2]
+    clip_label = next(label for label, runs in groups.items() if len(runs) == 2)
+    assert "clip" in clip_label and "seed" not in clip_label
+
+
+def test_plot_command_writes_a_png_with_the_band_of_the_seeds(tmp_path):
+    base = {"env_id": "CartPole-v1", "objective": "clip"}
+    steps = [100, 200, 300]
+    a = write_run(tmp_path / "s0", {**base, "seed": 0}, steps, [nan, 10.0, 30.0], [0.01, 0.02, 0.03])
+    b = write_run(tmp_path / "s1", {**base, "seed": 1}, steps, [4.0, nan, 50.0], [0.03, 0.02, 0.01])
+    out = tmp_path / "curves.png"
+    drawn = plots.plot_runs([a, b], out)
+    data = out.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000
+    band = next(iter(drawn["episodic_return"].values()))
+    # forward-filled by hand: s0 = [nan, 10, 30], s1 = [4, 4, 50] -> means [4, 7, 40]
+    assert band["mean"].tolist() == [4.0, 7.0, 40.0]
+    assert band["std"][2] == pytest.approx(math.sqrt(200.0))
+    assert plots.main([str(a), str(b), "--out", str(tmp_path / "cli.png"),
+                       "--metrics", "approx_kl"]) == 0
+    assert (tmp_path / "cli.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_plot_command_reads_a_sweep_csv(tmp_path):
+    rows = [{"run": r, "seed": s, "env_id": "CartPole-v1", "objective": r, "global_step": g,
+             "episodic_return": float(g * (s + 1)), "approx_kl": 0.01}
+            for r in ("clip", "none") for s in (0, 1) for g in (64, 128)]
+    csv_path = write_csv(rows, tmp_path / "sweep.csv")
+    drawn = plots.plot_runs([csv_path], tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert drawn["episodic_return"]["clip"]["mean"].tolist() == [96.0, 192.0]   # (64+128)/2, ...
+
+
+def test_plot_command_names_the_missing_metric_and_available_columns(tmp_path, capsys):
+    a = write_run(tmp_path / "s0", {"env_id": "CartPole-v1", "seed": 0}, [1], [1.0], [0.0])
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(a), "--out", str(tmp_path / "x.png"), "--metrics", "no_such_metric"])
+    assert exit_info.value.code == 2
+    assert "approx_kl" in capsys.readouterr().err
