@@ -313,10 +313,10 @@ class Tensor:
             A = a[None, :] if a.ndim == 1 else a
             B = b[:, None] if b.ndim == 1 else b
             G = g
+            if b.ndim == 1:  # restore b's column axis first, so 1-D @ 1-D (g of shape ()) works
+                G = np.expand_dims(G, -1)
             if a.ndim == 1:
                 G = np.expand_dims(G, -2)
-            if b.ndim == 1:
-                G = np.expand_dims(G, -1)
             gA = _unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape)
             gB = _unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape)
             return gA.reshape(a.shape), gB.reshape(b.shape)
@@ -336,8 +336,8 @@ class Tensor:
     def log(self):
         x = self.data
         if (x < 0).any():
-            i = np.unravel_index(np.argmax(x < 0), x.shape)
-            raise ValueError(f"log: input has a negative entry {x[i]!r} at index {i}")
+            i = tuple(int(j) for j in np.unravel_index(np.argmax(x < 0), x.shape))
+            raise ValueError(f"log: input has a negative entry {x[i].item()!r} at index {i}")
         with np.errstate(divide="ignore"):
             out = np.log(x)
 
@@ -348,8 +348,8 @@ class Tensor:
     def sqrt(self):
         x = self.data
         if (x < 0).any():
-            i = np.unravel_index(np.argmax(x < 0), x.shape)
-            raise ValueError(f"sqrt: input has a negative entry {x[i]!r} at index {i}")
+            i = tuple(int(j) for j in np.unravel_index(np.argmax(x < 0), x.shape))
+            raise ValueError(f"sqrt: input has a negative entry {x[i].item()!r} at index {i}")
         out = np.sqrt(x)
 
         def vjp(g):  # d sqrt(x) = dx / (2 sqrt(x))

@@ -1,0 +1,341 @@
+"""Specification of ppo_ref.autodiff: every primitive's gradient against central finite
+differences (float64, relative error <= 1e-6), the documented subgradients at kinks and
+ties checked by hand, accumulation, no_grad, and the errors on bad input."""
+import numpy as np
+import pytest
+
+from ppo_ref import autodiff as ad
+from ppo_ref.autodiff import Tensor
+from ppo_ref.gradcheck import gradcheck
+
+
+def rand(*shape, seed=0, low=None):
+    """Random float64 inputs; low=c gives values in [c, c + 1) (away from kinks and poles)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape) if low is None else low + rng.random(shape)
+
+
+def assert_gradcheck(fn, inputs, **kw):
+    report = gradcheck(fn, inputs, **kw)
+    assert report.passed, str(report)
+
+
+# ----- arithmetic, with broadcasting ----------------------------------------------
+
+BROADCAST_PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)),
+                   ((3, 4), ()), ((), (2, 3))]
+
+
+@pytest.mark.parametrize("shape_a,shape_b", BROADCAST_PAIRS)
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow"])
+def test_binary_op_gradient_matches_finite_differences_under_broadcasting(op, shape_a, shape_b):
+    fns = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "div": lambda a, b: a / b, "pow": lambda a, b: a ** b}
+    a = rand(*shape_a, seed=1, low=0.5 if op == "pow" else None)
+    b = rand(*shape_b, seed=2, low=0.5 if op in ("div", "pow") else None)
+    assert_gradcheck(fns[op], [a, b])
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: 2.0 - x, lambda x: 3.0 / x, lambda x: 2.0 * x, lambda x: 1.5 + x, lambda x: -x,
+    lambda x: x ** 3, lambda x: x ** 0.5, lambda x: np.full((2, 3), 2.0) * x,
+    lambda x: np.ones((2, 3)) - x, lambda x: np.ones((4, 3)) @ x.T,
+], ids=["rsub", "rdiv", "rmul", "radd", "neg", "pow_int", "pow_half", "array_mul",
+        "array_sub", "array_matmul"])
+def test_operations_with_constants_on_either_side(fn):
+    assert_gradcheck(fn, [rand(2, 3, low=0.5)])
+
+
+def test_exponent_tensor_gets_gradient_a_to_the_p_log_a():
+    a, p = rand(3, low=0.5), rand(3, seed=3)
+    A, P = Tensor(a), Tensor(p, requires_grad=True)
+    (A ** P).sum().backward()
+    np.testing.assert_allclose(P.grad, a ** p * np.log(a), rtol=1e-12)
+
+
+# ----- elementwise functions --------------------------------------------------------
+
+@pytest.mark.parametrize("name,low", [("exp", None), ("log", 0.5), ("tanh", None), ("sqrt", 0.5),
+                                      ("relu", None)])
+def test_unary_function_gradient_matches_finite_differences(name, low):
+    x = rand(3, 4, low=low)
+    if name == "relu":
+        x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
+    assert_gradcheck(lambda t: getattr(t, name)(), [x])
+
+
+def test_unary_functions_compute_numpy_values():
+    x = rand(5, low=0.5)
+    t = Tensor(x)
+    np.testing.assert_array_equal(t.exp().data, np.exp(x))
+    np.testing.assert_array_equal(t.log().data, np.log(x))
+    np.testing.assert_array_equal(t.sqrt().data, np.sqrt(x))
+    np.testing.assert_array_equal(t.tanh().data, np.tanh(x))
+    np.testing.assert_array_equal(Tensor([-1.0, 0.0, 2.0]).relu().data, [0.0, 0.0, 2.0])
+
+
+# ----- reductions and shapes --------------------------------------------------------
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2), (-1, 0)])
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_sum_and_mean_gradients_with_axes_and_keepdims(reduce, axis, keepdims):
+    x = rand(2, 3, 4)
+    out = getattr(Tensor(x), reduce)(axis=axis, keepdims=keepdims)
+    expected = getattr(np, reduce)(x, axis=axis, keepdims=keepdims)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out.data, expected, rtol=1e-14)
+    assert_gradcheck(lambda t: getattr(t, reduce)(axis=axis, keepdims=keepdims), [x])
+
+
+def test_mean_gradient_is_one_over_count():
+    x = Tensor(np.zeros((2, 5)), requires_grad=True)
+    x.mean(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 5), 0.2))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda t: t.reshape(4, 6), lambda t: t.reshape((6, 4)), lambda t: t.reshape(-1),
+    lambda t: t.transpose(), lambda t: t.transpose(1, 2, 0), lambda t: t.T,
+], ids=["reshape_args", "reshape_tuple", "flatten", "transpose", "permute", "T"])
+def test_shape_operations_route_gradients_back(fn):
+    assert_gradcheck(fn, [rand(2, 3, 4)])
+
+
+@pytest.mark.parametrize("index", [
+    (slice(None), 1), (0,), (slice(1, None), slice(None, None, 2)), (np.array([0, 0, 2]),),
+    (np.array([True, False, True]),), (np.array([1, 1]), np.array([2, 2])), (Ellipsis, -1),
+], ids=["column", "row", "slices", "repeated_rows", "bool_mask", "repeated_pair", "ellipsis"])
+def test_indexing_gradient_including_repeated_indices(index):
+    assert_gradcheck(lambda t: t[index], [rand(3, 4)])
+
+
+def test_repeated_index_accumulates_hand_computed():
+    x = Tensor(np.zeros(3), requires_grad=True)
+    x[np.array([0, 0, 2, 0])].sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 0.0, 1.0])
+
+
+# ----- matmul -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape_a,shape_b", [
+    ((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)),
+    ((2, 3, 4), (2, 4, 5)), ((3, 4), (2, 4, 5)), ((4,), (2, 4, 5)), ((2, 3, 4), (4,)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+])
+def test_matmul_gradient_for_1d_2d_and_batched_operands(shape_a, shape_b):
+    a, b = rand(*shape_a, seed=1), rand(*shape_b, seed=2)
+    np.testing.assert_allclose((Tensor(a) @ Tensor(b)).data, a @ b, rtol=1e-14)
+    assert_gradcheck(lambda x, y: x @ y, [a, b])
+
+
+# ----- module functions ---------------------------------------------------------------
+
+def test_maximum_minimum_gradients_with_broadcasting():
+    a, b = rand(3, 4, seed=1), rand(4, seed=2)
+    assert_gradcheck(ad.maximum, [a, b])
+    assert_gradcheck(ad.minimum, [a, b])
+    assert_gradcheck(lambda x: ad.maximum(x, 0.1), [a])
+
+
+def test_clip_gradient_inside_and_outside_bounds():
+    x = np.array([-2.0, -0.3, 0.2, 0.7, 3.0])
+    assert_gradcheck(lambda t: ad.clip(t, -0.5, 0.5) * t, [x])
+
+
+def test_where_sends_gradient_to_the_chosen_branch():
+    cond = np.array([[True, False, True], [False, False, True]])
+    assert_gradcheck(lambda a, b: ad.where(cond, a, b), [rand(2, 3, seed=1), rand(3, seed=2)])
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    ad.where(np.array([True, False, True]), a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [1, 0, 1])
+    np.testing.assert_array_equal(b.grad, [0, 1, 0])
+
+
+@pytest.mark.parametrize("axis,keepdims", [(-1, False), (0, False), (1, True), (None, False),
+                                           ((0, 1), True)])
+def test_logsumexp_value_and_gradient(axis, keepdims):
+    x = rand(3, 4)
+    expected = np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(ad.logsumexp(x, axis, keepdims).data, expected, rtol=1e-13)
+    assert_gradcheck(lambda t: ad.logsumexp(t, axis, keepdims), [x])
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_log_softmax_value_and_gradient(axis):
+    x = rand(3, 4)
+    expected = x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+    np.testing.assert_allclose(ad.log_softmax(x, axis).data, expected, rtol=1e-13)
+    assert_gradcheck(lambda t: ad.log_softmax(t, axis), [x])
+
+
+def test_log_softmax_and_logsumexp_are_finite_for_extreme_logits():
+    x = np.array([[1e3, -1e3, 0.0]])
+    assert np.all(np.isfinite(ad.log_softmax(x).data))
+    np.testing.assert_allclose(ad.logsumexp(x).data, [1e3], rtol=1e-15)
+    assert_gradcheck(lambda t: ad.log_softmax(t), [x])
+
+
+@pytest.mark.parametrize("indices,axis", [
+    (np.array([[1], [3], [0]]), 1), (np.array([[0, 0, 2], [1, 3, 3], [2, 2, 2]]), 1),
+    (np.array([[2, 0, 1, 1]]), 0), (np.array([[1]]), 1), (np.array([[0, 3, 3]]), 1),
+], ids=["one_per_row", "repeated", "axis0", "broadcast_one", "broadcast_repeated"])
+def test_take_along_axis_gradient_including_repeats_and_broadcast_indices(indices, axis):
+    x = rand(3, 4)
+    np.testing.assert_array_equal(ad.take_along_axis(x, indices, axis).data,
+                                  np.take_along_axis(x, indices, axis))
+    assert_gradcheck(lambda t: ad.take_along_axis(t, indices, axis), [x])
+
+
+def test_concatenate_and_stack_split_gradients_back():
+    a, b = rand(2, 3, seed=1), rand(2, 2, seed=2)
+    assert_gradcheck(lambda x, y: ad.concatenate([x, y], axis=1), [a, b])
+    assert_gradcheck(lambda x, y: ad.stack([x, y], axis=-1), [a, rand(2, 3, seed=3)])
+
+
+def test_composite_mlp_log_softmax_weighted_sum():
+    """A two-layer tanh network feeding log_softmax feeding an advantage-weighted sum of
+    the chosen actions' log-probabilities: the shape of a policy-gradient loss."""
+    x, w1, b1 = rand(5, 3, seed=1), rand(3, 8, seed=2), rand(8, seed=3)
+    w2, b2 = rand(8, 4, seed=4), rand(4, seed=5)
+    actions = np.array([[0], [3], [3], [1], [2]])
+    weights = rand(5, seed=6)
+
+    def loss(x, w1, b1, w2, b2):
+        logits = (x @ w1 + b1).tanh() @ w2 + b2
+        logp = ad.take_along_axis(ad.log_softmax(logits, axis=-1), actions, axis=1)
+        return -(logp.reshape(5) * weights).mean()
+    assert_gradcheck(loss, [x, w1, b1, w2, b2])
+
+
+# ----- subgradients at kinks and ties (documented conventions, checked by hand) -----
+
+def test_relu_subgradient_at_zero_is_zero():
+    x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("fn", [ad.maximum, ad.minimum])
+def test_maximum_and_minimum_split_the_gradient_at_ties(fn):
+    a = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    b = Tensor(np.array([1.0, 5.0, 0.0]), requires_grad=True)
+    fn(a, b).sum().backward()
+    wins_a = [0.5, 0.0, 1.0] if fn is ad.maximum else [0.5, 1.0, 0.0]
+    np.testing.assert_array_equal(a.grad, wins_a)
+    np.testing.assert_array_equal(b.grad, 1.0 - np.array(wins_a))
+
+
+def test_clip_passes_gradient_at_its_bounds_and_blocks_outside():
+    x = Tensor(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]), requires_grad=True)
+    ad.clip(x, -1.0, 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 1.0, 0.0])
+
+
+# ----- graph semantics ---------------------------------------------------------------
+
+def test_gradients_accumulate_across_backward_calls_until_cleared():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])  # 2 * (2x)
+    x.grad = None
+    (3.0 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_a_tensor_used_twice_receives_both_contributions():
+    x = Tensor(np.array([3.0]), requires_grad=True)
+    y = x * 2.0
+    (y * y + y).sum().backward()  # d/dx (4x^2 + 2x) = 8x + 2
+    np.testing.assert_array_equal(x.grad, [26.0])
+
+
+def test_backward_on_a_deep_chain_does_not_hit_the_recursion_limit():
+    x = Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+def test_no_grad_records_nothing():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with ad.no_grad():
+        assert not ad.is_grad_enabled()
+        y = (x * 2.0).exp().sum()
+    assert ad.is_grad_enabled()
+    assert not y.requires_grad and y._parents == ()
+    with pytest.raises(RuntimeError):
+        y.backward()
+
+
+def test_detach_cuts_the_graph():
+    x = Tensor(np.ones(2), requires_grad=True)
+    y = (x * 3.0).detach() * x
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_backward_with_explicit_upstream_gradient():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * x).backward(np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad, [2.0, 40.0])
+
+
+def test_float32_stays_float32_through_ops_and_gradients():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    y = ad.maximum(x * 2.0 + 1, 0.5).tanh().log_softmax().mean()
+    assert y.dtype == np.float32
+    y.backward()
+    assert x.grad.dtype == np.float32
+
+
+# ----- bad input -------------------------------------------------------------------------
+
+def test_backward_on_non_scalar_raises_value_error():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        (x * 2.0).backward()
+    with pytest.raises(ValueError, match=r"\(2,\)"):
+        (x * 2.0).backward(np.ones(2))
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda a, b: a + b, ((3, 4), (5,))), (lambda a, b: a * b, ((2, 3), (3, 2))),
+    (lambda a, b: a @ b, ((3, 4), (5, 2))), (lambda a, b: a @ b, ((2, 3, 4), (3, 4, 5))),
+    (ad.maximum, ((2,), (3,))), (lambda a, b: ad.where(np.ones(4, bool), a, b), ((4,), (3,))),
+], ids=["add", "mul", "matmul", "matmul_batch", "maximum", "where"])
+def test_shape_mismatch_errors_name_both_shapes(fn, shapes):
+    a, b = (Tensor(np.ones(s)) for s in shapes)
+    with pytest.raises(ValueError) as info:
+        fn(a, b)
+    for s in shapes:
+        assert str(s) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["log", "sqrt"])
+def test_log_and_sqrt_of_negative_raise_naming_the_index(name):
+    with pytest.raises(ValueError, match=r"index \(1,\)"):
+        getattr(Tensor(np.array([1.0, -2.0])), name)()
+
+
+def test_out_of_range_axis_raises():
+    with pytest.raises(ValueError, match="axis 2"):
+        Tensor(np.ones((2, 3))).sum(axis=2)
+    with pytest.raises(ValueError, match="axis -3"):
+        Tensor(np.ones((2, 3))).mean(axis=-3)
+
+
+def test_non_numeric_data_and_float_indices_are_type_errors():
+    with pytest.raises(TypeError):
+        Tensor(np.array(["a"]))
+    with pytest.raises(TypeError):
+        ad.take_along_axis(np.ones((2, 2)), np.array([[0.0], [1.0]]), 1)
+
+
+def test_clip_with_inverted_bounds_raises():
+    with pytest.raises(ValueError, match="bound"):
+        ad.clip(np.ones(2), 1.0, -1.0)
