@@ -1,0 +1,178 @@
+"""Specification of ppo_ref.nn: orthogonal initialisation, Linear and MLP forward passes,
+gradients by finite differences, determinism, and state_dict round trips."""
+import math
+
+import numpy as np
+import pytest
+
+from ppo_ref.autodiff import Tensor
+from ppo_ref.gradcheck import gradcheck
+from ppo_ref.nn import MLP, Linear, orthogonal_init
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (8, 3), (64, 64)])
+@pytest.mark.parametrize("gain", [1.0, math.sqrt(2), 0.01])
+def test_orthogonal_init_square_and_tall_have_wtw_equal_gain_squared_identity(shape, gain):
+    w = orthogonal_init(shape, gain, np.random.default_rng(0))
+    assert w.shape == shape
+    np.testing.assert_allclose(w.T @ w, gain ** 2 * np.eye(shape[1]), atol=1e-12)
+
+
+def test_orthogonal_init_wide_has_orthonormal_rows():
+    w = orthogonal_init((3, 8), 2.0, np.random.default_rng(0))
+    np.testing.assert_allclose(w @ w.T, 4.0 * np.eye(3), atol=1e-12)
+
+
+def test_orthogonal_init_is_deterministic_per_seed():
+    a = orthogonal_init((6, 4), 1.0, np.random.default_rng(7))
+    b = orthogonal_init((6, 4), 1.0, np.random.default_rng(7))
+    c = orthogonal_init((6, 4), 1.0, np.random.default_rng(8))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_orthogonal_init_sign_fix_gives_zero_mean_entries():
+    # Without the sign correction, QR routines return R with a positive (or fixed-sign)
+    # diagonal and Q's entries are biased; with it, every entry has mean 0.
+    ws = np.stack([orthogonal_init((3, 3), 1.0, np.random.default_rng(s)) for s in range(2000)])
+    # each entry has variance 1/3, so the mean of 2000 has standard error sqrt(1/3/2000) ~ 0.013
+    assert np.all(np.abs(ws.mean(axis=0)) < 5 * 0.013)
+
+
+def test_orthogonal_init_rejects_bad_shape():
+    with pytest.raises(ValueError, match=r"\(3,\)"):
+        orthogonal_init((3,), 1.0, np.random.default_rng(0))
+
+
+def test_linear_layout_init_and_forward():
+    layer = Linear(4, 3, np.random.default_rng(0), gain=0.5)
+    assert layer.weight.shape == (4, 3) and layer.bias.shape == (3,)
+    assert layer.weight.requires_grad and layer.bias.requires_grad
+    np.testing.assert_array_equal(layer.bias.data, np.zeros(3))
+    np.testing.assert_allclose(layer.weight.data.T @ layer.weight.data, 0.25 * np.eye(3), atol=1e-12)
+    layer.bias.data[:] = [1.0, 2.0, 3.0]
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data + layer.bias.data, rtol=1e-14)
+
+
+def test_linear_dtype_option():
+    layer = Linear(4, 3, np.random.default_rng(0), dtype=np.float32)
+    assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
+    assert layer(np.ones((2, 4), dtype=np.float32)).dtype == np.float32
+
+
+def test_linear_requires_a_generator():
+    with pytest.raises(TypeError, match="Generator"):
+        Linear(2, 2, 0)
+
+
+def test_mlp_hidden_gain_sqrt2_output_gain_configurable():
+    mlp = MLP([4, 8, 8, 2], output_gain=0.01, rng=np.random.default_rng(0))
+    w0, w1, w2 = (layer.weight.data for layer in mlp.layers)
+    np.testing.assert_allclose(w0 @ w0.T, 2.0 * np.eye(4), atol=1e-12)      # (4, 8): wide
+    np.testing.assert_allclose(w1.T @ w1, 2.0 * np.eye(8), atol=1e-12)      # (8, 8)
+    np.testing.assert_allclose(w2.T @ w2, 1e-4 * np.eye(2), atol=1e-15)     # (8, 2): tall
+    assert all(not layer.bias.data.any() for layer in mlp.layers)
+
+
+@pytest.mark.parametrize("activation,act", [("tanh", np.tanh), ("relu", lambda h: np.maximum(h, 0))])
+def test_mlp_forward_matches_a_numpy_loop(activation, act):
+    mlp = MLP([3, 5, 4, 2], activation=activation, rng=np.random.default_rng(0))
+    for layer in mlp.layers:  # non-zero biases so they are exercised
+        layer.bias.data[:] = np.linspace(-0.5, 0.5, layer.out_features)
+    x = np.random.default_rng(1).standard_normal((6, 3))
+    h = x
+    for i, layer in enumerate(mlp.layers):
+        h = h @ layer.weight.data + layer.bias.data
+        if i < len(mlp.layers) - 1:
+            h = act(h)
+    np.testing.assert_allclose(mlp(x).data, h, rtol=1e-13)
+
+
+def test_mlp_parameters_in_layer_order():
+    mlp = MLP([3, 5, 2], rng=np.random.default_rng(0))
+    params = mlp.parameters()
+    expected = [mlp.layers[0].weight, mlp.layers[0].bias, mlp.layers[1].weight, mlp.layers[1].bias]
+    assert len(params) == 4 and all(p is q for p, q in zip(params, expected))
+    assert [p.shape for p in params] == [(3, 5), (5,), (5, 2), (2,)]
+
+
+def test_mlp_is_deterministic_given_the_generator():
+    a = MLP([3, 16, 2], rng=np.random.default_rng(3)).state_dict()
+    b = MLP([3, 16, 2], rng=np.random.default_rng(3)).state_dict()
+    c = MLP([3, 16, 2], rng=np.random.default_rng(4)).state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["layers.0.weight"], c["layers.0.weight"])
+    d = MLP([3, 16, 2]).state_dict()  # rng=None is default_rng(0), not global state
+    e = MLP([3, 16, 2], rng=np.random.default_rng(0)).state_dict()
+    assert all(np.array_equal(d[k], e[k]) for k in d)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_mlp_gradients_match_finite_differences(activation):
+    mlp = MLP([3, 6, 5, 2], activation=activation, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    biases = [np.linspace(-0.3, 0.3, n) for n in (6, 5, 2)]
+    inputs = [x] + [a for layer, b in zip(mlp.layers, biases) for a in (layer.weight.data, b)]
+
+    def fn(x, *params):
+        for i, layer in enumerate(mlp.layers):
+            layer.weight, layer.bias = params[2 * i], params[2 * i + 1]
+        return mlp(x)
+    report = gradcheck(fn, inputs)
+    assert report.passed, str(report)
+
+
+def test_state_dict_round_trip_through_npz(tmp_path):
+    src = MLP([3, 8, 2], rng=np.random.default_rng(0))
+    state = src.state_dict()
+    assert sorted(state) == ["layers.0.bias", "layers.0.weight", "layers.1.bias", "layers.1.weight"]
+    np.savez(tmp_path / "mlp.npz", **state)
+    dst = MLP([3, 8, 2], rng=np.random.default_rng(99))
+    held = dst.parameters()
+    with np.load(tmp_path / "mlp.npz") as f:
+        dst.load_state_dict(dict(f))
+    assert all(p is q for p, q in zip(dst.parameters(), held))  # loaded in place
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    np.testing.assert_array_equal(dst(x).data, src(x).data)
+
+
+def test_state_dict_is_a_snapshot():
+    mlp = MLP([2, 3], rng=np.random.default_rng(0))
+    state = mlp.state_dict()
+    before = state["layers.0.weight"].copy()
+    mlp.layers[0].weight.data += 1.0
+    np.testing.assert_array_equal(state["layers.0.weight"], before)
+
+
+def test_load_state_dict_rejects_wrong_keys():
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    state = mlp.state_dict()
+    del state["layers.1.bias"]
+    state["layers.2.weight"] = np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"missing keys \['layers.1.bias'\].*unexpected keys \['layers.2.weight'\]"):
+        mlp.load_state_dict(state)
+
+
+def test_load_state_dict_rejects_wrong_shapes_and_changes_nothing():
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    before = mlp.state_dict()
+    state = {k: v + 1.0 for k, v in before.items()}
+    state["layers.1.weight"] = np.zeros((2, 4))  # torch's (out, in) layout by mistake
+    with pytest.raises(ValueError, match=r"layers.1.weight.*\(2, 4\).*\(4, 2\)"):
+        mlp.load_state_dict(state)
+    after = mlp.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_mlp_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="activation"):
+        MLP([2, 2], activation="sigmoid")
+    with pytest.raises(ValueError, match="sizes"):
+        MLP([2])
+
+
+def test_mlp_forward_reports_input_shape_mismatch():
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\(5, 2\).*\(3, 4\)"):
+        mlp(Tensor(np.ones((5, 2))))
