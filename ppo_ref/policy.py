@@ -1,0 +1,168 @@
+"""The actor-critic: a policy pi_theta(a|s) and a value function V_phi(s) (Schulman et al. 2017).
+
+Two separate MLPs, as in the PPO paper's MuJoCo setup and most reference code:
+
+    pi:  s -> logits (A,)      Discrete action space:   pi(a|s) = softmax(logits)_a
+         s -> mean (D,)        Box action space:        pi(a|s) = N(a; mean, diag(exp(log_std))^2)
+    V:   s -> scalar
+
+Default 64x64 tanh hidden layers; orthogonal initialisation (nn.py) with gain sqrt(2)
+for hidden layers, 0.01 for the policy head (so the initial policy is nearly uniform,
+or a Gaussian with mean near 0) and 1.0 for the value head. For Box actions log_std
+is one parameter per action dimension, shared by all states, initialised to 0 (std 1).
+
+Conventions:
+* Continuous actions: log pi is computed on the sampled, unclipped action a; only the
+  action sent to the environment is clipped to the Box bounds (env_action). Clipping
+  before computing log pi would give a log-density of a different, mixed distribution
+  (the bounds carry probability mass); keeping a unclipped keeps the ratio
+  pi_new(a|s) / pi_old(a|s) exact. (Clipping is what most PPO code does, e.g. CleanRL
+  clips in a wrapper; squashing with tanh, as SAC does, is another choice.)
+* Observations are cast to the agent's dtype (float64 by default; float32 allowed).
+* act() runs under autodiff.no_grad: rollouts build no graph. Gradients are taken in
+  the update, by calling distribution() and value() again on the stored observations.
+"""
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from .autodiff import Tensor, no_grad
+from .distributions import Categorical, DiagGaussian
+from .nn import MLP
+
+__all__ = ["ActorCritic"]
+
+
+def _obs_dim(space) -> int:
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return int(space.shape[0])
+    raise TypeError(f"ActorCritic: unsupported observation space {space}; only flat 1-D Box "
+                    f"observations are supported (flatten images or dicts with a wrapper first)")
+
+
+class ActorCritic:
+    """Policy and value networks for one flat Box observation space and a Discrete or
+    1-D Box action space. See the module docstring for the model and conventions.
+
+    Attributes: pi (MLP), vf (MLP), log_std (Tensor (D,) or None), discrete (bool),
+    dtype, obs_dim, action_dim (A for Discrete, D for Box).
+    """
+
+    def __init__(self, observation_space, action_space, rng: np.random.Generator,
+                 hidden=(64, 64), activation: str = "tanh", dtype=np.float64):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"ActorCritic: rng must be a numpy.random.Generator, got "
+                            f"{type(rng).__name__}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"ActorCritic: dtype must be float32 or float64, got {self.dtype}")
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs_dim = _obs_dim(observation_space)
+        if isinstance(action_space, spaces.Discrete):
+            self.discrete, self.action_dim = True, int(action_space.n)
+        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            self.discrete, self.action_dim = False, int(action_space.shape[0])
+        else:
+            raise TypeError(f"ActorCritic: unsupported action space {action_space}; supported are "
+                            f"Discrete and 1-D Box")
+        hidden = tuple(int(h) for h in hidden)
+        self.pi = MLP((self.obs_dim, *hidden, self.action_dim), activation, output_gain=0.01,
+                      rng=rng, dtype=self.dtype)
+        self.vf = MLP((self.obs_dim, *hidden, 1), activation, output_gain=1.0, rng=rng,
+                      dtype=self.dtype)
+        self.log_std = None if self.discrete else \
+            Tensor(np.zeros(self.action_dim, dtype=self.dtype), requires_grad=True)   # (D,)
+
+    # ----- parameters ------------------------------------------------------------------
+
+    def policy_parameters(self) -> list:
+        return self.pi.parameters() + ([] if self.log_std is None else [self.log_std])
+
+    def value_parameters(self) -> list:
+        return self.vf.parameters()
+
+    def parameters(self) -> list:
+        """Policy parameters, then log_std (if any), then value parameters."""
+        return self.policy_parameters() + self.value_parameters()
+
+    # ----- forward -----------------------------------------------------------------------
+
+    def _input(self, obs):
+        """obs (B, obs_dim) as a Tensor in the agent's dtype."""
+        x = obs.data if isinstance(obs, Tensor) else np.asarray(obs)
+        if x.ndim != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(f"ActorCritic: obs has shape {x.shape}, expected (B, {self.obs_dim})")
+        if isinstance(obs, Tensor) and x.dtype == self.dtype:
+            return obs
+        return Tensor(x.astype(self.dtype, copy=False))
+
+    def distribution(self, obs):
+        """pi(.|s) for a batch of observations (B, obs_dim): Categorical over (B, A) logits,
+        or DiagGaussian with mean (B, D) and the shared log_std (D,)."""
+        out = self.pi(self._input(obs))
+        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+
+    def value(self, obs) -> Tensor:
+        """V(s) for a batch of observations (B, obs_dim) -> Tensor (B,)."""
+        x = self._input(obs)
+        return self.vf(x).reshape(x.shape[0])
+
+    def act(self, obs, rng: np.random.Generator, deterministic: bool = False):
+        """Sample a ~ pi(.|s) (or take the mode if deterministic) without building a graph.
+
+        Returns numpy arrays: actions (B,) int64 or (B, D) unclipped, log pi(a|s) (B,), V(s) (B,).
+        """
+        with no_grad():
+            dist = self.distribution(obs)
+            actions = dist.mode() if deterministic else dist.sample(rng)
+            logp = dist.log_prob(actions).data
+            values = self.value(obs).data
+        return actions, logp, values
+
+    def env_action(self, actions) -> np.ndarray:
+        """The action to send to the env: Discrete -> shifted by the space's start (usually 0);
+        Box -> clipped to [low, high] and cast to the space's dtype."""
+        space = self.action_space
+        if self.discrete:
+            return np.asarray(actions, dtype=np.int64) + np.int64(space.start)
+        return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+
+    # ----- saving ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """{"pi.layers.0.weight": ..., "log_std": (D,) (Box only), "vf.layers.0.weight": ...}: copies."""
+        state = {f"pi.{k}": v for k, v in self.pi.state_dict().items()}
+        if self.log_std is not None:
+            state["log_std"] = self.log_std.data.copy()
+        state.update({f"vf.{k}": v for k, v in self.vf.state_dict().items()})
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Copy a state_dict into the parameters in place; keys and shapes must match."""
+        pi = {k[3:]: v for k, v in state.items() if k.startswith("pi.")}
+        vf = {k[3:]: v for k, v in state.items() if k.startswith("vf.")}
+        extra = sorted(k for k in state if not k.startswith(("pi.", "vf.")) and k != "log_std")
+        if extra or (("log_std" in state) != (self.log_std is not None)):
+            raise ValueError(f"ActorCritic.load_state_dict: unexpected keys {extra}, or log_std "
+                             f"{'present' if 'log_std' in state else 'missing'} for a "
+                             f"{'discrete' if self.discrete else 'continuous'} policy")
+        if self.log_std is not None:
+            log_std = np.asarray(state["log_std"])
+            if log_std.shape != self.log_std.shape:
+                raise ValueError(f"ActorCritic.load_state_dict: log_std has shape {log_std.shape}, "
+                                 f"the parameter has shape {self.log_std.shape}")
+        # MLP.load_state_dict checks everything before copying; check both before loading either.
+        for name, net, part in (("pi", self.pi, pi), ("vf", self.vf, vf)):
+            own = net.state_dict()
+            if set(own) != set(part) or any(np.shape(part[k]) != own[k].shape for k in own):
+                raise ValueError(f"ActorCritic.load_state_dict: the {name} weights do not match "
+                                 f"this network {net} (keys or shapes differ)")
+        self.pi.load_state_dict(pi)
+        self.vf.load_state_dict(vf)
+        if self.log_std is not None:
+            self.log_std.data[...] = state["log_std"]
+
+    def __repr__(self):
+        head = "Categorical" if self.discrete else "DiagGaussian"
+        return f"ActorCritic(pi={self.pi}, vf={self.vf}, {head}, dtype={self.dtype})"
