@@ -1,0 +1,298 @@
+"""Specification of ppo_ref.distributions: closed forms, Monte-Carlo estimates at a fixed seed
+(within 4 standard errors), gradients by finite differences, numerical stability at extreme
+parameters, and the errors on bad input."""
+import math
+
+import numpy as np
+import pytest
+
+from ppo_ref.autodiff import Tensor
+from ppo_ref.distributions import Categorical, DiagGaussian
+from ppo_ref.gradcheck import gradcheck
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def hand_log_softmax(logits):
+    """log softmax written out in the test, row by row."""
+    out = np.empty_like(logits)
+    for i, row in enumerate(logits):
+        m = max(row)
+        out[i] = row - m - math.log(sum(math.exp(v - m) for v in row))
+    return out
+
+
+def hand_normal_logpdf(x, mean, std):
+    """log of the product over dimensions of 1-D normal densities."""
+    pdf = np.exp(-((x - mean) ** 2) / (2 * std ** 2)) / (std * math.sqrt(2 * math.pi))
+    return np.log(pdf).sum(axis=-1)
+
+
+def assert_gradcheck(fn, inputs):
+    report = gradcheck(fn, inputs)
+    assert report.passed, str(report)
+
+
+LOGITS = np.array([[1.0, 2.0, 3.0, -1.0], [0.5, 0.5, -2.0, 4.0], [0.0, -3.0, 1.5, 1.0]])
+OTHER_LOGITS = np.array([[0.0, 1.0, -1.0, 2.0], [1.0, 0.0, 0.0, 1.0], [2.0, -1.0, 0.5, 0.0]])
+
+
+# ----- Categorical: closed forms ----------------------------------------------------------
+
+@pytest.mark.parametrize("k", [2, 5, 10])
+@pytest.mark.parametrize("level", [0.0, 1e3])
+def test_uniform_categorical_entropy_is_log_k(k, level):
+    h = Categorical(np.full((3, k), level)).entropy()
+    np.testing.assert_allclose(h.data, np.full(3, math.log(k)), rtol=1e-14)
+
+
+def test_categorical_log_prob_probs_entropy_match_hand_formulas():
+    d = Categorical(LOGITS)
+    logp = hand_log_softmax(LOGITS)
+    actions = np.array([2, 3, 0])
+    np.testing.assert_allclose(d.log_prob(actions).data, [logp[0, 2], logp[1, 3], logp[2, 0]], rtol=1e-14)
+    np.testing.assert_allclose(d.log_probs().data, logp, rtol=1e-14)
+    np.testing.assert_allclose(d.probs(), np.exp(logp), rtol=1e-14)
+    np.testing.assert_allclose(d.entropy().data, -(np.exp(logp) * logp).sum(axis=1), rtol=1e-14)
+    np.testing.assert_array_equal(d.mode(), [2, 3, 2])
+
+
+def test_categorical_kl_closed_form_zero_on_itself_and_nonnegative():
+    p, q = Categorical(LOGITS), Categorical(OTHER_LOGITS)
+    lp, lq = hand_log_softmax(LOGITS), hand_log_softmax(OTHER_LOGITS)
+    np.testing.assert_allclose(p.kl(q).data, (np.exp(lp) * (lp - lq)).sum(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(p.kl(Categorical(LOGITS)).data, 0.0, atol=1e-15)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((200, 6)) * 3, rng.standard_normal((200, 6)) * 3
+    assert np.all(Categorical(a).kl(Categorical(b)).data >= 0)
+
+
+# ----- Categorical: Monte Carlo at a fixed seed -------------------------------------------
+
+def test_categorical_sample_frequencies_match_probabilities():
+    p = np.exp(hand_log_softmax(LOGITS[:1]))[0]
+    n = 40_000
+    actions = Categorical(np.tile(LOGITS[:1], (n, 1))).sample(np.random.default_rng(0))
+    assert actions.dtype == np.int64 and actions.shape == (n,)
+    freq = np.bincount(actions, minlength=4) / n
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert np.all(np.abs(freq - p) < 4 * sigma), (freq, p)
+
+
+def test_categorical_never_samples_a_masked_action():
+    logits = np.tile([0.0, -1e9, 0.0, -1e9], (10_000, 1))
+    actions = Categorical(logits).sample(np.random.default_rng(1))
+    assert set(np.unique(actions)) == {0, 2}
+
+
+def test_categorical_sampling_is_deterministic_per_seed():
+    d = Categorical(LOGITS)
+    np.testing.assert_array_equal(d.sample(np.random.default_rng(5)), d.sample(np.random.default_rng(5)))
+
+
+def test_categorical_log_prob_monte_carlo_mean_is_minus_entropy():
+    row = LOGITS[1:2]
+    n = 40_000
+    d = Categorical(np.tile(row, (n, 1)))
+    neg_logp = -d.log_prob(d.sample(np.random.default_rng(2))).data
+    lp = hand_log_softmax(row)[0]
+    entropy = -(np.exp(lp) * lp).sum()
+    assert abs(neg_logp.mean() - entropy) < 4 * neg_logp.std() / math.sqrt(n)
+
+
+def test_categorical_kl_matches_monte_carlo_estimate():
+    lp, lq = hand_log_softmax(LOGITS[:1])[0], hand_log_softmax(OTHER_LOGITS[:1])[0]
+    n = 40_000
+    a = np.random.default_rng(3).choice(4, size=n, p=np.exp(lp) / np.exp(lp).sum())
+    log_ratio = lp[a] - lq[a]
+    kl = Categorical(LOGITS[:1]).kl(Categorical(OTHER_LOGITS[:1])).item()
+    assert abs(log_ratio.mean() - kl) < 4 * log_ratio.std() / math.sqrt(n)
+
+
+# ----- Categorical: gradients and stability -------------------------------------------------
+
+def test_categorical_gradients_match_finite_differences():
+    actions = np.array([2, 0, 3])
+    assert_gradcheck(lambda z: Categorical(z).log_prob(actions), [LOGITS])
+    assert_gradcheck(lambda z: Categorical(z).entropy(), [LOGITS])
+    assert_gradcheck(lambda z, w: Categorical(z).kl(Categorical(w)), [LOGITS, OTHER_LOGITS])
+    assert_gradcheck(lambda z: Categorical(z).log_probs(), [LOGITS])
+
+
+def test_categorical_extreme_logits_give_finite_values_and_gradients():
+    big = np.array([[1e3, -1e3, 0.0], [-1e3, -1e3, 1e3]])
+    z = Tensor(big, requires_grad=True)
+    d, q = Categorical(z), Categorical(big[::-1].copy())
+    outs = [d.log_prob(np.array([1, 0])), d.entropy(), d.kl(q)]
+    for out in outs:
+        assert np.all(np.isfinite(out.data))
+        out.sum().backward()
+        assert np.all(np.isfinite(z.grad))
+    np.testing.assert_allclose(d.log_prob(np.array([1, 0])).data, [-2000.0, -2000.0], rtol=1e-15)
+    np.testing.assert_allclose(d.entropy().data, 0.0, atol=1e-300)
+    actions = np.array([1, 2])
+    assert_gradcheck(lambda t: Categorical(t).log_prob(actions), [big])
+    assert_gradcheck(lambda t: Categorical(t).entropy(), [big])
+    assert_gradcheck(lambda t, u: Categorical(t).kl(Categorical(u)), [big, big[::-1].copy()])
+
+
+def test_categorical_accepts_leading_batch_dimensions():
+    logits = np.random.default_rng(0).standard_normal((2, 3, 5))
+    d = Categorical(logits)
+    actions = np.array([[0, 4, 2], [1, 1, 3]])
+    expected = np.take_along_axis(hand_log_softmax(logits.reshape(6, 5)),
+                                  actions.reshape(6, 1), 1).reshape(2, 3)
+    np.testing.assert_allclose(d.log_prob(actions).data, expected, rtol=1e-14)
+    assert d.sample(np.random.default_rng(0)).shape == (2, 3)
+    assert d.entropy().shape == (2, 3)
+
+
+# ----- Categorical: bad input ------------------------------------------------------------
+
+def test_categorical_float_actions_are_a_type_error():
+    with pytest.raises(TypeError, match="float64"):
+        Categorical(LOGITS).log_prob(np.array([0.0, 1.0, 2.0]))
+
+
+def test_categorical_action_shape_mismatch_names_shapes():
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3, 4\).*\(3,\)"):
+        Categorical(LOGITS).log_prob(np.array([0, 1]))
+
+
+@pytest.mark.parametrize("actions,where", [([0, 4, 1], r"4 at index \(1,\)"), ([0, 1, -1], r"-1 at index \(2,\)")])
+def test_categorical_out_of_range_action_names_the_index(actions, where):
+    with pytest.raises(ValueError, match=where):
+        Categorical(LOGITS).log_prob(np.array(actions))
+
+
+def test_categorical_rejects_bad_logits_and_bad_kl_partner():
+    with pytest.raises(ValueError, match=r"nan at index \(1, 2\)"):
+        Categorical(np.where(np.arange(12).reshape(3, 4) == 6, np.nan, 0.0))
+    with pytest.raises(ValueError, match=r"\(\)"):
+        Categorical(np.float64(1.0))
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(2, 4\)"):
+        Categorical(LOGITS).kl(Categorical(LOGITS[:2]))
+    with pytest.raises(TypeError, match="DiagGaussian"):
+        Categorical(LOGITS).kl(DiagGaussian(np.zeros((3, 4)), np.zeros(4)))
+
+
+# ----- DiagGaussian --------------------------------------------------------------------------
+
+MEAN = np.array([[0.5, -1.0], [2.0, 0.0], [-0.3, 0.7]])
+LOG_STD = np.array([-0.5, 0.3])
+OTHER_MEAN = np.array([[0.0, -0.5], [1.0, 1.0], [0.2, 0.2]])
+OTHER_LOG_STD = np.array([[0.1, -0.2], [0.0, 0.4], [-0.3, 0.0]])
+
+
+@pytest.mark.parametrize("log_std", [LOG_STD, OTHER_LOG_STD])
+def test_gaussian_entropy_closed_form(log_std):
+    d = DiagGaussian(MEAN, log_std)
+    expected = 0.5 * 2 * math.log(2 * math.pi * math.e) + np.broadcast_to(log_std, MEAN.shape).sum(axis=1)
+    np.testing.assert_allclose(d.entropy().data, expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("log_std", [LOG_STD, OTHER_LOG_STD])
+def test_gaussian_log_prob_matches_product_of_normal_densities(log_std):
+    actions = np.array([[0.0, 0.0], [1.5, -0.5], [0.3, 2.0]])
+    expected = hand_normal_logpdf(actions, MEAN, np.exp(log_std))
+    np.testing.assert_allclose(DiagGaussian(MEAN, log_std).log_prob(actions).data, expected, rtol=1e-13)
+
+
+def test_gaussian_kl_closed_form_zero_on_itself_and_nonnegative():
+    p, q = DiagGaussian(MEAN, LOG_STD), DiagGaussian(OTHER_MEAN, OTHER_LOG_STD)
+    sp, sq = np.exp(LOG_STD), np.exp(OTHER_LOG_STD)
+    expected = (np.log(sq / sp) + (sp ** 2 + (MEAN - OTHER_MEAN) ** 2) / (2 * sq ** 2) - 0.5).sum(axis=1)
+    np.testing.assert_allclose(p.kl(q).data, expected, rtol=1e-13)
+    np.testing.assert_allclose(p.kl(DiagGaussian(MEAN, LOG_STD)).data, 0.0, atol=1e-15)
+    rng = np.random.default_rng(0)
+    a = DiagGaussian(rng.standard_normal((100, 3)), rng.standard_normal((100, 3)))
+    b = DiagGaussian(rng.standard_normal((100, 3)), rng.standard_normal((100, 3)))
+    assert np.all(a.kl(b).data >= 0)
+
+
+def test_gaussian_sample_moments_and_mode():
+    n = 40_000
+    mean, log_std = np.array([1.0, -2.0]), np.array([0.0, -1.0])
+    d = DiagGaussian(np.tile(mean, (n, 1)), log_std)
+    x = d.sample(np.random.default_rng(0))
+    assert x.shape == (n, 2)
+    std = np.exp(log_std)
+    assert np.all(np.abs(x.mean(axis=0) - mean) < 4 * std / math.sqrt(n))
+    # the sample std has standard error ~ std / sqrt(2 n)
+    assert np.all(np.abs(x.std(axis=0) - std) < 4 * std / math.sqrt(2 * n))
+    np.testing.assert_array_equal(d.mode()[0], mean)
+    np.testing.assert_array_equal(x, d.sample(np.random.default_rng(0)))
+
+
+def test_gaussian_log_prob_monte_carlo_mean_is_minus_entropy():
+    n = 40_000
+    d = DiagGaussian(np.tile(MEAN[:1], (n, 1)), LOG_STD)
+    neg_logp = -d.log_prob(d.sample(np.random.default_rng(1))).data
+    entropy = math.log(2 * math.pi * math.e) + LOG_STD.sum()
+    assert abs(neg_logp.mean() - entropy) < 4 * neg_logp.std() / math.sqrt(n)
+
+
+def test_gaussian_kl_matches_monte_carlo_estimate():
+    n = 40_000
+    mp, sp = MEAN[:1], np.exp(LOG_STD)
+    mq, sq = OTHER_MEAN[:1], np.exp(OTHER_LOG_STD[:1])
+    x = mp + sp * np.random.default_rng(2).standard_normal((n, 2))
+    log_ratio = hand_normal_logpdf(x, mp, sp) - hand_normal_logpdf(x, mq, sq)
+    kl = DiagGaussian(mp, LOG_STD).kl(DiagGaussian(mq, OTHER_LOG_STD[:1])).item()
+    assert abs(log_ratio.mean() - kl) < 4 * log_ratio.std() / math.sqrt(n)
+
+
+@pytest.mark.parametrize("log_std", [LOG_STD, OTHER_LOG_STD])
+def test_gaussian_gradients_match_finite_differences(log_std):
+    actions = np.array([[0.0, 0.0], [1.5, -0.5], [0.3, 2.0]])
+    assert_gradcheck(lambda m, s: DiagGaussian(m, s).log_prob(actions), [MEAN, log_std])
+    assert_gradcheck(lambda a: DiagGaussian(MEAN, log_std).log_prob(a), [actions])
+    assert_gradcheck(lambda m, s: DiagGaussian(m, s).entropy(), [MEAN, log_std])
+    assert_gradcheck(lambda m, s, m2, s2: DiagGaussian(m, s).kl(DiagGaussian(m2, s2)),
+                     [MEAN, log_std, OTHER_MEAN, OTHER_LOG_STD])
+
+
+def test_gaussian_tiny_std_gives_finite_values_and_hand_computed_gradients():
+    # log_std = -20 (std ~ 2e-9): d log p / d mean = z / std, d log p / d log_std = z^2 - 1
+    log_std = np.array([-20.0, -20.0])
+    z = np.array([[0.5, -1.5], [2.0, 0.1]])
+    mean = np.array([[1.0, -1.0], [0.0, 3.0]])
+    actions = mean + np.exp(log_std) * z
+    m, s = Tensor(mean, requires_grad=True), Tensor(log_std, requires_grad=True)
+    d = DiagGaussian(m, s)
+    logp = d.log_prob(actions)
+    assert np.all(np.isfinite(logp.data))
+    logp.sum().backward()
+    z_seen = (actions - mean) / np.exp(log_std)  # z after rounding of actions
+    np.testing.assert_allclose(m.grad, z_seen / np.exp(log_std), rtol=1e-12)
+    np.testing.assert_allclose(s.grad, (z_seen ** 2 - 1).sum(axis=0), rtol=1e-12)
+    assert_gradcheck(lambda t: DiagGaussian(mean, t).log_prob(actions), [log_std])
+    for out, wrt in ((d.entropy(), [s]), (d.kl(DiagGaussian(mean + 1.0, np.zeros(2))), [m, s]),
+                     (DiagGaussian(mean + 1.0, np.zeros(2)).kl(d), [m, s])):
+        assert np.all(np.isfinite(out.data))
+        m.grad = s.grad = None
+        out.sum().backward()
+        assert all(np.all(np.isfinite(t.grad)) for t in wrt)
+
+
+def test_gaussian_float32_stays_float32():
+    d = DiagGaussian(MEAN.astype(np.float32), LOG_STD.astype(np.float32))
+    a = d.sample(np.random.default_rng(0))
+    assert a.dtype == np.float32
+    assert d.log_prob(a).dtype == np.float32 and d.entropy().dtype == np.float32
+
+
+def test_gaussian_bad_input_errors_name_shapes():
+    with pytest.raises(ValueError, match=r"\(3,\).*\(3, 2\)"):
+        DiagGaussian(MEAN, np.zeros(3))
+    d = DiagGaussian(MEAN, LOG_STD)
+    with pytest.raises(ValueError, match=r"\(3, 1\).*\(3, 2\)"):
+        d.log_prob(np.zeros((3, 1)))
+    with pytest.raises(TypeError, match="int64"):
+        d.log_prob(np.zeros((3, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"log_std.*inf at index \(1,\)"):
+        DiagGaussian(MEAN, np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match=r"\(3, 2\).*\(2, 2\)"):
+        d.kl(DiagGaussian(MEAN[:2], LOG_STD))
+    with pytest.raises(TypeError, match="Categorical"):
+        d.kl(Categorical(LOGITS))
