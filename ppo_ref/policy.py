@@ -114,10 +114,11 @@ class ActorCritic:
         Returns numpy arrays: actions (B,) int64 or (B, D) unclipped, log pi(a|s) (B,), V(s) (B,).
         """
         with no_grad():
-            dist = self.distribution(obs)
+            x = self._input(obs)
+            dist = self.distribution(x)
             actions = dist.mode() if deterministic else dist.sample(rng)
             logp = dist.log_prob(actions).data
-            values = self.value(obs).data
+            values = self.value(x).data
         return actions, logp, values
 
     def env_action(self, actions) -> np.ndarray:

@@ -279,20 +279,15 @@ class RolloutCollector:
         for t in range(self.num_steps):
             obs = self._policy_obs(self.obs, update=True)
             actions, logp, values = agent.act(obs, self.rng)
-            if not (np.all(np.isfinite(logp)) and np.all(np.isfinite(values))):
-                raise ValueError(f"the agent produced a non-finite log-prob or value at vector "
-                                 f"step {self.vector_step} (rollout step {t}); have its "
-                                 f"parameters diverged?")
             valid = ~self.autoreset                      # (N,) False: the env will reset, ignoring the action
             buf.obs[t], buf.actions[t], buf.logp[t], buf.values[t] = obs, actions, logp, values
             buf.valid[t] = valid
 
             next_obs, rewards, terminated, truncated, _ = self.envs.step(agent.env_action(actions))
-            self._check_finite(next_obs, rewards, f"at vector step {self.vector_step} "
-                                                  f"(rollout step {t})")
+            if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
+                self._check_finite(next_obs, rewards, f"at vector step {self.vector_step} "
+                                                      f"(rollout step {t})")
             self.vector_step += 1
-            rewards = np.asarray(rewards, dtype=np.float64)
-            terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
             done = terminated | truncated                # the env sets both False on reset steps
 
             buf.rewards[t] = rewards if self.reward_scaler is None else \
@@ -301,12 +296,13 @@ class RolloutCollector:
             buf.truncated[t] = truncated | ~valid        # invalid rows: stop GAE here too
 
             # Episode statistics from the unscaled rewards of valid steps.
-            self.episode_return[valid] += rewards[valid]
-            self.episode_length[valid] += 1
-            for n in np.flatnonzero(done & valid):
-                ep_returns.append(float(self.episode_return[n]))
-                ep_lengths.append(int(self.episode_length[n]))
-                self.episode_return[n], self.episode_length[n] = 0.0, 0
+            self.episode_return += np.where(valid, rewards, 0.0)
+            self.episode_length += valid
+            finished = done & valid
+            if finished.any():
+                ep_returns.extend(self.episode_return[finished].tolist())
+                ep_lengths.extend(self.episode_length[finished].tolist())
+                self.episode_return[finished], self.episode_length[finished] = 0.0, 0
 
             self.autoreset = done
             self.obs = next_obs
@@ -318,6 +314,14 @@ class RolloutCollector:
         with no_grad():
             last = agent.value(self._policy_obs(self.obs, update=False))
         buf.next_values[-1] = np.asarray(getattr(last, "data", last))
+        # The agent's outputs are checked once per rollout (a diverged value net does not
+        # harm the env; non-finite logits or means are caught by the distributions).
+        for name in ("logp", "values", "next_values"):
+            bad = ~np.isfinite(getattr(buf, name))
+            if bad.any():
+                t, n = (int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(f"the agent produced a non-finite {name} at rollout step {t}, "
+                                 f"env {n}; have its parameters diverged?")
         buf.episode_returns = np.array(ep_returns, dtype=np.float64)
         buf.episode_lengths = np.array(ep_lengths, dtype=np.int64)
         return buf

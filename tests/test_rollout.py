@@ -192,3 +192,35 @@ def test_same_seed_gives_identical_rollouts():
     b = RolloutCollector(make_vec_env("CartPole-v1", 2), ValueIsObsAgent(), 50,
                          np.random.default_rng(1)).collect()
     _buffers_equal(a, b)
+
+
+def test_real_agent_on_pendulum_truncation_makes_the_next_row_invalid_and_keeps_actions_unclipped():
+    from ppo_ref.policy import ActorCritic
+    envs = make_vec_env("Pendulum-v1", 2)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        np.random.default_rng(0), hidden=(8,))
+    agent.log_std.data[:] = 1.5  # std 4.5 against bounds of +-2: many samples fall outside
+    buf = RolloutCollector(envs, agent, 205, np.random.default_rng(0), seed=0).collect()
+    # Pendulum's TimeLimit truncates after 200 steps: row 199 truncated, row 200 the reset step.
+    assert buf.truncated[199].all() and not buf.terminated.any()
+    assert (~buf.valid[200]).all() and buf.valid[:200].all() and buf.valid[201:].all()
+    np.testing.assert_array_equal(buf.episode_lengths, [200, 200])
+    assert buf.actions.shape == (205, 2, 1) and np.abs(buf.actions).max() > 2.0
+    assert len(buf.flatten(*buf.compute_advantages())["obs"]) == 205 * 2 - 2
+
+
+def test_real_agent_on_cartpole_counts_steps_and_episodes():
+    from ppo_ref.policy import ActorCritic
+    envs = make_vec_env("CartPole-v1", 4)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        np.random.default_rng(0))
+    c = RolloutCollector(envs, agent, 128, np.random.default_rng(0), seed=0)
+    buf = c.collect()
+    assert c.global_step == 128 * 4
+    # every finished episode is followed by exactly one invalid (reset) row, unless it
+    # ended on the last row
+    ended_before_last = (buf.terminated | buf.truncated)[:-1] & buf.valid[:-1]
+    assert (~buf.valid).sum() == ended_before_last.sum()
+    assert len(buf.episode_returns) == ((buf.terminated | buf.truncated) & buf.valid).sum()
+    # CartPole pays 1 per step, so an episode's return equals its length
+    np.testing.assert_array_equal(buf.episode_returns, buf.episode_lengths)
