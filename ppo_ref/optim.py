@@ -1,0 +1,172 @@
+"""Adam, global gradient-norm clipping and a linear schedule, with torch's exact semantics.
+
+PPO implementations that are compared against each other must agree on these
+details (Andrychowicz et al. 2021; Huang et al. 2022, "The 37 implementation
+details of PPO"), so each follows torch.optim.Adam / torch.nn.utils.clip_grad_norm_
+and says where implementations differ.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .autodiff import Tensor
+
+__all__ = ["Adam", "clip_grad_norm", "linear_schedule"]
+
+
+def _check_params(params, owner: str) -> list:
+    params = list(params)
+    if not params:
+        raise ValueError(f"{owner}: params is empty")
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{owner}: params[{i}] must be a Tensor, got {type(p).__name__}")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError(f"{owner}: params contains the same Tensor more than once")
+    return params
+
+
+def _check_hyperparameters(lr, betas, eps) -> tuple:
+    if not lr > 0:
+        raise ValueError(f"Adam: lr must be > 0, got {lr}")
+    betas = tuple(float(b) for b in betas)
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
+    if not eps >= 0:
+        raise ValueError(f"Adam: eps must be >= 0, got {eps}")
+    return float(lr), betas, float(eps)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), exactly as torch.optim.Adam (no weight decay, no amsgrad).
+
+    For each parameter theta with gradient g, at its step t = 1, 2, ...:
+        m     = beta1 m + (1 - beta1) g          first moment,  m_0 = 0
+        v     = beta2 v + (1 - beta2) g^2        second moment, v_0 = 0
+        m_hat = m / (1 - beta1^t)                bias corrections
+        v_hat = v / (1 - beta2^t)
+        theta = theta - lr m_hat / (sqrt(v_hat) + eps)
+
+    Conventions where implementations disagree:
+    * eps is added to sqrt(v_hat), outside the root (as torch; TensorFlow's Keras adds
+      an eps_hat to sqrt(v) without the bias correction, which changes early steps).
+    * A parameter whose .grad is None is skipped: its moments and its own step count t
+      stay as they were (as torch, which keeps one step count per parameter).
+    * torch evaluates the same update in another order (lr / (1 - beta1^t) * m /
+      (sqrt(v) / sqrt(1 - beta2^t) + eps)); the two differ only by float rounding.
+    `lr` may be changed between steps (learning-rate annealing).
+    """
+
+    def __init__(self, params, lr: float = 3e-4, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = _check_params(params, "Adam")
+        self.lr, self.betas, self.eps = _check_hyperparameters(lr, betas, eps)
+        self.steps = [0] * len(self.params)                      # t, per parameter
+        self.m = [np.zeros_like(p.data) for p in self.params]    # first moments
+        self.v = [np.zeros_like(p.data) for p in self.params]    # second moments
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        # 0 is allowed here (a schedule annealed to its end); negative or nan is not.
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"Adam: lr must be finite and >= 0, got {value}")
+        self._lr = float(value)
+
+    def zero_grad(self) -> None:
+        """Clear every parameter's gradient (sets .grad = None, as torch's default)."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """One Adam update of every parameter that has a gradient."""
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            if g.shape != p.shape:
+                raise ValueError(f"Adam.step: params[{i}] has shape {p.shape} but its grad has "
+                                 f"shape {g.shape}")
+            self.steps[i] += 1
+            t = self.steps[i]
+            m, v = self.m[i], self.v[i]
+            m *= beta1
+            m += (1.0 - beta1) * g
+            v *= beta2
+            v += (1.0 - beta2) * (g * g)
+            m_hat = m / (1.0 - beta1 ** t)
+            v_hat = v / (1.0 - beta2 ** t)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self) -> dict:
+        """A flat dict of numpy arrays (savable with np.savez): hyperparameters, the per-parameter
+        step counts "steps" (P,), and moments "m.i", "v.i" (copies) for parameter i."""
+        state = {"lr": np.float64(self.lr), "betas": np.array(self.betas), "eps": np.float64(self.eps),
+                 "steps": np.array(self.steps, dtype=np.int64)}
+        for i in range(len(self.params)):
+            state[f"m.{i}"] = self.m[i].copy()
+            state[f"v.{i}"] = self.v[i].copy()
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Restore a state_dict() for the same list of parameters, so training resumes exactly."""
+        n = len(self.params)
+        expected = {"lr", "betas", "eps", "steps"} | {f"{k}.{i}" for k in "mv" for i in range(n)}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(f"Adam.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        steps = np.asarray(state["steps"])
+        if steps.shape != (n,):
+            raise ValueError(f"Adam.load_state_dict: steps has shape {steps.shape}, expected ({n},)")
+        for i, p in enumerate(self.params):
+            for k in "mv":
+                shape = np.shape(state[f"{k}.{i}"])
+                if shape != p.shape:
+                    raise ValueError(f"Adam.load_state_dict: {k}.{i} has shape {shape}, "
+                                     f"params[{i}] has shape {p.shape}")
+        self.lr, self.betas, self.eps = _check_hyperparameters(
+            float(state["lr"]), np.asarray(state["betas"]).tolist(), float(state["eps"]))
+        self.steps = [int(t) for t in steps]
+        self.m = [np.array(state[f"m.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
+        self.v = [np.array(state[f"v.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most max_norm (torch semantics).
+
+        norm = sqrt(sum over params of sum(g^2))      (parameters with .grad None are skipped)
+        if max_norm / (norm + 1e-6) < 1:  g <- g * max_norm / (norm + 1e-6)
+
+    Returns the norm before clipping (the number worth logging). Conventions: the 1e-6 in
+    the denominator is torch's, so a norm exactly at max_norm is still scaled by a hair;
+    the sum of squares is accumulated in float64; a nan/inf gradient raises ValueError
+    (torch's error_if_nonfinite=True) instead of spreading nan into every parameter.
+    """
+    params = _check_params(params, "clip_grad_norm")
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
+    grads = [(i, p.grad) for i, p in enumerate(params) if p.grad is not None]
+    squares = 0.0
+    for i, g in grads:
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"clip_grad_norm: the gradient of params[{i}] contains nan or inf")
+        squares += float(np.sum(np.square(g, dtype=np.float64)))
+    norm = math.sqrt(squares)
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        for _, g in grads:
+            g *= coef
+    return norm
+
+
+def linear_schedule(start: float, end: float, progress: float) -> float:
+    """start + (end - start) * progress, for progress in [0, 1] (e.g. learning-rate annealing,
+    progress = fraction of training done)."""
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"linear_schedule: progress must lie in [0, 1], got {progress}")
+    return start + (end - start) * progress

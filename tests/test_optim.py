@@ -1,0 +1,267 @@
+"""Specification of ppo_ref.optim: Adam against a trajectory computed element by element in
+plain Python (not by the code under test), clip_grad_norm against hand-computed numbers,
+state_dict resumption, and hyperparameter validation."""
+import math
+
+import numpy as np
+import pytest
+
+from ppo_ref.autodiff import Tensor
+from ppo_ref.optim import Adam, clip_grad_norm, linear_schedule
+
+# A quadratic loss L = sum(0.5 * a * theta^2 + c * theta) has gradient a * theta + c.
+A = [0.5, 2.0, -1.0, 3.0, 0.1]
+C = [1.0, -0.5, 0.3, 0.0, 2.0]
+THETA0 = [0.3, -1.2, 2.0, 0.05, -0.7]
+
+
+def quadratic_grad(theta):
+    return [a * t + c for a, t, c in zip(A, theta, C)]
+
+
+def naive_adam(theta, grad_fn, lrs, beta1, beta2, eps):
+    """Adam written out as in Kingma & Ba (2015), Algorithm 1, one float at a time."""
+    theta = list(theta)
+    m, v = [0.0] * len(theta), [0.0] * len(theta)
+    for t, lr in enumerate(lrs, start=1):
+        g = grad_fn(theta)
+        for i in range(len(theta)):
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            m_hat = m[i] / (1 - beta1 ** t)
+            v_hat = v[i] / (1 - beta2 ** t)
+            theta[i] = theta[i] - lr * m_hat / (math.sqrt(v_hat) + eps)
+    return theta
+
+
+def split_params():
+    """THETA0 as two Tensors of shapes (2,) and (3,), as an optimiser sees a network."""
+    return [Tensor(np.array(THETA0[:2]), requires_grad=True),
+            Tensor(np.array(THETA0[2:]), requires_grad=True)]
+
+
+def set_quadratic_grads(params):
+    g = quadratic_grad(np.concatenate([p.data for p in params]).tolist())
+    params[0].grad, params[1].grad = np.array(g[:2]), np.array(g[2:])
+
+
+def run(opt, params, lrs):
+    for lr in lrs:
+        opt.lr = lr
+        opt.zero_grad()
+        set_quadratic_grads(params)
+        opt.step()
+    return np.concatenate([p.data for p in params])
+
+
+# ----- Adam ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("betas,eps", [((0.9, 0.999), 1e-8), ((0.5, 0.9), 1e-3), ((0.0, 0.99), 0.1)])
+def test_adam_matches_a_hand_written_multi_step_trajectory(betas, eps):
+    lrs = [0.1] * 8
+    params = split_params()
+    got = run(Adam(params, lr=0.1, betas=betas, eps=eps), params, lrs)
+    expected = naive_adam(THETA0, quadratic_grad, lrs, *betas, eps)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_with_learning_rate_changed_between_steps():
+    lrs = [0.1, 0.05, 0.05, 0.01, 0.2]
+    params = split_params()
+    got = run(Adam(params, lr=1.0), params, lrs)
+    np.testing.assert_allclose(got, naive_adam(THETA0, quadratic_grad, lrs, 0.9, 0.999, 1e-8),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_adam_first_step_is_lr_times_sign_whatever_the_gradient_scale():
+    # Bias correction: m_hat = g, v_hat = g^2 at t = 1, so the step is lr * g / (|g| + eps).
+    for g in (1e-6, 1.0, 1e6, -3.0):
+        p = Tensor(np.array([1.0]), requires_grad=True)
+        p.grad = np.array([g])
+        Adam([p], lr=0.01, eps=0.0).step()
+        np.testing.assert_allclose(p.data, [1.0 - 0.01 * math.copysign(1.0, g)], rtol=1e-15)
+
+
+def test_adam_constant_gradient_gives_constant_steps():
+    # With a constant gradient g, m_hat = g and v_hat = g^2 at every step.
+    p = Tensor(np.array([0.0]), requires_grad=True)
+    opt = Adam([p], lr=0.1, eps=0.5)
+    for t in range(1, 6):
+        p.grad = np.array([2.0])
+        opt.step()
+        np.testing.assert_allclose(p.data, [-t * 0.1 * 2.0 / (2.0 + 0.5)], rtol=1e-13)
+
+
+def test_adam_eps_is_added_outside_the_square_root():
+    p = Tensor(np.array([0.0]), requires_grad=True)
+    p.grad = np.array([1e-3])
+    Adam([p], lr=1.0, eps=1e-3).step()
+    np.testing.assert_allclose(p.data, [-1e-3 / (1e-3 + 1e-3)], rtol=1e-14)  # -0.5
+    # eps inside the root would have given -1e-3 / sqrt(1e-6 + 1e-3) ~ -0.0316
+
+
+def test_adam_skips_parameters_without_gradient_and_keeps_their_own_step_count():
+    a, b = Tensor(np.array([1.0]), requires_grad=True), Tensor(np.array([1.0]), requires_grad=True)
+    opt = Adam([a, b], lr=0.1, betas=(0.5, 0.75), eps=0.0)
+    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    opt.step()
+    a.grad, b.grad = np.array([3.0]), None
+    opt.step()
+    np.testing.assert_array_equal(b.data, [0.9])  # untouched by the second step
+    assert opt.steps == [2, 1]
+    a.grad, b.grad = None, np.array([3.0])
+    opt.step()
+    # b's second step is its t = 2: m = 0.5*0.5*1 + 0.5*3 = 1.75, v = 0.75*0.25*1 + 0.25*9 = 2.4375,
+    # m_hat = 1.75 / 0.75, v_hat = 2.4375 / 0.4375
+    expected = 0.9 - 0.1 * (1.75 / 0.75) / math.sqrt(2.4375 / 0.4375)
+    np.testing.assert_allclose(b.data, [expected], rtol=1e-14)
+    # a saw the same gradients (1 then 3) at its steps 1 and 2 and none at the third call
+    np.testing.assert_allclose(a.data, [expected], rtol=1e-14)
+    assert opt.steps == [2, 2]
+
+
+def test_zero_grad_sets_grads_to_none():
+    params = split_params()
+    set_quadratic_grads(params)
+    Adam(params).zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_adam_keeps_float32_parameters_float32():
+    p = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    opt = Adam([p], lr=0.1)
+    p.grad = np.ones(3, dtype=np.float32)
+    opt.step()
+    assert p.data.dtype == np.float32
+    np.testing.assert_allclose(p.data, 0.9, rtol=1e-6)
+
+
+def test_state_dict_round_trip_resumes_identically(tmp_path):
+    params = split_params()
+    opt = Adam(params, lr=0.05, betas=(0.8, 0.95), eps=1e-6)
+    run(opt, params, [0.05] * 3)
+    np.savez(tmp_path / "adam.npz", **opt.state_dict())
+    saved = [p.data.copy() for p in params]
+    straight_on = run(opt, params, [0.05] * 4)
+
+    resumed = [Tensor(a, requires_grad=True) for a in saved]
+    opt2 = Adam(resumed, lr=1.0)
+    with np.load(tmp_path / "adam.npz") as f:
+        opt2.load_state_dict(dict(f))
+    assert opt2.lr == 0.05 and opt2.betas == (0.8, 0.95) and opt2.eps == 1e-6
+    np.testing.assert_array_equal(run(opt2, resumed, [0.05] * 4), straight_on)
+
+
+def test_state_dict_is_a_snapshot():
+    params = split_params()
+    opt = Adam(params)
+    run(opt, params, [0.1])
+    state = opt.state_dict()
+    m0 = state["m.0"].copy()
+    run(opt, params, [0.1])
+    np.testing.assert_array_equal(state["m.0"], m0)
+
+
+def test_load_state_dict_rejects_wrong_keys_and_shapes():
+    params = split_params()
+    state = Adam(params).state_dict()
+    bad = dict(state)
+    del bad["v.1"]
+    with pytest.raises(ValueError, match=r"missing keys \['v.1'\]"):
+        Adam(params).load_state_dict(bad)
+    bad = dict(state, **{"m.0": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"m.0.*\(3,\).*\(2,\)"):
+        Adam(params).load_state_dict(bad)
+    with pytest.raises(ValueError, match="betas"):
+        Adam(params).load_state_dict(dict(state, betas=np.array([1.5, 0.9])))
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"), ({"lr": float("nan")}, "lr"),
+    ({"betas": (1.0, 0.999)}, "betas"), ({"betas": (0.9, -0.1)}, "betas"), ({"betas": (0.9,)}, "betas"),
+    ({"eps": -1e-8}, "eps"),
+])
+def test_adam_rejects_bad_hyperparameters_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Adam(split_params(), **kwargs)
+
+
+def test_adam_lr_setter_allows_zero_but_not_negative():
+    opt = Adam(split_params())
+    opt.lr = 0.0  # the end of a linearly annealed schedule
+    with pytest.raises(ValueError, match="lr"):
+        opt.lr = -0.1
+
+
+def test_adam_rejects_bad_params_and_grad_shapes():
+    with pytest.raises(ValueError, match="empty"):
+        Adam([])
+    with pytest.raises(TypeError, match=r"params\[1\]"):
+        Adam([Tensor(np.ones(2)), np.ones(2)])
+    p = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match="more than once"):
+        Adam([p, p])
+    p.grad = np.ones(3)
+    with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
+        Adam([p]).step()
+
+
+# ----- clip_grad_norm ------------------------------------------------------------------------
+
+def three_four_twelve():
+    """Two parameters whose gradients [3, 4] and [[12]] have global norm sqrt(9+16+144) = 13."""
+    a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros((1, 1)), requires_grad=True)
+    a.grad, b.grad = np.array([3.0, 4.0]), np.array([[12.0]])
+    return a, b
+
+
+def test_clip_grad_norm_below_threshold_leaves_gradients_alone():
+    a, b = three_four_twelve()
+    norm = clip_grad_norm([a, b], max_norm=26.0)
+    assert isinstance(norm, float) and norm == 13.0
+    np.testing.assert_array_equal(a.grad, [3.0, 4.0])
+    np.testing.assert_array_equal(b.grad, [[12.0]])
+
+
+def test_clip_grad_norm_above_threshold_scales_by_max_norm_over_norm_plus_1e6():
+    a, b = three_four_twelve()
+    norm = clip_grad_norm([a, b], max_norm=6.5)
+    assert norm == 13.0  # the norm before clipping
+    coef = 6.5 / (13.0 + 1e-6)
+    np.testing.assert_allclose(a.grad, [3.0 * coef, 4.0 * coef], rtol=1e-15)
+    np.testing.assert_allclose(b.grad, [[12.0 * coef]], rtol=1e-15)
+
+
+def test_clip_grad_norm_exactly_at_threshold_still_scales_by_the_1e6_margin():
+    a, b = three_four_twelve()
+    clip_grad_norm([a, b], max_norm=13.0)
+    np.testing.assert_allclose(a.grad, [3.0 * 13.0 / 13.000001, 4.0 * 13.0 / 13.000001], rtol=1e-15)
+    assert a.grad[0] < 3.0
+
+
+def test_clip_grad_norm_skips_missing_gradients():
+    a, b = three_four_twelve()
+    c = Tensor(np.ones(4), requires_grad=True)
+    assert clip_grad_norm([a, c, b], max_norm=1.0) == 13.0
+    assert c.grad is None
+    c.grad = None
+    assert clip_grad_norm([c], max_norm=1.0) == 0.0
+
+
+def test_clip_grad_norm_rejects_nonfinite_gradients_and_bad_max_norm():
+    a, b = three_four_twelve()
+    b.grad = np.array([[np.inf]])
+    with pytest.raises(ValueError, match=r"params\[1\]"):
+        clip_grad_norm([a, b], 1.0)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm([a], 0.0)
+
+
+# ----- linear_schedule ---------------------------------------------------------------------
+
+def test_linear_schedule_interpolates_from_start_to_end():
+    assert linear_schedule(3e-4, 0.0, 0.0) == 3e-4
+    assert linear_schedule(3e-4, 0.0, 1.0) == 0.0
+    assert linear_schedule(1.0, 0.5, 0.25) == 0.875
+    with pytest.raises(ValueError, match="progress"):
+        linear_schedule(1.0, 0.0, 1.5)
