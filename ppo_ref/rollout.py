@@ -40,6 +40,7 @@ update boundary (right after an update, before the next collect()):
     resume:  envs = loads_env(env_bytes)
              collector = RolloutCollector(envs, agent, num_steps, rng, ...same options...)
              collector.load_state_dict(state)           # no reset happens after this
+             (or swap the env into an existing, not yet started collector: collector.envs = envs)
 
 CartPole's numpy vector env is plain numpy and pickles; a SyncVectorEnv pickles
 when its sub-envs do (the env-making callables, often closures, are not saved:

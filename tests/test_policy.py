@@ -5,7 +5,6 @@ import pytest
 from gymnasium import spaces
 
 from ppo_ref import autodiff
-from ppo_ref.autodiff import Tensor
 from ppo_ref.distributions import Categorical, DiagGaussian
 from ppo_ref.gradcheck import gradcheck
 from ppo_ref.policy import ActorCritic
