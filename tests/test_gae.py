@@ -58,7 +58,7 @@ def random_rollout(rng, T=12, N=3, p_term=0.15, p_trunc=0.1):
 
 
 def consistent_next_values(rng, values, terminated, truncated):
-    """next_values[t] = values[t+1] inside an episode; a fresh V(final obs) where it ends or the data stops."""
+    """next_values[t] = values[t+1] inside an episode; a fresh V(final obs) where the data stops."""
     next_values = np.empty_like(values)
     next_values[:-1] = values[1:]
     ends = terminated | truncated

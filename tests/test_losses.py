@@ -357,7 +357,7 @@ def test_explained_variance_by_hand_and_against_naive_loop():
     assert explained_variance(returns, returns) == 1.0
     assert explained_variance(np.full(4, 2.5), returns) == 0.0    # the mean explains nothing
     assert explained_variance(returns + 10.0, returns) == 1.0     # blind to a constant offset
-    # V = [4, 3, 2, 1]: R - V = [-3, -1, 1, 3], Var = 5; Var[R] = 1.25; 1 - 5/1.25 = -3 (worse than a constant)
+    # V = [4, 3, 2, 1]: R - V = [-3, -1, 1, 3], Var = 5; Var[R] = 1.25; 1 - 5/1.25 = -3 (worse than the mean)
     assert explained_variance(returns[::-1], returns) == -3.0
     rng = np.random.default_rng(13)
     v, ret = rng.normal(size=30), rng.normal(size=30)
