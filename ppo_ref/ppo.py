@@ -1,0 +1,561 @@
+"""The PPO trainer: Algorithm 1 of Schulman et al. (2017), "Proximal Policy Optimization Algorithms".
+
+    for iteration = 1, 2, ... do
+        for actor = 1, ..., N: run pi_old in the environment for T timesteps
+        compute advantage estimates A_1 ... A_T                      (GAE, Schulman et al. 2016)
+        optimise the surrogate L wrt theta, K epochs, minibatch size M <= N T
+        theta_old <- theta
+
+`train` below is that loop; each step is one call into a module that explains it (rollout.py,
+gae.py, losses.py, optim.py). The surrogate maximised in the third step (eq. 7, negated here to
+be minimised, plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_old(a_t|s_t):
+
+    clip         L = -mean min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)             (eq. 7)
+    kl_adaptive  L = -mean r_t A_t + beta * mean KL[pi_old(.|s_t), pi(.|s_t)],        (eq. 8)
+                 beta halved / doubled after each update when the KL is far below / above kl_target
+    kl_fixed     the same with beta fixed
+    none         L = -mean r_t A_t, the unclipped policy gradient (to see why PPO clips)
+    trpo         no surrogate step: the policy moves by trpo.trpo_step (the constrained problem
+                 PPO approximates), the value function by Adam; see `_trpo_update`.
+
+Conventions where implementations disagree:
+* Autoreset: gymnasium's next-step autoreset; the reset step after an episode end is collected but
+  left out of the update (rollout.py explains why), so a batch holds slightly fewer than N*T samples.
+* Minibatches: each epoch is a fresh permutation of the batch cut into `num_minibatches` nearly
+  equal pieces (np.array_split), drawn from the trainer's own Generator, all epochs drawn up front.
+* Advantage normalisation per minibatch (as CleanRL and Stable-Baselines3), ddof=1 (losses.py).
+* One Adam over policy and value parameters together and one global gradient norm clip, as
+  CleanRL and SB3 do (the paper's eq. 9 shares one loss between them).
+* Early stop (`target_kl`): before each minibatch step the approx_kl of the current policy against
+  pi_old on that minibatch is measured; above target_kl the remaining steps are skipped (SB3 checks
+  the same point with 1.5 * target_kl; CleanRL checks once per epoch).
+* Logged metrics are means over the minibatch steps of the update (SB3); CleanRL logs the last.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .autodiff import no_grad
+from .distributions import Categorical, DiagGaussian
+from .losses import AdaptiveKLPenalty, explained_variance, normalize_advantages, ppo_loss
+from .normalize import ObservationNormalizer, RewardScaler
+from .optim import Adam, clip_grad_norm, linear_schedule
+from .policy import ActorCritic
+from .rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
+
+__all__ = ["PPOConfig", "PRESETS", "OBJECTIVES", "TrainResult", "train", "ppo_update",
+           "evaluate", "shuffled_minibatches", "build_agent", "load_agent"]
+
+OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none", "trpo")
+RETURN_WINDOW = 20        # episodic_return in the log = mean of the last 20 finished episodes
+EVAL_SEED_OFFSET = 10**6  # evaluation envs are seeded away from the training envs
+
+
+def _field(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Every hyperparameter of a run. The defaults train CartPole-v1 (rl-zoo3's tuned values,
+    see the README's Training section for what they reach)."""
+
+    env_id: str = _field("CartPole-v1", "gymnasium environment id")
+    seed: int = _field(0, "seed of every random number in the run")
+    total_steps: int = _field(100_000, "environment steps to train for (all envs together)")
+    num_envs: int = _field(8, "N, parallel environments")
+    num_steps: int = _field(32, "T, steps per environment per rollout; batch = N*T")
+    num_minibatches: int = _field(1, "minibatches per epoch; must divide N*T")
+    update_epochs: int = _field(20, "K, epochs over each batch")
+    lr: float = _field(1e-3, "Adam learning rate")
+    anneal_lr: bool = _field(True, "decay the learning rate linearly to 0 over training")
+    gamma: float = _field(0.98, "discount factor")
+    lam: float = _field(0.8, "GAE lambda")
+    clip_eps: float = _field(0.2, "epsilon of the clipped ratio (and of value clipping)")
+    anneal_clip: bool = _field(True, "decay clip_eps linearly to 0 over training (rl-zoo3)")
+    objective: str = _field("clip", "policy objective: " + " | ".join(OBJECTIVES))
+    norm_adv: bool = _field(True, "normalise advantages per minibatch")
+    clip_vloss: bool = _field(False, "clip the value update to clip_eps around the old values")
+    ent_coef: float = _field(0.0, "entropy bonus coefficient")
+    vf_coef: float = _field(0.5, "value loss coefficient")
+    max_grad_norm: float = _field(0.5, "clip the global gradient norm to this (inf: off)")
+    target_kl: float | None = _field(None, "stop an update's epochs when approx_kl exceeds this")
+    kl_beta: float = _field(1.0, "initial KL penalty coefficient beta (kl_* objectives)")
+    kl_target: float = _field(0.01, "d_targ of the adaptive KL penalty")
+    hidden: tuple = _field((64, 64), "hidden layer sizes of the policy and value MLPs")
+    activation: str = _field("tanh", "hidden activation: tanh | relu")
+    normalize_obs: bool = _field(False, "normalise observations with running statistics")
+    scale_rewards: bool = _field(False, "divide rewards by the std of a running discounted return")
+    dtype: str = _field("float64", "training dtype: float64 | float32")
+    eval_episodes: int = _field(20, "deterministic evaluation episodes at the end")
+    checkpoint_every: int = _field(50, "save a checkpoint every this many updates (0: end only)")
+    trpo_max_kl: float = _field(0.01, "trpo: the trust region delta on the mean KL")
+    trpo_cg_iters: int = _field(10, "trpo: conjugate gradient iterations")
+    trpo_damping: float = _field(0.1, "trpo: damping added to the Fisher matrix")
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        positive_ints = ("total_steps", "num_envs", "num_steps", "num_minibatches",
+                         "update_epochs", "eval_episodes")
+        for name in positive_ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(f"num_minibatches={self.num_minibatches} must divide the batch "
+                             f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = "
+                             f"{self.batch_size}")
+        if self.total_steps < self.batch_size:
+            raise ValueError(f"total_steps={self.total_steps} is less than one batch "
+                             f"(num_envs*num_steps = {self.batch_size})")
+        for name in ("lr", "clip_eps", "max_grad_norm", "kl_beta", "kl_target", "trpo_max_kl"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0 and not math.isnan(v)):
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+        for name in ("gamma", "lam"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+                raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
+        for name in ("ent_coef", "vf_coef", "trpo_damping"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0):
+                raise ValueError(f"{name} must be >= 0, got {v!r}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "trpo" and importlib.util.find_spec("ppo_ref.trpo") is None:
+            raise ValueError("objective 'trpo' needs ppo_ref.trpo, which is not installed")
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must list layer sizes >= 1, got {self.hidden!r}")
+        if self.checkpoint_every < 0 or self.trpo_cg_iters < 1:
+            raise ValueError(f"checkpoint_every must be >= 0 and trpo_cg_iters >= 1, got "
+                             f"{self.checkpoint_every!r} and {self.trpo_cg_iters!r}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_steps // self.batch_size
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PPOConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        return cls(**d)
+
+
+PRESETS = {
+    "CartPole-v1": PPOConfig(),
+    "Acrobot-v1": PPOConfig(env_id="Acrobot-v1", total_steps=100_000, num_envs=16,
+                            num_steps=256, num_minibatches=16, update_epochs=4, lr=3e-4,
+                            gamma=0.99, lam=0.94, anneal_clip=False, ent_coef=0.0,
+                            normalize_obs=True),
+    "Pendulum-v1": PPOConfig(env_id="Pendulum-v1", total_steps=200_000, num_envs=4,
+                             num_steps=1024, num_minibatches=64, update_epochs=10, lr=1e-3,
+                             gamma=0.9, lam=0.95, anneal_clip=False, normalize_obs=True,
+                             scale_rewards=True),
+}
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the trained agent, one history dict per update (the rows of
+    metrics.csv), every finished training episode as (global_step, return, length), the final
+    evaluation (or None), the observation normaliser (None if unused) and the run folder."""
+    agent: ActorCritic
+    history: list
+    config: PPOConfig
+    episodes: list
+    eval: dict | None = None
+    obs_normalizer: ObservationNormalizer | None = None
+    out_dir: Path | None = None
+
+
+# ----- the main loop -----------------------------------------------------------------------------
+
+def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: bool = False,
+          resume: bool = False, callback=None) -> TrainResult:
+    """Train PPO (module docstring) and return a TrainResult.
+
+    env: None (make config.env_id), a callable returning a gymnasium Env, or a gymnasium VectorEnv
+        with config.num_envs environments. Evaluation makes fresh envs from env_id or the callable
+        (with a VectorEnv passed in, from config.env_id).
+    out_dir: if given, the run folder (runs.py): config.json, metrics.csv, checkpoints, eval.json.
+    resume: continue the run in out_dir from its last checkpoint; the remaining updates give
+        exactly the rows an uninterrupted run would have (timing columns aside).
+    callback: called with each history row after it is logged (raise inside it to stop).
+    """
+    run = _RunState.start(config, env)
+    folder = None
+    if out_dir is not None:
+        from .runs import RunFolder
+        folder = RunFolder(out_dir)
+        if resume:
+            run.restore(folder)
+        else:
+            if folder.metrics_path.exists():
+                raise ValueError(f"{out_dir} already holds a run (metrics.csv); resume it or "
+                                 f"choose another out_dir")
+            folder.write_json("config.json", config.to_dict())
+    elif resume:
+        raise ValueError("resume=True needs out_dir, the run folder to continue")
+
+    c, agent = config, run.agent
+    start_time, start_step = time.perf_counter(), run.global_step
+    while run.update < c.num_updates:
+        frac = run.update / c.num_updates                      # fraction of training done
+        run.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
+        clip_eps = linear_schedule(c.clip_eps, 0.0, frac) if c.anneal_clip else c.clip_eps
+
+        # 1. Run pi_old for T steps in each of the N environments.
+        buffer = run.collector.collect()
+        # 2. Advantages by GAE(gamma, lam), value targets R_t = A_t + V(s_t); keep valid steps.
+        advantages, returns = buffer.compute_advantages(c.gamma, c.lam)
+        batch = buffer.flatten(advantages, returns)
+        # 3. Optimise the surrogate for K epochs of shuffled minibatches.
+        minibatches = shuffled_minibatches(len(batch["advantages"]), c.update_epochs,
+                                           c.num_minibatches, run.rng)
+        update_fn = _trpo_update if c.objective == "trpo" else ppo_update   # the dispatch point
+        infos = update_fn(agent, run.optimizer, batch, c, minibatches, beta=run.beta,
+                          clip_eps=clip_eps)
+        # 4. Adapt the KL coefficient (adaptive KL objective) to the KL this update produced.
+        if c.objective == "kl_adaptive":
+            run.beta = run.kl_penalty.update(float(np.mean([i["kl"] for i in infos])))
+
+        # 5. Log one row per update; checkpoint now and then.
+        run.update += 1
+        run.global_step = run.collector.global_step
+        run.record_episodes(buffer.episode_returns, buffer.episode_lengths)
+        elapsed = time.perf_counter() - start_time
+        row = run.log_row(infos, batch, clip_eps, elapsed,
+                          (run.global_step - start_step) / max(elapsed, 1e-9))
+        run.history.append(row)
+        if folder is not None:
+            folder.append_metrics(row)
+            if c.checkpoint_every and run.update % c.checkpoint_every == 0:
+                run.save(folder)
+        if progress:
+            _print_progress(row, c.total_steps)
+        if callback is not None:
+            callback(row)
+    if progress:
+        print(file=sys.stderr)
+
+    result = TrainResult(agent, run.history, config, run.episodes,
+                         obs_normalizer=run.obs_normalizer, out_dir=folder and folder.path)
+    if folder is not None:
+        if run.update % max(c.checkpoint_every, 1) or not c.checkpoint_every:
+            run.save(folder)
+        result.eval = evaluate(agent, _eval_env(env, c), c.eval_episodes,
+                               seed=c.seed + EVAL_SEED_OFFSET, obs_normalizer=run.obs_normalizer)
+        folder.write_json("eval.json", result.eval)
+    return result
+
+
+def _print_progress(row: dict, total_steps: int) -> None:
+    ret = row["episodic_return"]
+    print(f"\rstep {row['global_step']:>9,}/{total_steps:,} | {row['steps_per_s']:7,.0f} steps/s"
+          f" | return {ret:8.2f} | approx_kl {row['approx_kl']:.4f}"
+          f" | clip_frac {row['clip_fraction']:.3f} ", end="", file=sys.stderr, flush=True)
+
+
+def shuffled_minibatches(num_samples: int, epochs: int, num_minibatches: int,
+                         rng: np.random.Generator) -> list:
+    """epochs * num_minibatches index arrays: per epoch, rng.permutation(num_samples) cut into
+    num_minibatches nearly equal consecutive pieces (np.array_split)."""
+    return [idx for _ in range(epochs)
+            for idx in np.array_split(rng.permutation(num_samples), num_minibatches)]
+
+
+# ----- the run's state: built, saved, restored ---------------------------------------------------
+
+class _RunState:
+    """Everything that changes during a run, so that a checkpoint can hold all of it: the agent,
+    Adam's moments, the envs and the collector (observations, episode counters, action Generator,
+    normalisers), the minibatch Generator, beta, counters and the log so far."""
+
+    @classmethod
+    def start(cls, config: PPOConfig, env=None) -> "_RunState":
+        run = cls()
+        run.config = c = config
+        # One seed fixes the run: independent streams for the initial weights, the action
+        # samples and the minibatch shuffles; the envs are reset with reset(seed=config.seed).
+        init_seq, act_seq, shuffle_seq = np.random.SeedSequence(c.seed).spawn(3)
+        run.envs = make_vec_env(c.env_id if env is None else env, c.num_envs, seed=c.seed)
+        run.agent = build_agent(c, run.envs.single_observation_space,
+                                run.envs.single_action_space, np.random.default_rng(init_seq))
+        params = run.agent.value_parameters() if c.objective == "trpo" else run.agent.parameters()
+        run.optimizer = Adam(params, lr=c.lr)
+        run.obs_normalizer = ObservationNormalizer(run.envs.single_observation_space.shape) \
+            if c.normalize_obs else None
+        reward_scaler = RewardScaler(c.num_envs, gamma=c.gamma) if c.scale_rewards else None
+        run.collector = RolloutCollector(run.envs, run.agent, c.num_steps,
+                                         np.random.default_rng(act_seq), run.obs_normalizer,
+                                         reward_scaler, seed=c.seed)
+        run.rng = np.random.default_rng(shuffle_seq)
+        run.kl_penalty = AdaptiveKLPenalty(c.kl_beta, c.kl_target)
+        run.beta = c.kl_beta
+        run.update, run.global_step = 0, 0
+        run.history, run.episodes = [], []
+        return run
+
+    def record_episodes(self, returns, lengths) -> None:
+        self.episodes.extend((self.global_step, float(r), int(n)) for r, n in zip(returns, lengths))
+
+    def log_row(self, infos: list, batch: dict, clip_eps: float, time_s: float,
+                steps_per_s: float) -> dict:
+        """One row of metrics.csv (runs.METRIC_COLUMNS): means over the update's minibatch steps."""
+        recent = [r for _, r, _ in self.episodes[-RETURN_WINDOW:]]
+        mean = lambda k: float(np.mean([i[k] for i in infos]))  # noqa: E731
+        kl_objective = self.config.objective in ("kl_adaptive", "kl_fixed")
+        return {"update": self.update, "global_step": self.global_step,
+                "episodic_return": float(np.mean(recent)) if recent else math.nan,
+                "episodes": len(self.episodes), "policy_loss": mean("policy_loss"),
+                "value_loss": mean("value_loss"), "entropy": mean("entropy"),
+                "approx_kl": mean("approx_kl"), "clip_fraction": mean("clip_fraction"),
+                "explained_variance": float(explained_variance(batch["values"], batch["returns"])),
+                "lr": self.optimizer.lr, "clip_eps": float(clip_eps),
+                "beta": float(self.beta) if kl_objective else math.nan,
+                "grad_norm": mean("grad_norm"),
+                "minibatches": sum(not i.get("stopped", False) for i in infos),
+                "time_s": float(time_s), "steps_per_s": float(steps_per_s)}
+
+    # -- checkpoints --
+    def _header(self) -> dict:
+        """Entries a checkpoint must share with the run that loads it."""
+        space = self.envs.single_action_space
+        return {"env_id": self.config.env_id,
+                "obs_shape": list(self.envs.single_observation_space.shape),
+                "action_space": repr(space), "hidden": list(self.config.hidden),
+                "objective": self.config.objective, "dtype": self.config.dtype}
+
+    def save(self, folder) -> None:
+        try:
+            env_bytes, env_error = dumps_env(self.envs), None
+        except TypeError as e:  # resume will refuse, with this reason; training goes on
+            env_bytes, env_error = None, str(e)
+        ep = np.array(self.episodes, dtype=np.float64).reshape(-1, 3)
+        state = {**self._header(), "config": self.config.to_dict(), "update": self.update,
+                 "global_step": self.global_step, "agent": self.agent.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
+                 "collector": self.collector.state_dict(), "beta": float(self.beta),
+                 "kl_penalty_beta": float(self.kl_penalty.beta), "env": env_bytes,
+                 "env_error": env_error, "episodes": ep}
+        from .checkpoint import save_checkpoint
+        save_checkpoint(folder.checkpoints / f"update_{self.update:06d}", state)
+
+    def restore(self, folder) -> None:
+        """Continue from the last checkpoint in the run folder (ValueError if there is none, if it
+        belongs to another env or network, or if its env could not be saved)."""
+        from .checkpoint import latest_checkpoint, load_checkpoint
+        from .runs import read_metrics
+        path = latest_checkpoint(folder.checkpoints)
+        if path is None:
+            raise ValueError(f"{folder.path}: no checkpoint to resume from")
+        state = load_checkpoint(path, expect=self._header())
+        if state["config"] != self.config.to_dict():
+            diff = sorted(k for k, v in self.config.to_dict().items() if state["config"].get(k) != v)
+            raise ValueError(f"checkpoint {path} was written with another config (fields {diff} "
+                             f"differ); resume with the run's own config.json")
+        if state["env"] is None:
+            raise ValueError(f"cannot resume {folder.path} exactly: its environment could not be "
+                             f"saved ({state['env_error']})")
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.envs.close()
+            self.envs = self.collector.envs = loads_env(state["env"])
+            self.collector.load_state_dict(state["collector"])
+            self.rng.bit_generator.state = state["rng"]
+            self.beta, self.kl_penalty.beta = state["beta"], state["kl_penalty_beta"]
+            self.update, self.global_step = int(state["update"]), int(state["global_step"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"checkpoint {path} is incomplete or malformed: {e!r}") from None
+        self.episodes = [(int(s), float(r), int(n)) for s, r, n in state["episodes"]]
+        folder.truncate_metrics(self.update)     # drop rows logged after this checkpoint
+        self.history = read_metrics(folder.path)
+        if len(self.history) != self.update:
+            raise ValueError(f"{folder.path}/metrics.csv has {len(self.history)} rows, the "
+                             f"checkpoint is at update {self.update}")
+
+
+def build_agent(config: PPOConfig, observation_space, action_space, rng) -> ActorCritic:
+    """The ActorCritic a run with this config trains."""
+    return ActorCritic(observation_space, action_space, rng, hidden=config.hidden,
+                       activation=config.activation, dtype=np.dtype(config.dtype))
+
+
+def load_agent(run_dir):
+    """(agent, obs_normalizer or None, config) from the last checkpoint of a run folder."""
+    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .runs import read_config
+    config = PPOConfig.from_dict(read_config(run_dir))
+    path = latest_checkpoint(Path(run_dir) / "checkpoints")
+    if path is None:
+        raise ValueError(f"{run_dir}: no checkpoint")
+    state = load_checkpoint(path, expect={"env_id": config.env_id})
+    envs = make_vec_env(config.env_id, 1)
+    agent = build_agent(config, envs.single_observation_space, envs.single_action_space,
+                        np.random.default_rng(0))
+    envs.close()
+    agent.load_state_dict(state["agent"])
+    normalizer = None
+    if "obs_normalizer" in state["collector"]:
+        normalizer = ObservationNormalizer(tuple(state["obs_shape"]))
+        normalizer.load_state_dict(state["collector"]["obs_normalizer"])
+    return agent, normalizer, config
+
+
+# ----- the update --------------------------------------------------------------------------------
+
+_LOSS_OBJECTIVE = {"clip": "clip", "kl_adaptive": "kl", "kl_fixed": "kl", "none": "none"}
+
+
+def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
+               beta: float | None = None, clip_eps: float | None = None) -> list:
+    """Step 3 of Algorithm 1: one gradient step of the PPO loss per minibatch, in the given order.
+
+    batch: flat arrays over B samples: obs (B, ...), actions (B,) or (B, D), logp (B,) =
+        log pi_old(a|s), values (B,) = V_old(s), advantages (B,), returns (B,).
+    minibatches: index arrays into the batch, one gradient step each (`shuffled_minibatches`).
+    beta: the KL coefficient for the kl_* objectives (default config.kl_beta); clip_eps: the
+        (possibly annealed) clip range (default config.clip_eps).
+
+    Per minibatch: A normalised if config.norm_adv; loss = ppo_loss(...) (losses.py, eq. 9);
+    gradients clipped to a global norm of config.max_grad_norm; one Adam step. With
+    config.target_kl, the update stops before the first step whose minibatch already has
+    approx_kl > target_kl (that info dict is returned with "stopped": True).
+    Returns one info dict per minibatch seen: policy_loss, value_loss, entropy, approx_kl,
+    clip_fraction, loss, grad_norm (kl for the kl objectives).
+    """
+    beta = config.kl_beta if beta is None else beta
+    clip_eps = config.clip_eps if clip_eps is None else clip_eps
+    objective = _LOSS_OBJECTIVE[config.objective]
+    old_dist = None
+    if objective == "kl":  # pi_old's distribution on every batch state, for the exact KL
+        with no_grad():
+            old_dist = agent.distribution(batch["obs"])
+    params = optimizer.params
+    infos = []
+    for idx in minibatches:
+        obs = batch["obs"][idx]
+        dist, values = agent.distribution(obs), agent.value(obs)
+        advantages = batch["advantages"][idx]
+        if config.norm_adv:
+            advantages = normalize_advantages(advantages)
+        kl = _select(old_dist, idx).kl(dist) if old_dist is not None else None
+        loss, info = ppo_loss(
+            dist.log_prob(batch["actions"][idx]), batch["logp"][idx], advantages, values,
+            batch["returns"][idx], dist.entropy(), objective=objective, clip_eps=clip_eps,
+            vf_coef=config.vf_coef, ent_coef=config.ent_coef,
+            old_values=batch["values"][idx] if config.clip_vloss else None,
+            vf_clip_eps=clip_eps if config.clip_vloss else None, kl=kl, beta=beta)
+        if config.target_kl is not None and info["approx_kl"] > config.target_kl:
+            info.update(stopped=True, grad_norm=0.0)
+            infos.append(info)
+            break
+        optimizer.zero_grad()
+        loss.backward()
+        info["grad_norm"] = clip_grad_norm(params, config.max_grad_norm)
+        optimizer.step()
+        infos.append(info)
+    return infos
+
+
+def _select(dist, idx):
+    """The distribution restricted to the rows idx (parameters detached: pi_old is a constant)."""
+    if isinstance(dist, Categorical):
+        return Categorical(dist.logits.data[idx])
+    log_std = dist.log_std.data
+    return DiagGaussian(dist.mean.data[idx], log_std if log_std.ndim == 1 else log_std[idx])
+
+
+def _trpo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
+                 beta=None, clip_eps=None) -> list:
+    """objective "trpo": one trpo.trpo_step of the policy on the whole batch (Schulman et al. 2015),
+    then the value function by Adam on 0.5*(V - R)^2 over the minibatches (optimizer holds only
+    the value parameters). Returns info dicts shaped like ppo_update's."""
+    from .losses import approx_kl, clip_fraction, value_loss
+    from .trpo import trpo_step
+
+    clip_eps = config.clip_eps if clip_eps is None else clip_eps
+    adv = normalize_advantages(batch["advantages"]) if config.norm_adv else batch["advantages"]
+    step = trpo_step(agent, batch["obs"], batch["actions"], adv, batch["logp"],
+                     max_kl=config.trpo_max_kl, cg_iters=config.trpo_cg_iters,
+                     damping=config.trpo_damping)
+    with no_grad():
+        dist = agent.distribution(batch["obs"])
+        logp_new = dist.log_prob(batch["actions"]).data
+        entropy = float(dist.entropy().data.mean())
+    policy = {"policy_loss": -float(step["surrogate_before"] + step["improvement"]),
+              "entropy": entropy, "approx_kl": approx_kl(logp_new, batch["logp"]),
+              "clip_fraction": clip_fraction(logp_new, batch["logp"], clip_eps),
+              "kl": float(step["kl"])}
+    infos = []
+    for idx in minibatches:
+        loss = value_loss(agent.value(batch["obs"][idx]), batch["returns"][idx])
+        optimizer.zero_grad()
+        loss.backward()
+        grad_norm = clip_grad_norm(optimizer.params, config.max_grad_norm)
+        optimizer.step()
+        infos.append({**policy, "value_loss": float(loss.data), "grad_norm": grad_norm})
+    return infos
+
+
+# ----- evaluation --------------------------------------------------------------------------------
+
+def evaluate(agent, env_id, episodes: int = 20, seed: int = 0, obs_normalizer=None) -> dict:
+    """Mean and std (ddof=0) of the undiscounted return of `episodes` episodes of the
+    deterministic policy (the mode: argmax action, or the Gaussian mean clipped to the bounds).
+
+    env_id: an env id or a callable returning an Env. The episodes run side by side in one vector
+    env of `episodes` copies; copy i is reset with seed + i, so the result is reproducible.
+    obs_normalizer: the training run's normaliser; used frozen (its statistics do not change).
+    Returns {"mean_return", "std_return", "episodes", "returns"}.
+    """
+    if int(episodes) != episodes or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    envs = make_vec_env(env_id, int(episodes))
+    obs, _ = envs.reset(seed=int(seed))
+    returns = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)       # still in its first episode
+    dtype = agent.dtype
+    while running.any():
+        x = obs if obs_normalizer is None else obs_normalizer.normalize(obs)
+        with no_grad():
+            action = agent.distribution(np.asarray(x, dtype=dtype)).mode()
+        obs, reward, terminated, truncated, _ = envs.step(agent.env_action(action))
+        if not np.all(np.isfinite(reward)):
+            raise ValueError(f"evaluate: environment {int(np.argmax(~np.isfinite(reward)))} "
+                             f"emitted a non-finite reward")
+        returns[running] += np.asarray(reward, dtype=np.float64)[running]
+        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+    envs.close()
+    return {"mean_return": float(returns.mean()), "std_return": float(returns.std()),
+            "episodes": int(episodes), "returns": returns.tolist()}
+
+
+def _eval_env(env, config):
+    """What evaluation builds its envs from: the callable if one was given, else the env id."""
+    return env if callable(env) and not hasattr(env, "num_envs") else config.env_id

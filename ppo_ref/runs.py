@@ -1,0 +1,85 @@
+"""The run folder: what one training run leaves on disk, and how to read it back.
+
+    RUN/
+      config.json          the PPOConfig, field by field (enough to rebuild it: PPOConfig(**json))
+      metrics.csv          one row per update, columns METRIC_COLUMNS (see ppo.py for their meaning)
+      checkpoints/         update_000050.npz + .json, ... (checkpoint.py), the last one at the end
+      eval.json            {"mean_return", "std_return", "episodes", "returns"}, written at the end
+
+Numbers in metrics.csv are written with Python's repr, which reads back to the same float, so two
+runs can be compared exactly; only `time_s` and `steps_per_s` depend on the clock. A metric that
+does not apply (beta without a KL objective, a return before any episode ended) is `nan`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .checkpoint import atomic_write_bytes
+
+__all__ = ["METRIC_COLUMNS", "TIMING_COLUMNS", "RunFolder", "read_metrics", "read_config",
+           "read_eval"]
+
+METRIC_COLUMNS = ("update", "global_step", "episodic_return", "episodes", "policy_loss",
+                  "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance",
+                  "lr", "clip_eps", "beta", "grad_norm", "minibatches", "time_s", "steps_per_s")
+TIMING_COLUMNS = ("time_s", "steps_per_s")  # the only columns that may differ between twin runs
+
+
+def _fmt(x) -> str:
+    return repr(float(x)) if isinstance(x, float) else str(x)
+
+
+class RunFolder:
+    """Writes one run's folder (see the module docstring). Creates the directory if needed."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.metrics_path = self.path / "metrics.csv"
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def write_json(self, name: str, obj) -> None:
+        atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2) + "\n").encode())
+
+    def append_metrics(self, row: dict) -> None:
+        """Append one row (a dict with every METRIC_COLUMNS key); writes the header first."""
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as f:
+            if new:
+                f.write(",".join(METRIC_COLUMNS) + "\n")
+            f.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
+
+    def truncate_metrics(self, updates: int) -> None:
+        """Keep the header and the rows of the first `updates` updates (resume after a crash:
+        rows written after the checkpoint being resumed from are dropped, then re-made)."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text().splitlines(keepends=True)
+        atomic_write_bytes(self.metrics_path, "".join(lines[:1 + updates]).encode())
+
+
+def read_metrics(run) -> list:
+    """metrics.csv of a run folder as a list of dicts of floats (the integer columns as int)."""
+    path = Path(run) / "metrics.csv"
+    if not path.exists():
+        raise ValueError(f"{run}: no metrics.csv (not a run folder?)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ints = ("update", "global_step", "episodes", "minibatches")
+    return [{k: (int(v) if k in ints else float(v)) for k, v in r.items()} for r in rows]
+
+
+def read_config(run) -> dict:
+    path = Path(run) / "config.json"
+    if not path.exists():
+        raise ValueError(f"{run}: no config.json (not a run folder?)")
+    return json.loads(path.read_text())
+
+
+def read_eval(run) -> dict:
+    path = Path(run) / "eval.json"
+    if not path.exists():
+        raise ValueError(f"{run}: no eval.json (the run has not finished)")
+    return json.loads(path.read_text())
