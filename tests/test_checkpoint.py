@@ -1,0 +1,126 @@
+"""ppo_ref.checkpoint: exact round trip, atomic writes, clear errors on corrupt or foreign files."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from ppo_ref import checkpoint
+from ppo_ref.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+
+
+def _state(seed=0):
+    rng = np.random.default_rng(seed)
+    rng.random(3)  # move the generator so its state is not the initial one
+    return {"env_id": "CartPole-v1", "obs_shape": [4], "update": 7, "beta": 0.1 + 0.2,
+            "target": None, "flag": True,
+            "agent": {"pi.layers.0.weight": rng.standard_normal((4, 3)),
+                      "log_std": np.array([-0.5], dtype=np.float32)},
+            "steps": np.arange(5, dtype=np.int64), "rng": rng.bit_generator.state,
+            "blob": b"\x00\x01pickled env\xff", "episodes": [[256, 17.0, 17]]}
+
+
+def test_round_trip_is_exact(tmp_path):
+    state = _state()
+    save_checkpoint(tmp_path / "c", state)
+    back = load_checkpoint(tmp_path / "c")
+    assert back["beta"] == 0.1 + 0.2                       # float bits survive JSON
+    assert back["rng"] == state["rng"]                      # 128-bit ints survive JSON
+    assert back["blob"] == state["blob"] and back["target"] is None and back["flag"] is True
+    np.testing.assert_array_equal(back["agent"]["pi.layers.0.weight"],
+                                  state["agent"]["pi.layers.0.weight"])
+    assert back["agent"]["log_std"].dtype == np.float32
+    assert back["steps"].dtype == np.int64 and back["episodes"] == [[256, 17.0, 17]]
+    # a Generator restored from the saved state continues the same stream
+    g1, g2 = np.random.default_rng(), np.random.default_rng()
+    g1.bit_generator.state, g2.bit_generator.state = state["rng"], back["rng"]
+    assert g1.random() == g2.random()
+
+
+def test_load_accepts_the_npz_or_json_name(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    assert load_checkpoint(tmp_path / "c.npz")["update"] == 7
+    assert load_checkpoint(tmp_path / "c.json")["update"] == 7
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "f.bin"
+    checkpoint.atomic_write_bytes(target, b"old contents")
+
+    def crash(fd):
+        raise OSError("disk full (simulated)")
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="simulated"):
+        checkpoint.atomic_write_bytes(target, b"new contents that never land")
+    assert target.read_bytes() == b"old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_crash_between_npz_and_json_keeps_the_previous_checkpoint_latest(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path / "update_000001", _state())
+    real = checkpoint.atomic_write_bytes
+
+    def crash_on_json(path, data):
+        if str(path).endswith(".json"):
+            raise KeyboardInterrupt("killed between the two files (simulated)")
+        real(path, data)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", crash_on_json)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "update_000002", _state(1))
+    monkeypatch.undo()
+    assert (tmp_path / "update_000002.npz").exists()      # the orphan arrays file ...
+    assert latest_checkpoint(tmp_path) == tmp_path / "update_000001"   # ... does not count
+    assert list_checkpoints(tmp_path) == [tmp_path / "update_000001"]
+    assert load_checkpoint(latest_checkpoint(tmp_path))["update"] == 7
+
+
+def test_corrupt_npz_is_a_clear_error(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    npz = tmp_path / "c.npz"
+    data = bytearray(npz.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt.*sha256"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_truncated_json_is_a_clear_error(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    js = tmp_path / "c.json"
+    js.write_text(js.read_text()[:40])
+    with pytest.raises(ValueError, match="c.json is corrupt"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+    save_checkpoint(tmp_path / "c", _state())
+    (tmp_path / "c.npz").unlink()
+    with pytest.raises(ValueError, match="c.npz is missing"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_array_missing_from_the_npz_is_named(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    meta = json.loads((tmp_path / "c.json").read_text())
+    meta["state"]["extra"] = {"__array__": "extra"}        # the JSON names an array ...
+    (tmp_path / "c.json").write_text(json.dumps(meta))     # ... the npz does not hold
+    with pytest.raises(ValueError, match="'extra' is missing"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_mismatch_with_expected_header_names_the_entry(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    assert load_checkpoint(tmp_path / "c", expect={"env_id": "CartPole-v1", "obs_shape": (4,)})
+    with pytest.raises(ValueError, match="env_id is 'CartPole-v1', expected 'Acrobot-v1'"):
+        load_checkpoint(tmp_path / "c", expect={"env_id": "Acrobot-v1"})
+    with pytest.raises(ValueError, match="obs_shape"):
+        load_checkpoint(tmp_path / "c", expect={"obs_shape": [6]})
+    with pytest.raises(ValueError, match="no entry 'hidden'"):
+        load_checkpoint(tmp_path / "c", expect={"hidden": [64, 64]})
+
+
+def test_unstorable_leaf_is_a_type_error_naming_its_path(tmp_path):
+    with pytest.raises(TypeError, match="agent/fn"):
+        save_checkpoint(tmp_path / "c", {"agent": {"fn": object()}})

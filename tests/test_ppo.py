@@ -1,0 +1,230 @@
+"""ppo_ref.ppo: config validation, determinism, exact resume, every objective, NaN envs, and the
+learning regression test (CartPole-v1 solved within 100k steps)."""
+import dataclasses
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from ppo_ref.checkpoint import latest_checkpoint, load_checkpoint
+from ppo_ref.ppo import (PRESETS, PPOConfig, evaluate, load_agent, ppo_update,
+                         shuffled_minibatches, train)
+from ppo_ref.runs import TIMING_COLUMNS, read_metrics
+
+# A few updates of a small batch: enough to exercise every code path in a fraction of a second.
+TINY = PPOConfig(total_steps=6 * 64, num_envs=4, num_steps=16, num_minibatches=2,
+                 update_epochs=2, hidden=(16,), eval_episodes=2, checkpoint_every=2)
+
+
+def _without_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+def _same(a, b):
+    """Equal, where nan equals nan (a metric that does not apply is nan in both runs)."""
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def _rows_equal(xs, ys):
+    return len(xs) == len(ys) and all(x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+                                      for x, y in zip(xs, ys))
+
+
+# ----- configuration -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("num_minibatches", 3), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
+    ("gamma", -0.1), ("lam", 2.0), ("objective", "ppo2"), ("num_envs", 0), ("total_steps", 10),
+    ("dtype", "float16"), ("activation", "gelu"), ("target_kl", 0.0), ("max_grad_norm", -1.0),
+])
+def test_invalid_config_is_a_value_error_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(TINY, **{field: value})
+
+
+def test_every_config_field_has_a_help_string():
+    for f in dataclasses.fields(PPOConfig):
+        assert f.metadata.get("help"), f.name
+
+
+def test_presets_are_valid_configs_for_their_env():
+    for env_id, config in PRESETS.items():
+        assert config.env_id == env_id
+    assert PRESETS["CartPole-v1"] == PPOConfig()
+    assert PRESETS["Pendulum-v1"].normalize_obs and PRESETS["Pendulum-v1"].scale_rewards
+
+
+def test_config_round_trips_through_a_dict():
+    assert PPOConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match="unknown config fields"):
+        PPOConfig.from_dict({**TINY.to_dict(), "learning_rate": 1.0})
+
+
+# ----- the update's pieces -----------------------------------------------------------------------
+
+def test_minibatches_are_per_epoch_permutations():
+    mbs = shuffled_minibatches(10, epochs=3, num_minibatches=3, rng=np.random.default_rng(0))
+    assert [len(m) for m in mbs] == [4, 3, 3] * 3
+    for e in range(3):  # each epoch visits every sample exactly once
+        assert sorted(np.concatenate(mbs[3 * e:3 * e + 3])) == list(range(10))
+
+
+def test_target_kl_stops_the_update_before_the_offending_step():
+    result = train(dataclasses.replace(TINY, total_steps=64))
+    agent = result.agent
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((32, 4))
+    actions, logp, values = agent.act(obs, rng)
+    batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
+             "advantages": rng.standard_normal(32), "returns": rng.standard_normal(32)}
+    from ppo_ref.optim import Adam
+    config = dataclasses.replace(TINY, target_kl=1e-12)
+    infos = ppo_update(agent, Adam(agent.parameters(), lr=1e-2), batch, config,
+                       shuffled_minibatches(32, 4, 2, rng))
+    # minibatch 0 is measured at pi = pi_old (approx_kl 0 <= target): a step is taken;
+    # minibatch 1 then measures approx_kl > 1e-12 and the update stops without stepping.
+    assert len(infos) == 2 and infos[0]["approx_kl"] == 0.0
+    assert infos[1]["stopped"] and infos[1]["approx_kl"] > 1e-12
+
+
+# ----- determinism and exact resume ----------------------------------------------------------------
+
+def test_same_seed_gives_identical_metrics_and_weights():
+    a, b = train(TINY), train(TINY)
+    assert _rows_equal(_without_timing(a.history), _without_timing(b.history))
+    for (k, x), y in zip(a.agent.state_dict().items(), b.agent.state_dict().values()):
+        np.testing.assert_array_equal(x, y, err_msg=k)
+    c = train(dataclasses.replace(TINY, seed=1))
+    assert _without_timing(c.history) != _without_timing(a.history)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _crash_at(update):
+    def callback(row):
+        if row["update"] == update:
+            raise _Interrupt
+    return callback
+
+
+@pytest.mark.parametrize("config", [
+    TINY,
+    dataclasses.replace(TINY, env_id="Pendulum-v1", normalize_obs=True, scale_rewards=True,
+                        objective="kl_adaptive", target_kl=0.05),
+], ids=["cartpole", "pendulum-normalised-kl"])
+def test_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path, config):
+    full = train(config, out_dir=tmp_path / "full")
+    with pytest.raises(_Interrupt):   # crash after update 5; the last checkpoint is update 4
+        train(config, out_dir=tmp_path / "cut", callback=_crash_at(5))
+    assert len(read_metrics(tmp_path / "cut")) == 5
+    resumed = train(config, out_dir=tmp_path / "cut", resume=True)
+    assert _rows_equal(_without_timing(read_metrics(tmp_path / "cut")),
+                       _without_timing(read_metrics(tmp_path / "full")))
+    assert _rows_equal(_without_timing(resumed.history), _without_timing(read_metrics(tmp_path / "full")))
+    for (k, x), y in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
+        np.testing.assert_array_equal(x, y, err_msg=k)
+    assert resumed.eval == full.eval
+
+
+def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
+    train(TINY, out_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="env_id is 'CartPole-v1', expected 'Acrobot-v1'"):
+        train(dataclasses.replace(TINY, env_id="Acrobot-v1"), out_dir=tmp_path / "run", resume=True)
+    with pytest.raises(ValueError, match=r"another config \(fields \['lr'\]"):
+        train(dataclasses.replace(TINY, lr=0.1), out_dir=tmp_path / "run", resume=True)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(TINY, out_dir=tmp_path / "empty", resume=True)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(TINY, out_dir=tmp_path / "run")
+
+
+# ----- objectives, dtypes, spaces ------------------------------------------------------------------
+
+@pytest.mark.parametrize("objective", ["clip", "kl_adaptive", "kl_fixed", "none", "trpo"])
+def test_every_objective_trains_without_error(objective):
+    result = train(dataclasses.replace(TINY, objective=objective))
+    assert len(result.history) == TINY.num_updates
+    for row in result.history:
+        for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "lr"):
+            assert math.isfinite(row[k]), (k, row)
+        assert math.isfinite(row["beta"]) == objective.startswith("kl")
+    if objective == "kl_adaptive":  # beta moves by the paper's factor of 2 (or stays)
+        betas = [r["beta"] for r in result.history]
+        assert all(b2 / b1 in (0.5, 1.0, 2.0) for b1, b2 in zip(betas, betas[1:]))
+
+
+def test_float32_training_keeps_float32_weights():
+    result = train(dataclasses.replace(TINY, dtype="float32"))
+    assert all(v.dtype == np.float32 for v in result.agent.state_dict().values())
+    assert all(math.isfinite(r["value_loss"]) for r in result.history)
+
+
+def test_continuous_actions_train_and_evaluate(tmp_path):
+    config = dataclasses.replace(PRESETS["Pendulum-v1"], total_steps=256, num_envs=2,
+                                 num_steps=64, num_minibatches=2, update_epochs=1, eval_episodes=2,
+                                 checkpoint_every=1)
+    result = train(config, out_dir=tmp_path / "p")
+    assert -2000 < result.eval["mean_return"] < 0 and result.eval["episodes"] == 2
+    agent, normalizer, loaded = load_agent(tmp_path / "p")
+    assert loaded == config and normalizer is not None
+    again = evaluate(agent, "Pendulum-v1", 2, seed=config.seed + 10**6, obs_normalizer=normalizer)
+    assert again == result.eval
+
+
+# ----- bad environments ----------------------------------------------------------------------------
+
+class NaNAfter(gym.Env):
+    """Observations are finite for the first `k` steps of this env copy (counted across episodes),
+    then NaN. Episodes are truncated every 7 steps."""
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, k=40):
+        self.k, self.steps, self.t = k, 0, 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3), {}
+
+    def step(self, action):
+        self.steps += 1
+        self.t += 1
+        obs = np.full(3, np.nan if self.steps > self.k else 0.1 * self.t)
+        return obs, 1.0, False, self.t >= 7, {}
+
+
+def test_nan_observation_is_a_clear_error_and_earlier_checkpoints_stay_loadable(tmp_path):
+    config = dataclasses.replace(TINY, num_envs=2, num_steps=8, num_minibatches=1,
+                                 total_steps=160, checkpoint_every=1)
+    # Env steps 1..40 are finite. Each 7-step episode is followed by one reset step (next-step
+    # autoreset), so env step 41 is vector step 5 * 8 + 5 = 45 (counting from 0): in the rollout
+    # of update 6 (vector steps 40..47). Updates 1..5 finished and were checkpointed.
+    with pytest.raises(ValueError, match=r"environment 0 emitted a non-finite observation.*"
+                                         r"vector step 45"):
+        train(config, env=lambda: NaNAfter(k=40), out_dir=tmp_path / "run")
+    last = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    assert last.name == "update_000005"
+    state = load_checkpoint(last, expect={"env_id": config.env_id, "obs_shape": [3]})
+    assert state["update"] == 5 and state["global_step"] == 80
+
+
+def test_unknown_env_id_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown env id 'NoSuchEnv-v0'"):
+        train(dataclasses.replace(TINY, env_id="NoSuchEnv-v0"))
+
+
+# ----- the learning regression test ----------------------------------------------------------------
+
+def test_cartpole_defaults_reach_475_within_100k_steps():
+    """The default config, seed 0, CartPole-v1: the deterministic evaluation (20 episodes) of the
+    policy after 100,000 environment steps averages >= 475 (README's Training section: 5 seeds)."""
+    config = PPOConfig(seed=0)
+    assert config.env_id == "CartPole-v1" and config.total_steps <= 100_000
+    result = train(config)
+    assert result.history[-1]["global_step"] <= 100_000
+    ev = evaluate(result.agent, "CartPole-v1", 20, seed=10**6)
+    assert ev["mean_return"] >= 475, ev
