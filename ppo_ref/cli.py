@@ -102,6 +102,11 @@ def train_main(argv) -> int:
             f"{config.env_id}__{config.objective}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}")
         if (out / "metrics.csv").exists():
             raise CLIError(f"{out} already holds a run; use --resume {out} or another --out")
+    import gymnasium as gym
+    try:
+        gym.spec(config.env_id)
+    except gym.error.Error as e:
+        raise CLIError(f"unknown env id {config.env_id!r} ({e})") from None
     print(f"ppo-ref train: {config.env_id}, objective {config.objective}, seed {config.seed}, "
           f"{config.total_steps:,} steps -> {out}", file=sys.stderr)
     result = train(config, out_dir=out, progress=not args.no_progress, resume=bool(args.resume))

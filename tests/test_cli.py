@@ -1,0 +1,98 @@
+"""ppo_ref.cli: `ppo-ref train` writes a complete run folder, `ppo-ref eval` re-runs it, and bad
+input is one line on stderr with exit status 2."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppo_ref.cli import COMMANDS, main
+
+TINY = ["--total-steps", "128", "--num-envs", "2", "--num-steps", "32", "--update-epochs", "1",
+        "--hidden", "8", "--eval-episodes", "2", "--checkpoint-every", "1"]
+REQUIRED = ["global_step", "episodic_return", "policy_loss", "value_loss", "entropy", "approx_kl",
+            "clip_fraction", "explained_variance", "lr", "beta", "time_s", "steps_per_s"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ppo_ref", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_train_writes_the_run_folder(run_dir):
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.json",
+                                                           "eval.json", "metrics.csv"]
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert set(REQUIRED) <= set(rows[0]) and len(rows) == 2          # 128 steps / 64 per update
+    assert [int(r["global_step"]) for r in rows] == [64, 128]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["env_id"] == "CartPole-v1" and config["hidden"] == [8]
+    ev = json.loads((run_dir / "eval.json").read_text())
+    assert {"mean_return", "std_return", "episodes"} <= set(ev) and ev["episodes"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "update_000001.json", "update_000001.npz", "update_000002.json", "update_000002.npz"]
+
+
+def test_eval_reruns_the_saved_policy(run_dir, capsys, tmp_path):
+    out = tmp_path / "again.json"
+    assert main(["eval", str(run_dir), "--json", str(out)]) == 0
+    assert "mean return" in capsys.readouterr().out
+    # the same episodes (seed, count) as the evaluation at the end of training
+    assert json.loads(out.read_text()) == json.loads((run_dir / "eval.json").read_text())
+
+
+def test_resume_of_a_finished_run_changes_no_metrics(run_dir):
+    before = (run_dir / "metrics.csv").read_text()
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    assert (run_dir / "metrics.csv").read_text() == before
+
+
+def test_progress_line_is_rewritten_in_place(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\r") == 2 and "steps/s" in err and "approx_kl" in err and "clip_frac" in err
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+    proc = _run("train", *TINY, "--out", str(tmp_path / "r"), "--no-progress", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "mean return" in proc.stdout
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--lr", "-1"], "lr must be > 0"),
+    (["train", "--num-minibatches", "3"], "num_minibatches=3 must divide"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "--objective", "ppo2"], "invalid choice: 'ppo2'"),
+    (["train", "--resume", "x", "--lr", "0.1"], "drop ['--lr']"),
+    (["eval", "/no/such/run"], "not a run folder"),
+    (["fly"], "unknown command 'fly'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_bad_flag_in_a_subprocess_has_no_traceback():
+    proc = _run("train", "--env", "NoSuchEnv-v0", "--no-progress", "--out", os.devnull + "/x")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "unknown env id 'NoSuchEnv-v0'" in proc.stderr
+
+
+def test_registry_holds_train_and_eval():
+    assert {"train", "eval"} <= set(COMMANDS)
