@@ -1,0 +1,448 @@
+"""Conformance kit: check your own PPO pieces (PyTorch, JAX, numpy, ...) against ppo_ref.
+
+Shortest path, from a shell or from your own test suite:
+
+    python -m ppo_ref verify mypkg.ppo:compute_gae --quantity gae [--json report.json]
+
+    from ppo_ref.verify import assert_conforms
+    def test_my_gae():
+        assert_conforms(my_gae, "gae")
+
+Write an adapter with the quantity's signature (`python -m ppo_ref verify --list`, or
+the README's table; ppo_ref.verify_quantities has the details). It receives numpy
+arrays and returns anything np.asarray understands: numpy arrays, lists, Python
+floats, torch CPU tensors (detached for you), JAX arrays. The kit never imports torch
+or jax. It runs your function on the golden cases (ppo_ref/golden/*.json) and on
+randomized edge cases, and compares with ppo_ref evaluated in float64.
+
+Tolerance. Your function's precision is read from what it returns: float64 outputs
+must agree to rtol = 1e-10, float32 ones to 1e-5 (float16 to 1e-2), in units of the
+quantity's scale (see verify_quantities: the magnitude of the numbers the
+computation combines, so honest rounding passes and cancellation does not trip it):
+
+    |got - expected| <= atol + rtol * scale,        atol = 0 unless given
+
+--rtol and --atol override both; the report says which tolerance it used. Near a
+clip boundary either side is right (see verify_quantities.kink_arg).
+
+Diagnosis. When a function fails, the kit runs each known mistake (the reference with
+one classic error put in: truncation treated as termination, ddof = 0, a value loss
+without its 0.5, eps inside Adam's sqrt, ...) on every case; if your outputs agree
+with one of them everywhere, the report names it in one line.
+
+Exit status of the CLI: 0 conforms, 1 does not, 2 the function could not be checked
+(does not import, is not callable, raises, returns the wrong shape, NaN or something
+non-numeric; the one-line report names the case and what came back).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .verify_quantities import QUANTITIES, Case, Quantity
+
+__all__ = ["Report", "check", "assert_conforms", "cases", "load_function", "QUANTITIES", "main"]
+
+DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-5, "float16": 1e-2}
+_UNIT_ROUNDOFF = {k: float(np.finfo(k).eps) for k in DEFAULT_RTOL}
+
+
+class BadFunction(Exception):
+    """The user's function could not be checked: raised, wrong shape, NaN, non-numeric."""
+
+
+@dataclass
+class Report:
+    """The outcome of one check. status: "pass", "fail" or "error" (exit codes 0, 1, 2).
+
+    worst_abs_error: max |got - expected| over every element of every case (outside the
+    accepted interval near a kink); worst_rel_error: the same divided by the output's
+    scale. failing_case: the first case that fails: name, description, output, index,
+    expected, got, and the inputs (lists) to reproduce it. diagnosis: a known mistake
+    the outputs agree with, or None.
+    """
+    quantity: str
+    function: str
+    status: str
+    n_cases: int = 0
+    n_failed: int = 0
+    worst_abs_error: float = 0.0
+    worst_rel_error: float = 0.0
+    worst_case: str | None = None
+    failing_case: dict | None = None
+    diagnosis: str | None = None
+    mistake: str | None = None
+    dtype: str | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    tolerance_source: str = ""
+    gradient_checked: bool | None = None
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": 0, "fail": 1, "error": 2}[self.status]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        head = f"ppo_ref verify {self.quantity}: {self.function}"
+        if self.status == "error":   # one line: what could not be checked and why
+            return f"ERROR {head}: {self.error}"
+        tol = (f"|error| <= {self.atol:g} + {self.rtol:g} * scale ({self.tolerance_source})")
+        lines = [head, f"{self.status.upper()}  {self.n_cases - self.n_failed} of {self.n_cases} "
+                       f"cases agree; outputs {self.dtype}; tolerance {tol}",
+                 f"worst abs error {self.worst_abs_error:.3g}, worst rel error (to scale) "
+                 f"{self.worst_rel_error:.3g} in {self.worst_case}"]
+        if self.gradient_checked is False:
+            lines.append("gradient not checked: return (value, gradient) to check it too")
+        if self.failing_case:
+            f = self.failing_case
+            lines += [f"first failing case: {f['case']} ({f['description']})",
+                      f"  {f['output']}{list(f['index'])}: expected {f['expected']}, got {f['got']}"]
+            lines.append(f"diagnosis: {self.diagnosis}" if self.diagnosis else
+                         "diagnosis: none of the known mistakes matches; inspect the failing case "
+                         "(--json writes its inputs)")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ----- running a function on a case ----------------------------------------------------------
+
+def _to_numpy(x) -> np.ndarray:
+    """np.asarray, after .detach() and .numpy() where the object has them (torch tensors)."""
+    for method in ("detach", "cpu"):
+        if not isinstance(x, np.ndarray) and callable(getattr(x, method, None)):
+            x = getattr(x, method)()
+    if not isinstance(x, np.ndarray) and callable(getattr(x, "numpy", None)):
+        x = x.numpy()
+    return np.asarray(x)
+
+
+def _one_output(x, name: str, shape, where: str):
+    """(float64 array, precision name) of one returned value, or BadFunction."""
+    try:
+        arr = _to_numpy(x)
+    except Exception as e:  # noqa: BLE001 - whatever the object, report it
+        raise BadFunction(f"{where}: {name} could not be converted with np.asarray "
+                          f"({type(e).__name__}: {e}); got {type(x).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise BadFunction(f"{where}: {name} is not numeric: got {_show(x)} (dtype {arr.dtype})")
+    precision = arr.dtype.name if arr.dtype.kind == "f" else "float64"
+    if precision not in DEFAULT_RTOL:
+        precision = "float64" if arr.dtype.itemsize >= 8 else "float32"
+    if shape == () and arr.size == 1:
+        arr = arr.reshape(())
+    if arr.shape != shape:
+        raise BadFunction(f"{where}: {name} has shape {arr.shape}, expected {shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+        raise BadFunction(f"{where}: {name} is {arr[i]} at index {list(i)}")
+    return arr, precision
+
+
+def _show(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _split_outputs(q: Quantity, raw, where: str) -> list:
+    """The returned value as a list of outputs (1 .. len(q.outputs))."""
+    n = len(q.outputs)
+    if n == 1:
+        return [raw]
+    if q.optional and not isinstance(raw, (tuple, list)):
+        raw = (raw,)
+    if not isinstance(raw, (tuple, list)) or not n - q.optional <= len(raw) <= n:
+        want = f"a tuple ({', '.join(q.outputs)})"
+        if q.optional:
+            want += f" or just {q.outputs[0]}"
+        raise BadFunction(f"{where}: expected {want}, got {_show(raw)}")
+    return list(raw)
+
+
+def _convert(q: Quantity, raw, shapes: list, where: str) -> tuple:
+    """([float64 arrays, list outputs flattened], [precisions]) of a function's return value."""
+    arrays, precisions = [], []
+    for name, value, shape in zip(q.outputs, _split_outputs(q, raw, where), shapes):
+        if name in q.list_outputs:
+            if not isinstance(value, (list, tuple)) or len(value) != len(shape):
+                raise BadFunction(f"{where}: {name} should be a list of {len(shape)} arrays, "
+                                  f"got {_show(value)}")
+            parts = [_one_output(v, f"{name}[{i}]", s, where) for i, (v, s) in enumerate(zip(value, shape))]
+            arrays.append(np.concatenate([p[0].ravel() for p in parts]))
+            precisions.append(max((p[1] for p in parts), key=DEFAULT_RTOL.get))
+        else:
+            arr, precision = _one_output(value, name, shape, where)
+            arrays.append(arr)
+            precisions.append(precision)
+    return arrays, precisions
+
+
+def _shapes(q: Quantity, outputs) -> list:
+    return [[np.shape(v) for v in out] if name in q.list_outputs else np.shape(out)
+            for name, out in zip(q.outputs, outputs)]
+
+
+def _call(fn, args):
+    """fn on copies of the arguments (a function that writes into its inputs harms no one)."""
+    return fn(*[[a.copy() for a in x] if isinstance(x, list) else
+                (x.copy() if isinstance(x, np.ndarray) else x) for x in args])
+
+
+def _interval(q: Quantity, fn, args, delta: float, n_outputs: int):
+    """[lo, hi] of fn's outputs with the kink argument moved by -delta, 0, +delta."""
+    shifts = (0.0,) if q.kink_arg is None or delta == 0 else (0.0, -delta, delta)
+    runs = []
+    for s in shifts:
+        a = list(args)
+        if s:
+            a[q.kink_arg] = a[q.kink_arg] + s
+        raw = _call(fn, a)
+        outs = _split_outputs(q, raw, "reference")[:n_outputs]
+        runs.append([np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in o])
+                     if name in q.list_outputs else np.asarray(o, dtype=np.float64)
+                     for name, o in zip(q.outputs, outs)])
+    lo = [np.min([r[k] for r in runs], axis=0) for k in range(n_outputs)]
+    hi = [np.max([r[k] for r in runs], axis=0) for k in range(n_outputs)]
+    if q.near_kink is not None and delta > 0:   # gradients (outputs 1, ...) may also be cut to 0
+        mask = q.near_kink(args, delta)
+        for k in range(1, n_outputs):
+            lo[k], hi[k] = np.where(mask, np.minimum(lo[k], 0.0), lo[k]), \
+                np.where(mask, np.maximum(hi[k], 0.0), hi[k])
+    return lo, hi
+
+
+def _distance(got, lo, hi):
+    return np.maximum(lo - got, 0.0) + np.maximum(got - hi, 0.0)
+
+
+# ----- the check ---------------------------------------------------------------------------
+
+def cases(quantity: str, seed: int = 0) -> list:
+    """The cases `check` runs for `quantity`: Case(name, description, args)."""
+    return _quantity(quantity).make_cases(np.random.default_rng(seed))
+
+
+def _quantity(name: str) -> Quantity:
+    if name not in QUANTITIES:
+        raise ValueError(f"unknown quantity {name!r}; choose one of {', '.join(QUANTITIES)}")
+    return QUANTITIES[name]
+
+
+def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = None,
+          seed: int = 0, name: str | None = None) -> Report:
+    """Run `fn` (with the quantity's adapter signature) on every case; return a Report."""
+    q = _quantity(quantity)
+    label = name or getattr(fn, "__qualname__", None) or repr(fn)
+    report = Report(quantity=q.name, function=label, status="pass")
+    if q.note:
+        report.notes.append(q.note)
+    if not callable(fn):
+        return _error(report, f"{label} is not callable (got {type(fn).__name__})")
+    all_cases = cases(q.name, seed)
+    report.n_cases = len(all_cases)
+    runs = []   # per case: (case, got arrays, precisions, scales)
+    for case in all_cases:
+        where = f"case {case.name}"
+        expected = list(_call(q.reference, case.args)) if len(q.outputs) > 1 \
+            else [_call(q.reference, case.args)]
+        try:
+            raw = _call(fn, case.args)
+        except Exception as e:  # noqa: BLE001 - report whatever the user's code raised
+            return _error(report, f"{where}: {label} raised {type(e).__name__}: {e}")
+        try:
+            got, precisions = _convert(q, raw, _shapes(q, expected), where)
+        except BadFunction as e:
+            return _error(report, str(e))
+        runs.append((case, got, precisions, q.scale(case.args, expected)))
+    if len(q.outputs) > 1 and q.optional:
+        report.gradient_checked = all(len(r[1]) == len(q.outputs) for r in runs)
+    worst = max((p for r in runs for p in r[2]), key=DEFAULT_RTOL.get)  # the lowest precision
+    report.dtype = worst
+    report.tolerance_source = f"{worst} default" if rtol is None and atol is None else "given"
+    report.rtol = DEFAULT_RTOL[worst] if rtol is None else float(rtol)
+    report.atol = 0.0 if atol is None else float(atol)
+
+    failures = _compare_all(q, q.reference, runs, rtol, atol, report)
+    report.n_failed = len(failures)
+    if failures:
+        report.status = "fail"
+        report.failing_case = failures[0]
+        report.mistake, report.diagnosis = _diagnose(q, runs, rtol, atol)
+    return report
+
+
+def _tolerances(precisions, rtol, atol):
+    return [(DEFAULT_RTOL[p] if rtol is None else rtol, 0.0 if atol is None else atol)
+            for p in precisions]
+
+
+def _delta(q: Quantity, args, precisions) -> float:
+    """How far float rounding in the user's precision can move the kink argument."""
+    if q.kink_arg is None:
+        return 0.0
+    eps = max(_UNIT_ROUNDOFF[p] for p in precisions)
+    return 8.0 * eps * max(1.0, float(np.max(np.abs(args[q.kink_arg]))))
+
+
+def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
+    """Compare every run with fn's outputs; fill report's worst errors; return the failures.
+    own_scale: also scale by fn's own outputs (a mistake's outputs can be far larger)."""
+    failures = []
+    for case, got, precisions, scales in runs:
+        lo, hi = _interval(q, fn, case.args, _delta(q, case.args, precisions), len(got))
+        if own_scale:
+            scales = np.maximum(scales[:len(got)], q.scale(case.args, lo)[:len(got)])
+        failed = False
+        for k, (g, l, h, s, (rt, at)) in enumerate(zip(got, lo, hi, scales,
+                                                       _tolerances(precisions, rtol, atol))):
+            dist = _distance(g, l, h)
+            worst = float(np.max(dist)) if dist.size else 0.0
+            if report is not None:
+                rel = worst / s if s > 0 else (0.0 if worst == 0 else float("inf"))
+                report.worst_rel_error = max(report.worst_rel_error, rel)
+                if worst >= report.worst_abs_error:
+                    report.worst_abs_error, report.worst_case = worst, case.name
+            if worst > at + rt * s and not failed:
+                failed = True
+                i = np.unravel_index(int(np.argmax(dist)), dist.shape) if dist.ndim else ()
+                exp = float(l[i]) if l[i] == h[i] else [float(l[i]), float(h[i])]
+                failures.append(dict(case=case.name, description=case.description,
+                                     output=q.outputs[k], index=[int(j) for j in i],
+                                     expected=exp, got=float(g[i]), abs_error=worst,
+                                     scale=float(s), inputs=_plain(case.args)))
+    return failures
+
+
+def _diagnose(q: Quantity, runs, rtol, atol):
+    """(name, one line) of the known mistake that reproduces the outputs on every case."""
+    for key, mistake in q.mistakes.items():
+        try:
+            with np.errstate(all="ignore"):
+                if not _compare_all(q, mistake.fn, runs, rtol, atol, own_scale=True):
+                    return key, mistake.diagnosis
+        except Exception:  # noqa: BLE001 - a mistake that cannot run on a case does not match
+            continue
+    precisions = {p for r in runs for p in r[2]}
+    if rtol is None and atol is None and precisions == {"float64"}:
+        loose = [(c, g, ["float32"] * len(p), s) for c, g, p, s in runs]
+        if not _compare_all(q, q.reference, loose, None, None):
+            return "float32_precision", (
+                "agrees with ppo_ref only to float32 precision although it returned float64: it "
+                "probably computes in float32 (e.g. returns .item() of a float32 tensor); return "
+                "the float32 array, or pass --rtol 1e-5")
+    return None, None
+
+
+def _plain(x):
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x.tolist()
+    return x
+
+
+def _error(report: Report, message: str) -> Report:
+    report.status, report.error = "error", message
+    return report
+
+
+def assert_conforms(fn, quantity: str, **kwargs) -> Report:
+    """check(fn, quantity, **kwargs), raising AssertionError with the report unless it passes."""
+    report = check(fn, quantity, **kwargs)
+    if not report.passed:
+        raise AssertionError(str(report))
+    return report
+
+
+# ----- command line --------------------------------------------------------------------------
+
+def load_function(target: str):
+    """'package.module:function' or 'path/to/file.py:function' (attribute paths allowed)."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise BadFunction(f"{target!r} is not of the form MODULE:FUNCTION")
+    try:
+        if module_name.endswith(".py") or os.sep in module_name:
+            spec = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+            if spec is None:
+                raise ImportError(f"no Python file at {module_name}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())   # as `python -m` does, also for the ppo-ref script
+            module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any failure while importing is the user's to see
+        raise BadFunction(f"cannot import {module_name}: {type(e).__name__}: {e}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise BadFunction(f"{module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise BadFunction(f"{target} is not callable (it is a {type(obj).__name__})")
+    return obj
+
+
+def _list_quantities() -> str:
+    rows = [f"{q.name:22s} {q.signature}\n{'':22s} {q.summary}" for q in QUANTITIES.values()]
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["scenario"]:
+        from .verify_update import scenario_main
+        return scenario_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="ppo-ref verify", description="Check a function of yours against ppo_ref "
+        "(exit 0: conforms, 1: does not, 2: could not be checked). `ppo-ref verify scenario "
+        "--out DIR` writes a whole-update scenario instead (see verify-update).")
+    parser.add_argument("target", nargs="?", help="MODULE:FUNCTION or path/file.py:FUNCTION")
+    parser.add_argument("--quantity", help="what the function computes (see --list)")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--rtol", type=float, help="relative tolerance (to the quantity's scale)")
+    parser.add_argument("--atol", type=float, help="absolute tolerance")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the randomized cases")
+    parser.add_argument("--list", action="store_true", help="list quantities and adapter signatures")
+    args = parser.parse_args(argv)
+    if args.list:
+        print(_list_quantities())
+        return 0
+    if not args.target or not args.quantity:
+        parser.error("give MODULE:FUNCTION and --quantity NAME (or --list)")
+    report = Report(quantity=args.quantity, function=args.target, status="error")
+    if args.quantity not in QUANTITIES:
+        report.error = f"unknown quantity {args.quantity!r}; choose one of {', '.join(QUANTITIES)}"
+    else:
+        try:
+            fn = load_function(args.target)
+            report = check(fn, args.quantity, rtol=args.rtol, atol=args.atol, seed=args.seed,
+                           name=args.target)
+        except BadFunction as e:
+            report.error = str(e)
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
