@@ -236,6 +236,7 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         # 3. Optimise the surrogate for K epochs of shuffled minibatches.
         minibatches = shuffled_minibatches(len(batch["advantages"]), c.update_epochs,
                                            c.num_minibatches, run.rng)
+        pi_old = _frozen_distribution(agent, batch["obs"])   # for kl_exact, logged below
         update_fn = _trpo_update if c.objective == "trpo" else ppo_update   # the dispatch point
         infos = update_fn(agent, run.optimizer, batch, c, minibatches, beta=run.beta,
                           clip_eps=clip_eps)
@@ -250,6 +251,7 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         elapsed = time.perf_counter() - start_time
         row = run.log_row(infos, batch, clip_eps, elapsed,
                           (run.global_step - start_step) / max(elapsed, 1e-9))
+        row["kl_exact"] = _mean_kl(pi_old, agent, batch["obs"])
         run.history.append(row)
         if folder is not None:
             folder.append_metrics(row)
@@ -481,6 +483,23 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
         optimizer.step()
         infos.append(info)
     return infos
+
+
+def _frozen_distribution(agent, obs):
+    """pi(.|s) on the states obs as constants: copies of the outputs and of log_std, so the
+    in-place parameter updates of Adam (or trpo_step) cannot move it; it is pi_old for kl_exact."""
+    with no_grad():
+        dist = agent.distribution(obs)
+    if isinstance(dist, Categorical):
+        return Categorical(np.array(dist.logits.data))
+    return DiagGaussian(np.array(dist.mean.data), np.array(dist.log_std.data))
+
+
+def _mean_kl(pi_old, agent, obs) -> float:
+    """kl_exact: mean over the batch states of the exact KL(pi_old || pi_new) of one update (the
+    quantity TRPO bounds by delta; approx_kl estimates it from the sampled actions only)."""
+    with no_grad():
+        return float(np.mean(pi_old.kl(agent.distribution(obs)).data))
 
 
 def _select(dist, idx):

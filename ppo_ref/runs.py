@@ -22,8 +22,9 @@ __all__ = ["METRIC_COLUMNS", "TIMING_COLUMNS", "RunFolder", "read_metrics", "rea
            "read_eval"]
 
 METRIC_COLUMNS = ("update", "global_step", "episodic_return", "episodes", "policy_loss",
-                  "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance",
-                  "lr", "clip_eps", "beta", "grad_norm", "minibatches", "time_s", "steps_per_s")
+                  "value_loss", "entropy", "approx_kl", "kl_exact", "clip_fraction",
+                  "explained_variance", "lr", "clip_eps", "beta", "grad_norm", "minibatches",
+                  "time_s", "steps_per_s")
 TIMING_COLUMNS = ("time_s", "steps_per_s")  # the only columns that may differ between twin runs
 
 
