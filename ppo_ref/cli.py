@@ -29,6 +29,8 @@ from pathlib import Path  # noqa: E402
 COMMANDS = {
     "train": "ppo_ref.cli:train_main",
     "eval": "ppo_ref.cli:eval_main",
+    "verify": "ppo_ref.verify:main",
+    "verify-update": "ppo_ref.verify_update:main",
 }
 
 

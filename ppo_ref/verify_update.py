@@ -1,0 +1,360 @@
+"""Whole-update conformance: replay one full PPO update in your framework, compare the weights.
+
+    python -m ppo_ref.verify scenario --out DIR [--continuous]     (or: ppo-ref verify scenario ...)
+    ... load DIR in your code, run the update it describes, save your weights as THEIRS.npz ...
+    python -m ppo_ref verify-update DIR THEIRS.npz [--torch-layout] [--losses LOSSES.json]
+
+A scenario fixes everything an update depends on except the code: the initial weights, one
+batch, the minibatch order and the hyperparameters. ppo_ref.ppo.ppo_update ran it and
+stored the weights it ended with and the losses of every minibatch. If your update agrees,
+every weight agrees; if not, verify-update names the first parameter and entry that
+differ (and, with --losses, the first minibatch whose loss differs: minibatch 0 differing
+means the loss; a later one, the gradient or the optimizer step).
+
+Files in DIR (scenario.json repeats this, field by field):
+
+    scenario.json         hyperparameters, network, the procedure, expected per-minibatch losses
+    initial_weights.npz   the parameters before the update
+    batch.npz             obs, actions, logp, values, advantages, returns, minibatches
+    expected_weights.npz  the parameters after the update
+
+Weights are keyed as ppo_ref's ActorCritic.state_dict: "pi.layers.{i}.weight" of shape
+(in, out) so that y = x @ W + b, "pi.layers.{i}.bias" (out,), "log_std" (D,) for a
+continuous policy, "vf.layers.{i}.weight", "vf.layers.{i}.bias". torch.nn.Linear stores
+weight as (out, in): transpose when loading, or save yours untransposed and pass
+--torch-layout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+
+from .optim import Adam
+from .ppo import PPOConfig, build_agent, ppo_update, shuffled_minibatches
+
+__all__ = ["make_scenario", "write_scenario", "load_scenario", "replay", "compare_weights",
+           "UpdateReport", "scenario_main", "main"]
+
+FORMAT = "ppo_ref.update_scenario/1"
+DEFAULT_RTOL = {"float64": 1e-9, "float32": 1e-4}   # measured float32 replay: ~1e-5 relative
+BATCH_KEYS = ("obs", "actions", "logp", "values", "advantages", "returns")
+
+FIELDS = {
+    "initial_weights.npz": "parameters before the update, keyed as ActorCritic.state_dict "
+                           "(weights (in, out): y = x @ W + b)",
+    "expected_weights.npz": "parameters after ppo_update, same keys and shapes",
+    "batch.npz/obs": "(B, obs_dim) float64 observations",
+    "batch.npz/actions": "(B,) int64 action indices (discrete) or (B, D) float64 unclipped actions",
+    "batch.npz/logp": "(B,) log pi_old(a|s) under the initial weights",
+    "batch.npz/values": "(B,) V_old(s) under the initial weights (the value-clipping centre)",
+    "batch.npz/advantages": "(B,) advantages, before per-minibatch normalisation",
+    "batch.npz/returns": "(B,) value targets R",
+    "batch.npz/minibatches": "(update_epochs * num_minibatches, minibatch_size) int64 row "
+                             "indices into the batch, in the order the gradient steps are taken",
+    "hyperparameters": "lr, adam_betas, adam_eps, clip_eps (also the value-clipping range), "
+                       "vf_coef, ent_coef, max_grad_norm, norm_adv, clip_vloss",
+    "network": "obs_dim, action space, hidden sizes, activation, and every parameter's key, "
+               "shape and role",
+    "expected_losses": "one dict per minibatch step: loss, policy_loss, value_loss, entropy, "
+                       "approx_kl (k3), clip_fraction (before the step) and grad_norm (before "
+                       "clipping)",
+}
+
+PROCEDURE = [
+    "Load initial_weights.npz into your networks (pi: obs -> logits or mean, tanh hidden layers, "
+    "linear output; vf: obs -> one value; weights (in, out)). One Adam over all parameters, "
+    "torch semantics: lr, betas, eps from hyperparameters, m = v = 0, step count from 1.",
+    "For each row idx of minibatches, in order:",
+    "  A = advantages[idx]; if norm_adv: A = (A - mean(A)) / (std(A, ddof=1) + 1e-8)",
+    "  logp_new = log pi(actions[idx] | obs[idx]) (log_softmax of the logits; for a Gaussian the "
+    "sum over D of the log-density with std = exp(log_std)), entropy likewise, V = vf(obs[idx])",
+    "  r = exp(logp_new - logp[idx]); policy_loss = -mean(min(r A, clip(r, 1 - clip_eps, "
+    "1 + clip_eps) A))",
+    "  value_loss = 0.5 mean(max((V - R)^2, (V_old + clip(V - V_old, -clip_eps, clip_eps) - R)^2)) "
+    "with R = returns[idx], V_old = values[idx] if clip_vloss, else 0.5 mean((V - R)^2)",
+    "  loss = policy_loss + vf_coef * value_loss - ent_coef * mean(entropy)",
+    "  gradients of loss; scale all of them by max_grad_norm / (norm + 1e-6) if that is < 1, "
+    "norm = the global L2 norm (torch.nn.utils.clip_grad_norm_); one Adam step",
+    "Save every parameter under the keys of initial_weights.npz and compare with verify-update.",
+]
+
+
+def _grid(x, bits: int = 10) -> np.ndarray:
+    return np.round(np.asarray(x, dtype=np.float64) * 2.0 ** bits) / 2.0 ** bits
+
+
+def _config(hidden) -> PPOConfig:
+    return PPOConfig(num_envs=4, num_steps=16, num_minibatches=4, update_epochs=3, lr=1e-2,
+                     total_steps=64, clip_eps=0.2, norm_adv=True, clip_vloss=True, ent_coef=0.01,
+                     vf_coef=0.5, max_grad_norm=0.5, hidden=tuple(hidden), activation="tanh")
+
+
+def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dict:
+    """Everything of a scenario in memory: config, spaces, initial/expected weights, batch,
+    minibatches (list of index arrays), expected losses (list of dicts)."""
+    config = _config(hidden)
+    rng = np.random.default_rng(seed)
+    obs_space = spaces.Box(-np.inf, np.inf, (3 if continuous else 4,), np.float64)
+    act_space = spaces.Box(-1.0, 1.0, (2,), np.float64) if continuous else spaces.Discrete(2)
+    agent = build_agent(config, obs_space, act_space, rng)
+    initial = agent.state_dict()
+    B = config.batch_size
+    obs = _grid(rng.normal(size=(B, obs_space.shape[0])))
+    actions, logp, values = agent.act(obs, rng)
+    batch = dict(obs=obs, actions=actions, logp=logp, values=values,
+                 advantages=_grid(rng.normal(size=B)), returns=_grid(values + rng.normal(0, 0.5, B)))
+    minibatches = shuffled_minibatches(B, config.update_epochs, config.num_minibatches, rng)
+    optimizer = Adam(agent.parameters(), lr=config.lr)
+    infos = ppo_update(agent, optimizer, batch, config, minibatches)
+    return dict(config=config, obs_space=obs_space, action_space=act_space, agent=agent,
+                initial_weights=initial, expected_weights=agent.state_dict(), batch=batch,
+                minibatches=minibatches, expected_losses=infos, optimizer=optimizer, seed=seed)
+
+
+def _describe_network(s: dict) -> dict:
+    agent = s["agent"]
+    params = []
+    for key, value in s["initial_weights"].items():
+        role = "log std of the Gaussian policy (state-independent)" if key == "log_std" else \
+            f"{'policy' if key.startswith('pi.') else 'value'} network, " \
+            f"{'weight (in, out)' if key.endswith('weight') else 'bias (out,)'}"
+        params.append({"key": key, "shape": list(value.shape), "role": role})
+    space = s["action_space"]
+    action = {"type": "Box", "dim": int(space.shape[0])} if agent.log_std is not None else \
+        {"type": "Discrete", "n": int(space.n)}
+    return {"obs_dim": agent.obs_dim, "action_space": action, "hidden": list(s["config"].hidden),
+            "activation": s["config"].activation, "parameters": params}
+
+
+def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> Path:
+    """Write the scenario files into out_dir; returns its path."""
+    s = make_scenario(continuous, seed, hidden)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    c, opt = s["config"], s["optimizer"]
+    np.savez(out / "initial_weights.npz", **s["initial_weights"])
+    np.savez(out / "expected_weights.npz", **s["expected_weights"])
+    np.savez(out / "batch.npz", **s["batch"], minibatches=np.array(s["minibatches"], dtype=np.int64))
+    doc = {
+        "format": FORMAT,
+        "description": "One PPO update (clipped objective, value clipping, entropy bonus, global "
+                       "grad-norm clipping, Adam) by ppo_ref.ppo.ppo_update; replay it and compare "
+                       "the weights with `ppo-ref verify-update DIR THEIRS.npz`.",
+        "seed": seed,
+        "files": FIELDS,
+        "procedure": PROCEDURE,
+        "hyperparameters": {"lr": c.lr, "adam_betas": list(opt.betas), "adam_eps": opt.eps,
+                            "clip_eps": c.clip_eps, "vf_coef": c.vf_coef, "ent_coef": c.ent_coef,
+                            "max_grad_norm": c.max_grad_norm, "norm_adv": c.norm_adv,
+                            "clip_vloss": c.clip_vloss, "update_epochs": c.update_epochs,
+                            "num_minibatches": c.num_minibatches, "batch_size": c.batch_size},
+        "network": _describe_network(s),
+        "expected_losses": s["expected_losses"],
+        "tolerance": {"rule": "|theirs - expected| <= atol + rtol * |expected| per entry",
+                      "default_rtol": DEFAULT_RTOL, "default_atol": "10 * rtol * lr"},
+    }
+    (out / "scenario.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def load_scenario(directory) -> dict:
+    """(scenario.json as a dict, with "initial_weights", "expected_weights" and "batch" arrays)."""
+    d = Path(directory)
+    doc = json.loads((d / "scenario.json").read_text())
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{d}/scenario.json: format {doc.get('format')!r}, expected {FORMAT!r}")
+    for name in ("initial_weights", "expected_weights", "batch"):
+        with np.load(d / f"{name}.npz") as f:
+            doc[name] = {k: f[k] for k in f.files}
+    return doc
+
+
+def replay(directory, dtype: str = "float64") -> tuple:
+    """Replay a scenario from its files with ppo_ref itself (the reference replay, and an example
+    of one): (weights after the update, per-minibatch info dicts)."""
+    doc = load_scenario(directory)
+    net, hp = doc["network"], doc["hyperparameters"]
+    obs_space = spaces.Box(-np.inf, np.inf, (net["obs_dim"],), np.float64)
+    a = net["action_space"]
+    act_space = spaces.Discrete(a["n"]) if a["type"] == "Discrete" else \
+        spaces.Box(-1.0, 1.0, (a["dim"],), np.float64)
+    config = PPOConfig(num_envs=1, num_steps=hp["batch_size"], total_steps=hp["batch_size"],
+                       num_minibatches=hp["num_minibatches"], update_epochs=hp["update_epochs"],
+                       lr=hp["lr"], clip_eps=hp["clip_eps"], vf_coef=hp["vf_coef"],
+                       ent_coef=hp["ent_coef"], max_grad_norm=hp["max_grad_norm"],
+                       norm_adv=hp["norm_adv"], clip_vloss=hp["clip_vloss"],
+                       hidden=tuple(net["hidden"]), activation=net["activation"], dtype=dtype)
+    agent = build_agent(config, obs_space, act_space, np.random.default_rng(0))
+    agent.load_state_dict(doc["initial_weights"])
+    batch = {k: doc["batch"][k] for k in BATCH_KEYS}
+    if dtype == "float32":
+        batch = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in batch.items()}
+    optimizer = Adam(agent.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"]),
+                     eps=hp["adam_eps"])
+    infos = ppo_update(agent, optimizer, batch, config, list(doc["batch"]["minibatches"]))
+    return agent.state_dict(), infos
+
+
+# ----- comparing ------------------------------------------------------------------------------
+
+@dataclass
+class UpdateReport:
+    """status "pass" / "fail" / "error" (exit 0 / 1 / 2); first_difference names the first
+    parameter (in state_dict order) and entry beyond tolerance; differing lists all of them."""
+    status: str
+    n_parameters: int = 0
+    n_entries: int = 0
+    dtype: str | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    worst_abs_error: float = 0.0
+    first_difference: dict | None = None
+    differing: list = field(default_factory=list)
+    first_loss_difference: dict | None = None
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": 0, "fail": 1, "error": 2}[self.status]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.status == "error":
+            return f"ERROR ppo_ref verify-update: {self.error}"
+        lines = [f"ppo_ref verify-update: {self.status.upper()}  {self.n_parameters} parameters, "
+                 f"{self.n_entries} entries, {self.dtype}; |theirs - expected| <= {self.atol:g} + "
+                 f"{self.rtol:g} * |expected|; worst abs error {self.worst_abs_error:.3g}"]
+        if self.first_difference:
+            f = self.first_difference
+            lines.append(f"first difference: {f['key']}{f['index']}: expected {f['expected']!r}, "
+                         f"got {f['got']!r}")
+            lines.append(f"parameters that differ: {', '.join(self.differing)}")
+        if self.first_loss_difference:
+            f = self.first_loss_difference
+            lines.append(f"first loss that differs: minibatch {f['minibatch']} {f['key']}: expected "
+                         f"{f['expected']!r}, got {f['got']!r}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def compare_weights(expected: dict, theirs: dict, rtol=None, atol=None,
+                    torch_layout: bool = False, lr: float = 1e-2) -> UpdateReport:
+    """Compare their weights with the expected ones, key by key in expected's order.
+    Default tolerance by their dtype: rtol from DEFAULT_RTOL, atol = 10 * rtol * lr (one
+    Adam step moves a weight by about lr, so that is the scale errors are measured on)."""
+    missing = [k for k in expected if k not in theirs]
+    extra = sorted(k for k in theirs if k not in expected)
+    if missing:
+        return UpdateReport("error", error=f"missing parameters {missing} (expected keys: "
+                                           f"{list(expected)}; unexpected: {extra})")
+    arrays, dtypes = {}, set()
+    for key, exp in expected.items():
+        got = np.asarray(theirs[key])
+        if got.dtype.kind != "f":
+            return UpdateReport("error", error=f"{key} has dtype {got.dtype}, not floating point")
+        if torch_layout and key.endswith(".weight"):
+            got = got.T
+        if got.shape != exp.shape:
+            hint = " (looks like torch's (out, in) layout: pass --torch-layout)" \
+                if got.T.shape == exp.shape and not torch_layout else ""
+            return UpdateReport("error", error=f"{key} has shape {got.shape}, expected "
+                                               f"{exp.shape}{hint}")
+        if not np.all(np.isfinite(got)):
+            return UpdateReport("error", error=f"{key} contains nan or inf")
+        dtypes.add(got.dtype.name)
+        arrays[key] = got.astype(np.float64)
+    dtype = "float32" if dtypes - {"float64"} else "float64"
+    rtol = DEFAULT_RTOL[dtype] if rtol is None else float(rtol)
+    atol = 10.0 * rtol * lr if atol is None else float(atol)
+    report = UpdateReport("pass", n_parameters=len(expected), dtype=dtype, rtol=rtol, atol=atol,
+                          n_entries=int(sum(v.size for v in expected.values())))
+    if extra:
+        report.notes.append(f"ignored keys not in the scenario: {extra}")
+    for key, exp in expected.items():
+        err = np.abs(arrays[key] - exp)
+        report.worst_abs_error = max(report.worst_abs_error, float(err.max()))
+        bad = err > atol + rtol * np.abs(exp)
+        if bad.any():
+            report.differing.append(key)
+            if report.first_difference is None:
+                i = tuple(int(j) for j in np.argwhere(bad)[0])
+                report.first_difference = dict(key=key, index=list(i), expected=float(exp[i]),
+                                               got=float(arrays[key][i]))
+    if report.differing:
+        report.status = "fail"
+    return report
+
+
+def compare_losses(expected: list, theirs, rtol: float) -> dict | None:
+    """The first (minibatch, key) whose loss differs: theirs is a list of numbers (total loss)
+    or of dicts with any of expected's keys."""
+    for k, (exp, got) in enumerate(zip(expected, theirs)):
+        got = {"loss": got} if not isinstance(got, dict) else got
+        for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+                    "grad_norm"):
+            if key in got and key in exp and \
+                    abs(float(got[key]) - exp[key]) > rtol * (1e-3 + abs(exp[key])):
+                return dict(minibatch=k, key=key, expected=exp[key], got=float(got[key]))
+    return None
+
+
+# ----- command line ---------------------------------------------------------------------------
+
+def scenario_main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="ppo-ref verify scenario",
+                                description="Write a whole-update conformance scenario.")
+    p.add_argument("--out", required=True, help="directory to write the scenario into")
+    p.add_argument("--continuous", action="store_true", help="a Gaussian policy (Box actions, "
+                   "D = 2) instead of a categorical one (2 actions)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, nargs="+", default=[8, 8], metavar="H")
+    args = p.parse_args(argv)
+    out = write_scenario(args.out, args.continuous, args.seed, args.hidden)
+    print(f"wrote {out}/scenario.json, initial_weights.npz, batch.npz, expected_weights.npz")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="ppo-ref verify-update",
+                                description="Compare weights after replaying a scenario with the "
+                                            "expected ones (exit 0 agree, 1 differ, 2 bad input).")
+    p.add_argument("scenario", help="directory written by `ppo-ref verify scenario --out DIR`")
+    p.add_argument("weights", help="your weights after the update (.npz, the scenario's keys)")
+    p.add_argument("--torch-layout", action="store_true", help="your .weight arrays are (out, in)")
+    p.add_argument("--losses", help="JSON list of your per-minibatch losses (numbers or dicts)")
+    p.add_argument("--rtol", type=float)
+    p.add_argument("--atol", type=float)
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    args = p.parse_args(argv)
+    try:
+        doc = load_scenario(args.scenario)
+        with np.load(args.weights) as f:
+            theirs = {k: f[k] for k in f.files}
+    except (OSError, ValueError, KeyError) as e:
+        report = UpdateReport("error", error=f"cannot read input: {type(e).__name__}: {e}")
+    else:
+        report = compare_weights(doc["expected_weights"], theirs, args.rtol, args.atol,
+                                 args.torch_layout, doc["hyperparameters"]["lr"])
+        if args.losses and report.status != "error":
+            losses = json.loads(Path(args.losses).read_text())
+            report.first_loss_difference = compare_losses(doc["expected_losses"], losses,
+                                                          report.rtol)
+            if report.first_loss_difference and report.status == "pass":
+                report.status = "fail"
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
