@@ -1,25 +1,38 @@
 """A hand-written numpy PPO minibatch step: the speed limit for ppo_ref's update phase.
 
-Same work as one minibatch of ppo_ref's update with the clip objective and a
-discrete (Categorical) policy — forward of the policy and value MLPs (tanh
-hidden layers), the clipped surrogate, the 0.5·MSE value loss, the entropy
-bonus, their gradients written out by hand (no autodiff, no graph), a global
+It does the same work as one minibatch of `ppo.ppo_update` with the clip objective and a
+discrete (Categorical) policy: the forward pass of the policy and value MLPs (tanh hidden
+layers), advantage normalisation, the clipped surrogate, the 0.5 * mean (V - R)^2 value loss
+and the entropy bonus, their gradients derived by hand (no autodiff, no graph), a global
 gradient-norm clip and one Adam step over a single flat parameter vector.
 
-It is deliberately written without ppo_ref's autodiff so that
-`update_efficiency = ppo_ref samples/s ÷ these samples/s` measures what the
-autodiff costs. It is a benchmark baseline, not part of the library.
+It is written without ppo_ref's autodiff on purpose, so that
+    update_efficiency = ppo_ref's update samples/s / this step's samples/s
+measures what the autodiff costs (`python -m ppo_ref.bench`). It is a benchmark baseline,
+not part of the library's API; tests/test_bench.py checks its gradients against the autodiff.
+
+Gradients, for B samples, logits z (B, A), p = softmax(z), r = exp(logp - logp_old):
+    clipped surrogate  dL/dlogp_i = -A_i r_i / B where the unclipped term is the smaller
+                       (or 1 - eps <= r_i <= 1 + eps: ties split as in losses.py), else 0
+    log-prob           dlogp_i/dz_ij = [j = a_i] - p_ij
+    entropy bonus      d(-c mean H)/dz_ij = c / B * p_ij (log p_ij + H_i)
+    value loss         d(c * 0.5 mean (V - R)^2)/dV_i = c (V_i - R_i) / B
+    tanh layer         dz = dh * (1 - h^2), with h = tanh(z)
 """
 from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["HandwrittenPPO"]
+
 
 class HandwrittenPPO:
-    """Two tanh MLPs (policy: obs -> ... -> n_actions, value: obs -> ... -> 1) in one flat buffer."""
+    """Two tanh MLPs (policy: obs -> hidden -> n_actions, value: obs -> hidden -> 1) whose
+    weights (in, out) and biases are views into one flat buffer, as are their gradients."""
 
     def __init__(self, obs_dim, n_actions, hidden=(64, 64), dtype=np.float64, seed=0,
-                 lr=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5):
+                 lr=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5,
+                 norm_adv=True):
         rng = np.random.default_rng(seed)
         self.dtype = np.dtype(dtype)
         shapes = []
@@ -50,7 +63,15 @@ class HandwrittenPPO:
             self.nets.append(layers)
             self.grads.append(glayers)
         self.lr, self.clip_eps, self.vf_coef, self.ent_coef = lr, clip_eps, vf_coef, ent_coef
-        self.max_grad_norm = max_grad_norm
+        self.max_grad_norm, self.norm_adv = max_grad_norm, norm_adv
+
+    def load_agent_state(self, state: dict) -> None:
+        """Copy an ActorCritic.state_dict() ("pi.layers.0.weight", ..., "vf.layers.0.bias")
+        into the flat buffer, so both compute on the same weights."""
+        for prefix, layers in (("pi", self.nets[0]), ("vf", self.nets[1])):
+            for i, (W, b) in enumerate(layers):
+                W[...] = state[f"{prefix}.layers.{i}.weight"]
+                b[...] = state[f"{prefix}.layers.{i}.bias"]
 
     @staticmethod
     def _forward(layers, x):
@@ -71,8 +92,8 @@ class HandwrittenPPO:
             if i > 0:
                 g = (g @ W.T) * (1.0 - acts[i] * acts[i])  # tanh' = 1 - tanh^2
 
-    def step(self, obs, actions, logp_old, advantages, returns):
-        """One minibatch: loss, hand-derived gradients, grad clip, Adam."""
+    def loss_and_grad(self, obs, actions, logp_old, advantages, returns) -> float:
+        """The PPO loss of one minibatch; its gradient is written into self.grad (flat)."""
         B = len(obs)
         pi_acts = self._forward(self.nets[0], obs)
         v_acts = self._forward(self.nets[1], obs)
@@ -82,27 +103,37 @@ class HandwrittenPPO:
         p = np.exp(logp_all)
         rows = np.arange(B)
         logp = logp_all[rows, actions]
-        adv = (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
+        adv = advantages
+        if self.norm_adv:
+            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
         ratio = np.exp(logp - logp_old)
-        clipped = np.clip(ratio, 1 - self.clip_eps, 1 + self.clip_eps)
-        unclipped_wins = ratio * adv <= clipped * adv
-        # d(-mean(min(rA, clip(r)A)))/dlogp = -A r / B where the unclipped term is active
-        # (or the clip is not binding), 0 on the flat part.
+        unclipped = ratio * adv
+        clipped = np.clip(ratio, 1 - self.clip_eps, 1 + self.clip_eps) * adv
+        surrogate = np.minimum(unclipped, clipped)
+        unclipped_wins = unclipped <= clipped
         inside = (ratio >= 1 - self.clip_eps) & (ratio <= 1 + self.clip_eps)
         g_logp = np.where(unclipped_wins | inside, -adv * ratio / B, 0.0)
         g_logits = -p * g_logp[:, None]
         g_logits[rows, actions] += g_logp
+        entropy = -(p * logp_all).sum(axis=1)
         if self.ent_coef:
-            entropy = -(p * logp_all).sum(axis=1)
-            # d(-c * mean H)/dlogits = c/B * p * (logp + H)
             g_logits += self.ent_coef / B * p * (logp_all + entropy[:, None])
         values = v_acts[-1][:, 0]
-        g_values = (self.vf_coef / B) * (values - returns)  # d(c * 0.5 mean (V-R)^2)/dV
+        g_values = (self.vf_coef / B) * (values - returns)
         self._backward(self.nets[0], self.grads[0], pi_acts, g_logits)
         self._backward(self.nets[1], self.grads[1], v_acts, g_values[:, None])
-        norm = np.sqrt(self.grad @ self.grad)
-        if norm > self.max_grad_norm:
-            self.grad *= self.max_grad_norm / (norm + 1e-6)
+        error = values - returns
+        return float(-surrogate.mean() + self.vf_coef * 0.5 * (error @ error) / B
+                     - self.ent_coef * entropy.mean())
+
+    def step(self, obs, actions, logp_old, advantages, returns) -> float:
+        """One minibatch: loss and hand-derived gradients, global norm clip, Adam. Returns the
+        gradient norm before clipping."""
+        self.loss_and_grad(obs, actions, logp_old, advantages, returns)
+        norm = float(np.sqrt(self.grad @ self.grad))
+        coef = self.max_grad_norm / (norm + 1e-6)       # torch's clip_grad_norm_
+        if coef < 1.0:
+            self.grad *= coef
         self.t += 1
         b1, b2 = 0.9, 0.999
         self.m *= b1
@@ -111,3 +142,4 @@ class HandwrittenPPO:
         self.v += (1 - b2) * self.grad * self.grad
         step = self.lr / (1 - b1 ** self.t)
         self.flat -= step * self.m / (np.sqrt(self.v / (1 - b2 ** self.t)) + 1e-8)
+        return norm

@@ -1,0 +1,76 @@
+"""The benchmark: its hand-written baseline computes the trainer's update, and --quick runs."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from ppo_ref.bench_baseline import HandwrittenPPO
+from ppo_ref.losses import normalize_advantages, ppo_loss
+from ppo_ref.optim import Adam
+from ppo_ref.policy import ActorCritic
+from ppo_ref.ppo import PPOConfig, ppo_update
+
+OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float64)
+ACT_SPACE = gym.spaces.Discrete(3)
+
+
+def _setup(dtype=np.float64, ent_coef=0.01, norm_adv=True):
+    rng = np.random.default_rng(0)
+    agent = ActorCritic(OBS_SPACE, ACT_SPACE, rng, hidden=(8, 6), dtype=dtype)
+    # Perturb the weights so that no gradient is trivially tiny (policy head gain is 0.01).
+    for p in agent.parameters():
+        p.data += 0.3 * rng.standard_normal(p.shape).astype(dtype)
+    B = 32
+    batch = {"obs": rng.standard_normal((B, 4)).astype(dtype),
+             "actions": rng.integers(0, 3, B),
+             "advantages": rng.standard_normal(B).astype(dtype),
+             "returns": rng.standard_normal(B).astype(dtype),
+             "values": rng.standard_normal(B).astype(dtype)}
+    with_logp = agent.distribution(batch["obs"]).log_prob(batch["actions"]).data
+    # Old log-probs spread around the new ones, so some ratios fall outside [0.8, 1.2].
+    batch["logp"] = (with_logp + 0.3 * rng.standard_normal(B)).astype(dtype)
+    hand = HandwrittenPPO(4, 3, hidden=(8, 6), dtype=dtype, lr=1e-2, clip_eps=0.2, vf_coef=0.7,
+                          ent_coef=ent_coef, max_grad_norm=0.5, norm_adv=norm_adv)
+    hand.load_agent_state(agent.state_dict())
+    return agent, batch, hand
+
+
+def _flat_grads(agent):
+    # HandwrittenPPO's layout: pi W0 b0 W1 b1 ..., then vf W0 b0 ... (each weight (in, out)).
+    return np.concatenate([p.grad.ravel() for p in agent.pi.parameters() + agent.vf.parameters()])
+
+
+@pytest.mark.parametrize("norm_adv", [True, False])
+def test_handwritten_gradients_equal_autodiff_gradients(norm_adv):
+    agent, b, hand = _setup(norm_adv=norm_adv)
+    adv = normalize_advantages(b["advantages"]) if norm_adv else b["advantages"]
+    dist, values = agent.distribution(b["obs"]), agent.value(b["obs"])
+    loss, info = ppo_loss(dist.log_prob(b["actions"]), b["logp"], adv, values, b["returns"],
+                          dist.entropy(), clip_eps=0.2, vf_coef=0.7, ent_coef=0.01)
+    assert 0 < info["clip_fraction"] < 1           # both branches of the clip are exercised
+    loss.backward()
+    hand_loss = hand.loss_and_grad(b["obs"], b["actions"], b["logp"], b["advantages"],
+                                   b["returns"])
+    assert hand_loss == pytest.approx(float(loss.data), rel=1e-12)
+    np.testing.assert_allclose(hand.grad, _flat_grads(agent), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_handwritten_step_matches_ppo_update_step(dtype):
+    """Loss, gradient clip and Adam together: three minibatch steps give the same weights."""
+    agent, b, hand = _setup(dtype=dtype)
+    config = PPOConfig(clip_eps=0.2, vf_coef=0.7, ent_coef=0.01, max_grad_norm=0.5, lr=1e-2)
+    optimizer = Adam(agent.parameters(), lr=1e-2)
+    idx = [np.arange(32)] * 3
+    ppo_update(agent, optimizer, b, config, idx, clip_eps=0.2)
+    for i in idx:
+        hand.step(b["obs"][i], b["actions"][i], b["logp"][i], b["advantages"][i],
+                  b["returns"][i])
+    weights = np.concatenate([p.data.ravel() for p in agent.pi.parameters() + agent.vf.parameters()])
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(hand.flat, weights, rtol=tol, atol=tol)
