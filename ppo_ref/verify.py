@@ -297,7 +297,7 @@ def _delta(q: Quantity, args, precisions) -> float:
     """How far float rounding in the user's precision can move the kink argument."""
     if q.kink_arg is None:
         return 0.0
-    eps = max(_UNIT_ROUNDOFF[p] for p in precisions)
+    eps = max(_UNIT_ROUNDOFF[p] for p in [*precisions, q.kink_precision or "float64"])
     return 8.0 * eps * max(1.0, float(np.max(np.abs(args[q.kink_arg]))))
 
 

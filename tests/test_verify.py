@@ -1,0 +1,536 @@
+"""Specification tests for the conformance kit (ppo_ref.verify, verify_quantities, verify_update).
+
+For every quantity: ppo_ref's own function passes, in float64 and as a float32 port; wrong
+variants written HERE (numpy, computing in whatever dtype they are given) fail, in float64
+and in float32, with the diagnosis of the mistake they contain. Then the report, the
+command line (exit status 0 / 1 / 2, stdout, JSON) and the whole-update scenario round trip.
+"""
+import functools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ppo_ref import verify
+from ppo_ref.autodiff import Tensor
+from ppo_ref.gae import compute_gae
+from ppo_ref.golden import adam_steps, clip_grad_norm_arrays
+from ppo_ref.losses import (approx_kl, clip_fraction, clipped_surrogate, explained_variance,
+                            normalize_advantages, value_loss)
+from ppo_ref.optim import Adam, clip_grad_norm
+from ppo_ref.verify_quantities import QUANTITIES, categorical_adapter, gaussian_adapter
+from ppo_ref import verify_update
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----- ppo_ref's own functions, and float32 ports of them -----------------------------------
+
+def to32(x):
+    if isinstance(x, list):
+        return [to32(v) for v in x]
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return x.astype(np.float32)
+    return x
+
+
+def out32(x):
+    if isinstance(x, tuple):
+        return tuple(out32(v) for v in x)
+    if isinstance(x, list):
+        return [out32(v) for v in x]
+    return np.asarray(x, dtype=np.float32)
+
+
+def as_float32(fn):
+    """fn run on float32 inputs (ppo_ref keeps float32 throughout), outputs as float32."""
+    @functools.wraps(fn)
+    def wrapped(*args):
+        return out32(fn(*[to32(a) for a in args]))
+    return wrapped
+
+
+def with_gradient(loss, dtype=np.float64):
+    """Adapter returning (loss, d loss / d first argument) through ppo_ref's autodiff."""
+    def fn(x, *rest):
+        t = Tensor(np.asarray(x, dtype=dtype), requires_grad=True)
+        y = loss(t, *[to32(r) if dtype == np.float32 else r for r in rest])
+        y.backward()
+        return y.data, t.grad
+    return fn
+
+
+def adam32(param, grads, lr, beta1, beta2, eps):
+    p = Tensor(param.astype(np.float32), requires_grad=True)
+    opt = Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
+    out = []
+    for g in grads.astype(np.float32):
+        p.grad = g.copy()
+        opt.step()
+        out.append(p.data.copy())
+    return np.array(out)
+
+
+def clip_grad_norm32(grads, max_norm):
+    params = []
+    for g in grads:
+        p = Tensor(np.zeros(g.shape, np.float32), requires_grad=True)
+        p.grad = g.astype(np.float32)
+        params.append(p)
+    return np.float32(clip_grad_norm(params, max_norm)), [p.grad for p in params]
+
+
+OWN = {
+    "gae": compute_gae,
+    "normalize_advantages": normalize_advantages,
+    "clipped_surrogate": clipped_surrogate,
+    "value_loss": value_loss,
+    "value_loss_clipped": value_loss,
+    "approx_kl": approx_kl,
+    "approx_kl_k1": functools.partial(approx_kl, estimator="k1"),
+    "approx_kl_k2": functools.partial(approx_kl, estimator="k2"),
+    "approx_kl_k3": functools.partial(approx_kl, estimator="k3"),
+    "clip_fraction": clip_fraction,
+    "explained_variance": explained_variance,
+    "categorical": categorical_adapter,
+    "gaussian": gaussian_adapter,
+    "adam": adam_steps,
+    "clip_grad_norm": clip_grad_norm_arrays,
+}
+FLOAT32 = {name: as_float32(fn) for name, fn in OWN.items()}
+FLOAT32.update(adam=adam32, clip_grad_norm=clip_grad_norm32,
+               clipped_surrogate=with_gradient(clipped_surrogate, np.float32),
+               value_loss=with_gradient(value_loss, np.float32),
+               value_loss_clipped=with_gradient(value_loss, np.float32))
+
+
+def test_every_quantity_has_a_test_adapter_and_documents_itself():
+    assert set(OWN) == set(QUANTITIES)
+    for q in QUANTITIES.values():
+        assert q.signature.startswith("fn(") and q.summary and len(q.mistakes) >= 2
+
+
+@pytest.mark.parametrize("name", sorted(QUANTITIES))
+def test_ppo_refs_own_function_passes_in_float64_and_float32(name):
+    report = verify.check(OWN[name], name)
+    assert report.passed and report.dtype == "float64", report
+    assert report.rtol == 1e-10 and report.n_cases >= 5
+    report32 = verify.check(FLOAT32[name], name)
+    assert report32.passed and report32.dtype == "float32", report32
+    assert report32.rtol == 1e-5 and "float32 default" in str(report32)
+
+
+def test_gradients_are_checked_when_returned():
+    own = verify.check(with_gradient(clipped_surrogate), "clipped_surrogate")
+    assert own.passed and own.gradient_checked
+    value_only = verify.check(clipped_surrogate, "clipped_surrogate")
+    assert value_only.passed and value_only.gradient_checked is False
+    assert "gradient not checked" in str(value_only)
+
+    def detached_ratio(new, old, adv, eps):   # a gradient bug the value cannot show
+        loss, grad = with_gradient(clipped_surrogate)(new, old, adv, eps)
+        return loss, grad * 0.5
+    assert not verify.check(detached_ratio, "clipped_surrogate").passed
+
+
+# ----- wrong variants, written here -----------------------------------------------------------
+
+def gae_loop(r, v, nv, term, trunc, gamma, lam, bootstrap, cut):
+    adv, last = np.zeros_like(r), np.zeros_like(r[0])
+    for t in reversed(range(len(r))):
+        last = r[t] + gamma * bootstrap[t] * nv[t] - v[t] + gamma * lam * cut[t] * last
+        adv[t] = last
+    return adv, adv + v
+
+
+def gae_truncation_as_termination(r, v, nv, term, trunc, gamma, lam):
+    done = (1 - (term | trunc)).astype(r.dtype)
+    return gae_loop(r, v, nv, term, trunc, gamma, lam, done, done)
+
+
+def gae_truncation_ignored(r, v, nv, term, trunc, gamma, lam):
+    live = (1 - term).astype(r.dtype)
+    return gae_loop(r, v, nv, term, trunc, gamma, lam, live, live)
+
+
+def log_softmax(x):
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def categorical_numpy(logits, actions, other, kl_reversed=False, raw_logit=False):
+    lp, lq = log_softmax(logits), log_softmax(other)
+    log_prob = np.take_along_axis(logits if raw_logit else lp, actions[:, None], 1)[:, 0]
+    entropy = -(np.exp(lp) * lp).sum(-1)
+    kl = (np.exp(lq) * (lq - lp)).sum(-1) if kl_reversed else (np.exp(lp) * (lp - lq)).sum(-1)
+    return log_prob, entropy, kl
+
+
+def gaussian_numpy(mean, log_std, a, om, ols, kl_reversed=False, log_var=False):
+    if log_var:
+        log_std, ols = log_std / 2, ols / 2
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    z = (a - mean) / np.exp(log_std)
+    log_prob = (-0.5 * z * z - log_std - half_log_2pi).sum(-1)
+    entropy = (log_std + 0.5 + half_log_2pi).sum(-1)
+    p, q = ((om, ols), (mean, log_std)) if kl_reversed else ((mean, log_std), (om, ols))
+    kl = (q[1] - p[1] + (np.exp(2 * p[1]) + (p[0] - q[0]) ** 2) / (2 * np.exp(2 * q[1])) - 0.5).sum(-1)
+    return log_prob, entropy, kl
+
+
+def adam_numpy(param, grads, lr, b1, b2, eps, inside=False, correct=True):
+    theta, m, v, out = param.copy(), np.zeros_like(param), np.zeros_like(param), []
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        c1, c2 = (1 - b1 ** t, 1 - b2 ** t) if correct else (1.0, 1.0)
+        denom = np.sqrt(v / c2 + eps) if inside else np.sqrt(v / c2) + eps
+        theta = theta - lr * (m / c1) / denom
+        out.append(theta)
+    return np.array(out)
+
+
+def clip_numpy(grads, max_norm, per_tensor=False, after=False):
+    norm = np.sqrt(sum(np.sum(g * g) for g in grads))
+    if per_tensor:
+        out = [g * min(1.0, max_norm / (np.sqrt(np.sum(g * g)) + 1e-6)) for g in grads]
+    else:
+        coef = max_norm / (norm + 1e-6)
+        out = [g * coef for g in grads] if coef < 1 else grads
+    if after:
+        norm = np.sqrt(sum(np.sum(g * g) for g in out))
+    return norm, out
+
+
+def ratio(new, old):
+    return np.exp(new - old)
+
+
+WRONG = {
+    "gae": {"truncation_as_termination": gae_truncation_as_termination,
+            "truncation_ignored": gae_truncation_ignored},
+    "normalize_advantages": {
+        "ddof0": lambda a, eps: (a - a.mean()) / (a.std() + eps),
+        "not_centered": lambda a, eps: a / (a.std(ddof=1) + eps)},
+    "clipped_surrogate": {
+        "clip_without_min": lambda new, old, a, e: -np.mean(np.clip(ratio(new, old), 1 - e, 1 + e) * a),
+        "max_instead_of_min": lambda new, old, a, e: -np.mean(np.maximum(
+            ratio(new, old) * a, np.clip(ratio(new, old), 1 - e, 1 + e) * a))},
+    "value_loss": {
+        "missing_half": lambda v, r: np.mean((v - r) ** 2),
+        "sum_instead_of_mean": lambda v, r: 0.5 * np.sum((v - r) ** 2)},
+    "value_loss_clipped": {
+        "missing_half": lambda v, r, o, e: np.mean(np.maximum(
+            (v - r) ** 2, (o + np.clip(v - o, -e, e) - r) ** 2)),
+        "min_instead_of_max": lambda v, r, o, e: 0.5 * np.mean(np.minimum(
+            (v - r) ** 2, (o + np.clip(v - o, -e, e) - r) ** 2))},
+    "approx_kl": {
+        "wrong_direction": lambda new, old: np.mean(np.expm1(old - new) - (old - new)),
+        "missing_minus_one": lambda new, old: np.mean(ratio(new, old) - (new - old))},
+    "approx_kl_k1": {
+        "wrong_direction": lambda new, old: np.mean(new - old),
+        "abs_log_ratio": lambda new, old: np.mean(np.abs(old - new))},
+    "approx_kl_k2": {
+        "missing_half": lambda new, old: np.mean((new - old) ** 2),
+        "ratio_not_log_ratio": lambda new, old: np.mean(0.5 * (ratio(new, old) - 1) ** 2)},
+    "clip_fraction": {
+        "log_ratio_band": lambda new, old, e: np.mean(np.abs(new - old) > e),
+        "upper_side_only": lambda new, old, e: np.mean(ratio(new, old) > 1 + e)},
+    "explained_variance": {
+        "r_squared": lambda v, r: 1 - np.mean((r - v) ** 2) / np.var(r),
+        "missing_one_minus": lambda v, r: np.var(r - v) / np.var(r)},
+    "categorical": {
+        "kl_wrong_direction": functools.partial(categorical_numpy, kl_reversed=True),
+        "unnormalized_log_prob": functools.partial(categorical_numpy, raw_logit=True)},
+    "gaussian": {
+        "kl_wrong_direction": functools.partial(gaussian_numpy, kl_reversed=True),
+        "log_std_as_log_variance": functools.partial(gaussian_numpy, log_var=True)},
+    "adam": {"eps_inside_sqrt": functools.partial(adam_numpy, inside=True),
+             "no_bias_correction": functools.partial(adam_numpy, correct=False)},
+    "clip_grad_norm": {"per_tensor": functools.partial(clip_numpy, per_tensor=True),
+                       "norm_after_clipping": functools.partial(clip_numpy, after=True)},
+}
+WRONG["approx_kl_k3"] = WRONG["approx_kl"]
+CASES = [(name, mistake) for name in sorted(WRONG) for mistake in WRONG[name]]
+
+
+def test_every_quantity_has_wrong_variants():
+    assert set(WRONG) == set(QUANTITIES)
+
+
+@pytest.mark.parametrize("name, mistake", CASES)
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_wrong_variant_fails_with_its_diagnosis(name, mistake, precision):
+    fn = WRONG[name][mistake]
+    if precision == "float32":
+        fn = functools.wraps(fn)(lambda *args, _fn=fn: _fn(*[to32(a) for a in args]))
+    report = verify.check(fn, name)
+    assert report.status == "fail" and report.exit_code == 1, report
+    assert report.dtype == precision or name == "clip_fraction"   # mean(bools) is float64
+    assert report.mistake == mistake, report
+    assert report.diagnosis == QUANTITIES[name].mistakes[mistake].diagnosis
+    assert f"diagnosis: {report.diagnosis}" in str(report)
+    assert report.failing_case["case"] and report.worst_abs_error > 0
+
+
+def test_specific_diagnoses_read_as_the_issue_names_them():
+    expect = {("gae", "truncation_as_termination"): "truncated episodes are not bootstrapped",
+              ("normalize_advantages", "ddof0"): "ddof = 0",
+              ("value_loss", "missing_half"): "missing the 0.5",
+              ("adam", "eps_inside_sqrt"): "eps is inside the square root",
+              ("adam", "no_bias_correction"): "no bias correction",
+              ("approx_kl", "wrong_direction"): "wrong direction",
+              ("clipped_surrogate", "clip_without_min"): "not through min(...)"}
+    for (name, mistake), words in expect.items():
+        assert words in QUANTITIES[name].mistakes[mistake].diagnosis
+
+
+def test_float32_math_returned_as_float64_is_told_apart_from_a_mistake():
+    def gae_upcast(*args):   # computes in float32, hands back float64 (like .item() or .double())
+        adv, ret = FLOAT32["gae"](*args)
+        return adv.astype(np.float64), ret.astype(np.float64)
+    report = verify.check(gae_upcast, "gae")
+    assert report.status == "fail" and report.mistake == "float32_precision"
+    assert "--rtol 1e-5" in report.diagnosis
+    relaxed = verify.check(gae_upcast, "gae", rtol=1e-5)
+    assert relaxed.passed and relaxed.tolerance_source == "given" and relaxed.rtol == 1e-5
+
+
+def test_an_unknown_mistake_gets_no_diagnosis():
+    report = verify.check(lambda a, eps: normalize_advantages(a, eps) * 1.01, "normalize_advantages")
+    assert report.status == "fail" and report.diagnosis is None
+    assert "none of the known mistakes matches" in str(report)
+
+
+# ----- what a user function may return, and what it may not -----------------------------------
+
+class FakeTorchTensor:
+    """Duck-types a torch tensor that requires grad: np.asarray fails until .detach()."""
+    def __init__(self, value, attached=True):
+        self.value, self.attached = np.asarray(value), attached
+
+    def detach(self):
+        return FakeTorchTensor(self.value, attached=False)
+
+    def numpy(self):
+        if self.attached:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad")
+        return self.value
+
+
+def test_tensors_lists_and_python_floats_are_accepted():
+    def as_tensors(*args):
+        adv, ret = compute_gae(*args)
+        return FakeTorchTensor(adv), ret.tolist()
+    assert verify.check(as_tensors, "gae").passed
+    assert verify.check(lambda v, r: [[value_loss(v, r)]], "value_loss").passed  # size-1 scalar
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda *a: 1 / 0, "raised ZeroDivisionError: division by zero"),
+    (lambda *a: a[0][:, 0], "expected a tuple (advantages, returns)"),
+    (lambda *a: (a[0][:, 0], a[0][:, 0]), "advantages has shape"),
+    (lambda *a: (a[0] * np.nan, a[0]), "advantages is nan at index [0, 0]"),
+    (lambda *a: ("abc", a[0]), "advantages is not numeric: got 'abc'"),
+    (lambda *a: (object(), a[0]), "advantages is not numeric"),
+])
+def test_a_bad_function_gives_a_one_line_error_naming_the_case(fn, words):
+    report = verify.check(fn, "gae")
+    assert report.status == "error" and report.exit_code == 2
+    text = str(report)
+    assert "\n" not in text and words in text and "case golden/single_step_terminated" in text
+
+
+def test_not_callable_and_unknown_quantity():
+    assert verify.check(3, "gae").exit_code == 2
+    with pytest.raises(ValueError, match="unknown quantity 'gea'"):
+        verify.check(compute_gae, "gea")
+
+
+def test_assert_conforms_raises_with_the_report():
+    assert verify.assert_conforms(compute_gae, "gae").passed
+    with pytest.raises(AssertionError, match="truncated episodes are not bootstrapped"):
+        verify.assert_conforms(gae_truncation_as_termination, "gae")
+
+
+def test_inputs_are_copies_and_float32_exact():
+    def mutating(a, eps):
+        out = normalize_advantages(a, eps)
+        a[:] = 0.0
+        return out
+    assert verify.check(mutating, "normalize_advantages").passed
+    for case in verify.cases("clipped_surrogate") + verify.cases("gaussian"):
+        for x in case.args:
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f" and "boundar" not in case.name \
+                    and "within" not in case.name:
+                np.testing.assert_array_equal(x.astype(np.float32).astype(np.float64), x)
+
+
+# ----- the command line ---------------------------------------------------------------------------
+
+USER_MODULE = '''
+import numpy as np
+from ppo_ref.gae import compute_gae
+
+def good(*args):
+    return compute_gae(*args)
+
+def buggy(r, v, nv, term, trunc, gamma, lam):
+    return compute_gae(r, v, nv, term | trunc, trunc, gamma, lam)
+
+def broken(*args):
+    raise RuntimeError("not implemented")
+
+answer = 42
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "user_ppo.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("target, code, words", [
+    ("user_ppo:good", 0, "PASS  17 of 17 cases agree"),
+    ("user_ppo:buggy", 1, "diagnosis: truncated episodes are not bootstrapped"),
+    ("user_ppo:broken", 2, "raised RuntimeError: not implemented"),
+    ("user_ppo:answer", 2, "user_ppo:answer is not callable"),
+    ("user_ppo:missing", 2, "has no attribute 'missing'"),
+    ("no_such_module:f", 2, "cannot import no_such_module: ModuleNotFoundError"),
+])
+def test_cli_exit_status_stdout_and_json(user_module, capsys, target, code, words):
+    out_json = user_module / "report.json"
+    assert verify.main([target, "--quantity", "gae", "--json", str(out_json)]) == code
+    stdout = capsys.readouterr().out
+    assert words in stdout
+    if code == 2:
+        assert stdout.count("\n") == 1 and stdout.startswith("ERROR")
+    data = json.loads(out_json.read_text())
+    assert data["status"] == {0: "pass", 1: "fail", 2: "error"}[code]
+    if code == 1:
+        assert data["mistake"] == "truncation_as_termination"
+        assert data["failing_case"]["inputs"] and data["n_failed"] >= 1
+
+
+def test_cli_file_path_target_tolerance_flags_and_list(user_module, capsys):
+    path = user_module / "user_ppo.py"
+    assert verify.main([f"{path}:good", "--quantity", "gae", "--rtol", "1e-6", "--atol", "0"]) == 0
+    assert "|error| <= 0 + 1e-06 * scale (given)" in capsys.readouterr().out
+    assert verify.main(["user_ppo:good", "--quantity", "nope"]) == 2
+    assert "unknown quantity 'nope'" in capsys.readouterr().out
+    assert verify.main(["--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in QUANTITIES)
+
+
+def test_python_m_ppo_ref_verify_runs_the_registered_subcommand(user_module):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(user_module)]))
+    runs = [subprocess.run([sys.executable, "-m", "ppo_ref", "verify", target, "--quantity", "gae"],
+                           capture_output=True, text=True, env=env, cwd=user_module)
+            for target in ("user_ppo:good", "user_ppo:buggy")]
+    assert [r.returncode for r in runs] == [0, 1]
+    assert "PASS" in runs[0].stdout and "FAIL" in runs[1].stdout
+
+
+# ----- whole-update scenario ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    return verify_update.write_scenario(tmp_path_factory.mktemp("scenario"))
+
+
+def test_scenario_files_document_every_field(scenario):
+    doc = verify_update.load_scenario(scenario)
+    assert set(doc["batch"]) == set(verify_update.BATCH_KEYS) | {"minibatches"}
+    assert doc["batch"]["minibatches"].shape == (12, 16)
+    assert len(doc["expected_losses"]) == 12
+    assert any(info["clip_fraction"] > 0 for info in doc["expected_losses"])    # clipping happens
+    keys = [p["key"] for p in doc["network"]["parameters"]]
+    assert keys == list(doc["initial_weights"]) == list(doc["expected_weights"])
+    assert doc["initial_weights"]["pi.layers.0.weight"].shape == (4, 8)        # (in, out)
+    assert "torch" in (REPO / "ppo_ref" / "verify_update.py").read_text()
+    assert all(k in doc["files"] for k in ("batch.npz/minibatches", "expected_weights.npz"))
+
+
+def test_replaying_the_scenario_with_ppo_ref_passes(scenario):
+    doc = verify_update.load_scenario(scenario)
+    weights, infos = verify_update.replay(scenario)
+    report = verify_update.compare_weights(doc["expected_weights"], weights)
+    assert report.status == "pass" and report.worst_abs_error == 0.0
+    assert [i["loss"] for i in infos] == [i["loss"] for i in doc["expected_losses"]]
+    weights32, _ = verify_update.replay(scenario, "float32")
+    report32 = verify_update.compare_weights(doc["expected_weights"], weights32, lr=1e-2)
+    assert report32.status == "pass" and report32.dtype == "float32", report32
+
+
+def test_perturbed_weights_fail_naming_the_first_entry(scenario, tmp_path, capsys):
+    doc = verify_update.load_scenario(scenario)
+    theirs = {k: v.copy() for k, v in doc["expected_weights"].items()}
+    theirs["vf.layers.1.weight"][2, 5] += 1e-6
+    theirs["vf.layers.2.bias"][0] -= 1e-3
+    np.savez(tmp_path / "theirs.npz", **theirs)
+    assert verify_update.main([str(scenario), str(tmp_path / "theirs.npz"),
+                               "--json", str(tmp_path / "r.json")]) == 1
+    out = capsys.readouterr().out
+    assert "first difference: vf.layers.1.weight[2, 5]" in out
+    assert "parameters that differ: vf.layers.1.weight, vf.layers.2.bias" in out
+    assert json.loads((tmp_path / "r.json").read_text())["first_difference"]["index"] == [2, 5]
+
+
+def test_a_wrong_update_is_caught(scenario):
+    doc = verify_update.load_scenario(scenario)
+    # a value loss without its 0.5 = ppo_ref with vf_coef doubled
+    scenario_json = json.loads((scenario / "scenario.json").read_text())
+    wrong = Path(str(scenario) + "_wrong")
+    wrong.mkdir(exist_ok=True)
+    for name in ("initial_weights.npz", "batch.npz", "expected_weights.npz"):
+        (wrong / name).write_bytes((scenario / name).read_bytes())
+    scenario_json["hyperparameters"]["vf_coef"] *= 2
+    (wrong / "scenario.json").write_text(json.dumps(scenario_json))
+    weights, _ = verify_update.replay(wrong)
+    report = verify_update.compare_weights(doc["expected_weights"], weights)
+    assert report.status == "fail" and "vf.layers.0.weight" in report.differing
+
+
+def test_torch_layout_and_bad_weight_files(scenario, tmp_path, capsys):
+    doc = verify_update.load_scenario(scenario)
+    torch_style = {k: (v.T if k.endswith(".weight") else v) for k, v in doc["expected_weights"].items()}
+    np.savez(tmp_path / "t.npz", **torch_style)
+    assert verify_update.main([str(scenario), str(tmp_path / "t.npz")]) == 2
+    assert "looks like torch's (out, in) layout: pass --torch-layout" in capsys.readouterr().out
+    assert verify_update.main([str(scenario), str(tmp_path / "t.npz"), "--torch-layout"]) == 0
+    partial = dict(doc["expected_weights"])
+    del partial["pi.layers.2.bias"]
+    np.savez(tmp_path / "p.npz", **partial)
+    assert verify_update.main([str(scenario), str(tmp_path / "p.npz")]) == 2
+    assert "missing parameters ['pi.layers.2.bias']" in capsys.readouterr().out
+    assert verify_update.main([str(scenario), str(tmp_path / "nothing.npz")]) == 2
+
+
+def test_losses_locate_the_first_minibatch_that_differs(scenario, tmp_path, capsys):
+    doc = verify_update.load_scenario(scenario)
+    losses = [dict(i) for i in doc["expected_losses"]]
+    losses[3]["value_loss"] *= 2
+    (tmp_path / "losses.json").write_text(json.dumps(losses))
+    np.savez(tmp_path / "w.npz", **doc["expected_weights"])
+    assert verify_update.main([str(scenario), str(tmp_path / "w.npz"), "--losses",
+                               str(tmp_path / "losses.json")]) == 1
+    assert "first loss that differs: minibatch 3 value_loss" in capsys.readouterr().out
+
+
+def test_continuous_scenario_round_trips_through_the_cli(tmp_path, capsys):
+    assert verify.main(["scenario", "--out", str(tmp_path / "c"), "--continuous"]) == 0
+    doc = verify_update.load_scenario(tmp_path / "c")
+    assert doc["network"]["action_space"] == {"type": "Box", "dim": 2}
+    weights, _ = verify_update.replay(tmp_path / "c")
+    np.savez(tmp_path / "w.npz", **weights)
+    capsys.readouterr()
+    assert verify_update.main([str(tmp_path / "c"), str(tmp_path / "w.npz")]) == 0
+    assert "PASS" in capsys.readouterr().out
