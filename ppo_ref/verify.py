@@ -112,8 +112,12 @@ class Report:
             lines.append("gradient not checked: return (value, gradient) to check it too")
         if self.failing_case:
             f = self.failing_case
+            index = f"[{', '.join(map(str, f['index']))}]" if f["index"] else ""
+            near = " (near a kink: anything in [{:.9g}, {:.9g}])".format(*f["accepted"]) \
+                if f["accepted"][1] - f["accepted"][0] > f["tolerance"] else ""
             lines += [f"first failing case: {f['case']} ({f['description']})",
-                      f"  {f['output']}{list(f['index'])}: expected {f['expected']}, got {f['got']}"]
+                      f"  {f['output']}{index}: expected {f['expected']!r}{near}, got {f['got']!r} "
+                      f"(|error| {f['abs_error']:.3g} > tolerance {f['tolerance']:.3g})"]
             lines.append(f"diagnosis: {self.diagnosis}" if self.diagnosis else
                          "diagnosis: none of the known mistakes matches; inspect the failing case "
                          "(--json writes its inputs)")
@@ -206,7 +210,8 @@ def _call(fn, args):
 
 
 def _interval(q: Quantity, fn, args, delta: float, n_outputs: int):
-    """[lo, hi] of fn's outputs with the kink argument moved by -delta, 0, +delta."""
+    """(value, lo, hi) of fn's outputs: at args, and the range with the kink argument moved
+    by -delta, 0, +delta."""
     shifts = (0.0,) if q.kink_arg is None or delta == 0 else (0.0, -delta, delta)
     runs = []
     for s in shifts:
@@ -225,7 +230,7 @@ def _interval(q: Quantity, fn, args, delta: float, n_outputs: int):
         for k in range(1, n_outputs):
             lo[k], hi[k] = np.where(mask, np.minimum(lo[k], 0.0), lo[k]), \
                 np.where(mask, np.maximum(hi[k], 0.0), hi[k])
-    return lo, hi
+    return runs[0], lo, hi
 
 
 def _distance(got, lo, hi):
@@ -306,12 +311,12 @@ def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
     own_scale: also scale by fn's own outputs (a mistake's outputs can be far larger)."""
     failures = []
     for case, got, precisions, scales in runs:
-        lo, hi = _interval(q, fn, case.args, _delta(q, case.args, precisions), len(got))
+        mid, lo, hi = _interval(q, fn, case.args, _delta(q, case.args, precisions), len(got))
         if own_scale:
             scales = np.maximum(scales[:len(got)], q.scale(case.args, lo)[:len(got)])
         failed = False
-        for k, (g, l, h, s, (rt, at)) in enumerate(zip(got, lo, hi, scales,
-                                                       _tolerances(precisions, rtol, atol))):
+        for k, (g, m, l, h, s, (rt, at)) in enumerate(zip(got, mid, lo, hi, scales,
+                                                          _tolerances(precisions, rtol, atol))):
             dist = _distance(g, l, h)
             worst = float(np.max(dist)) if dist.size else 0.0
             if report is not None:
@@ -322,10 +327,10 @@ def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
             if worst > at + rt * s and not failed:
                 failed = True
                 i = np.unravel_index(int(np.argmax(dist)), dist.shape) if dist.ndim else ()
-                exp = float(l[i]) if l[i] == h[i] else [float(l[i]), float(h[i])]
                 failures.append(dict(case=case.name, description=case.description,
                                      output=q.outputs[k], index=[int(j) for j in i],
-                                     expected=exp, got=float(g[i]), abs_error=worst,
+                                     expected=float(m[i]), accepted=[float(l[i]), float(h[i])],
+                                     got=float(g[i]), abs_error=worst, tolerance=at + rt * s,
                                      scale=float(s), inputs=_plain(case.args)))
     return failures
 
