@@ -534,3 +534,12 @@ def test_continuous_scenario_round_trips_through_the_cli(tmp_path, capsys):
     capsys.readouterr()
     assert verify_update.main([str(tmp_path / "c"), str(tmp_path / "w.npz")]) == 0
     assert "PASS" in capsys.readouterr().out
+
+
+def test_torch_demo_says_so_plainly_without_torch(tmp_path):
+    code = ("import runpy, sys; sys.modules['torch'] = None; sys.path.insert(0, 'demos'); "
+            f"sys.argv = ['verify_torch.py', '--out', {str(tmp_path)!r}]; "
+            "runpy.run_path('demos/verify_torch.py', run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert "PyTorch is not installed" in run.stdout
