@@ -320,7 +320,7 @@ def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
             dist = _distance(g, l, h)
             worst = float(np.max(dist)) if dist.size else 0.0
             if report is not None:
-                rel = worst / s if s > 0 else (0.0 if worst == 0 else float("inf"))
+                rel = worst / s if s > 0 else worst    # a zero scale: report the absolute error
                 report.worst_rel_error = max(report.worst_rel_error, rel)
                 if worst >= report.worst_abs_error:
                     report.worst_abs_error, report.worst_case = worst, case.name

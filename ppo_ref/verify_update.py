@@ -148,6 +148,9 @@ def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 
                        "the weights with `ppo-ref verify-update DIR THEIRS.npz`.",
         "seed": seed,
         "files": FIELDS,
+        "weight_layout": "every .weight is (in, out) and a layer computes y = x @ W + b; "
+                         "torch.nn.Linear.weight is (out, in), the transpose: load W.T into it "
+                         "and save weight.T back (or pass --torch-layout to verify-update)",
         "procedure": PROCEDURE,
         "hyperparameters": {"lr": c.lr, "adam_betas": list(opt.betas), "adam_eps": opt.eps,
                             "clip_eps": c.clip_eps, "vf_coef": c.vf_coef, "ent_coef": c.ent_coef,
