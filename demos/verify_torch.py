@@ -6,17 +6,22 @@ Three correct pieces written the way a PyTorch PPO writes them (GAE, the clipped
 its gradient, torch.optim.Adam) pass in float32, and three classic bugs are caught and
 named: a GAE that treats truncation as termination (CleanRL-style `dones`), a clipped
 loss that clips the ratio but skips min(...), and a value loss written with
-F.mse_loss (no 0.5). The reports also go to DIR/verify_torch.json.
+F.mse_loss (no 0.5). Then a whole PPO update: the scenario written by
+`ppo-ref verify scenario` is replayed in torch from its files alone and its weights checked
+with verify-update. The reports also go to DIR/verify_torch.json.
 
 torch is never a dependency of ppo_ref: without it this demo says so and exits 0.
 """
 from __future__ import annotations
 
+import json
 import sys
 
+import numpy as np
 from _common import parse_args, save_json
 
 from ppo_ref.verify import check
+from ppo_ref.verify_update import compare_weights, load_scenario, write_scenario
 
 try:
     import torch
@@ -80,6 +85,40 @@ def torch_adam(param, grads, lr, beta1, beta2, eps):
     return torch.stack(after)
 
 
+def torch_replay(directory) -> dict:
+    """One PPO update in float32 torch, read from a scenario's files and its documented procedure."""
+    doc = json.loads((directory / "scenario.json").read_text())
+    hp, eps = doc["hyperparameters"], doc["hyperparameters"]["clip_eps"]
+    params = {k: f32(v).requires_grad_() for k, v in np.load(directory / "initial_weights.npz").items()}
+    batch = dict(np.load(directory / "batch.npz"))
+
+    def mlp(prefix, x):   # weights are (in, out): x @ W + b; tanh between layers
+        n = sum(k.startswith(prefix) and k.endswith(".weight") for k in params)
+        for i in range(n):
+            x = x @ params[f"{prefix}.layers.{i}.weight"] + params[f"{prefix}.layers.{i}.bias"]
+            x = torch.tanh(x) if i < n - 1 else x
+        return x
+    optimizer = torch.optim.Adam(params.values(), lr=hp["lr"], betas=hp["adam_betas"],
+                                 eps=hp["adam_eps"])
+    for idx in batch["minibatches"]:
+        obs, adv = f32(batch["obs"][idx]), f32(batch["advantages"][idx])
+        if hp["norm_adv"]:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        dist = torch.distributions.Categorical(logits=mlp("pi", obs))   # the discrete scenario
+        logp = dist.log_prob(torch.as_tensor(batch["actions"][idx]))
+        values, returns, old = mlp("vf", obs)[:, 0], f32(batch["returns"][idx]), f32(batch["values"][idx])
+        ratio = (logp - f32(batch["logp"][idx])).exp()
+        policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv).mean()
+        value_loss = 0.5 * torch.max((values - returns) ** 2,
+                                     (old + (values - old).clamp(-eps, eps) - returns) ** 2).mean()
+        loss = policy_loss + hp["vf_coef"] * value_loss - hp["ent_coef"] * dist.entropy().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), hp["max_grad_norm"])
+        optimizer.step()
+    return {k: p.detach().numpy() for k, p in params.items()}
+
+
 CHECKS = [  # (quantity, function, expected to conform)
     ("gae", torch_gae, True),
     ("clipped_surrogate", torch_clipped_loss, True),
@@ -105,9 +144,14 @@ def main(argv=None) -> int:
         if report.passed != should_pass:
             print(f"unexpected: {fn.__name__} {'failed' if should_pass else 'passed'}")
             return 1
-    save_json({"torch_version": torch.__version__, "reports": reports},
-              args.out / "verify_torch.json")
-    return 0
+    scenario = write_scenario(args.out / "scenario")
+    expected = load_scenario(scenario)
+    update = compare_weights(expected["expected_weights"], torch_replay(scenario),
+                             lr=expected["hyperparameters"]["lr"])
+    print(f"whole update replayed in torch from {scenario}:\n{update}")
+    save_json({"torch_version": torch.__version__, "reports": reports,
+               "update": update.to_dict()}, args.out / "verify_torch.json")
+    return update.exit_code
 
 
 if __name__ == "__main__":
