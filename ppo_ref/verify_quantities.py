@@ -4,8 +4,9 @@ scale, and the known mistakes it can recognise.
 For each quantity:
 
 * an ADAPTER SIGNATURE: the function the user hands to the kit. Inputs are numpy
-  arrays (float64, but every float lies on a 2^-10 or 2^-20 grid, so casting to float32
-  loses nothing; done flags are bool arrays, actions int64) and Python numbers; outputs
+  arrays (float64, but the floats are exact in float32 (on a 2^-10 grid, or rounded to
+  float32), except log-probabilities placed at a clip boundary, so casting loses nothing;
+  done flags are bool arrays, actions int64) and Python numbers; outputs
   are anything np.asarray understands (numpy, lists, torch CPU tensors, JAX arrays).
   Wherever it can, the signature is that of ppo_ref's own function, so ppo_ref passes
   unchanged; `reference` is ppo_ref's answer in that form.
@@ -607,9 +608,9 @@ ADAM = Quantity(
                                    _adam_variant(bias_correction=False)),
      "eps_before_bias_correction": Mistake(
         "eps is added before the bias correction (Kingma & Ba's 'eps hat' form, as TF1/Keras); "
-        "torch adds it to sqrt(v_hat)", _adam_variant(eps_where="before_correction"))},
-    note="a torch adapter: p = torch.tensor(param, requires_grad=True); opt = Adam([p], lr, "
-         "(beta1, beta2), eps); per step set p.grad, opt.step(), record p")
+        "torch adds it to sqrt(v_hat)", _adam_variant(eps_where="before_correction"))})
+# A torch adapter for adam: p = torch.tensor(param, requires_grad=True); opt = torch.optim.Adam(
+# [p], lr, (beta1, beta2), eps); for each g: p.grad = g; opt.step(); record p (demos/verify_torch.py).
 
 
 # ----- clip_grad_norm -----------------------------------------------------------------------
