@@ -20,6 +20,24 @@ if (_REPO_ROOT / "ppo_ref").is_dir() and str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open a window
+# One BLAS thread per process, set before numpy loads. Our matrices are tiny (64 wide), so BLAS
+# threads only add synchronisation: on a busy 2-core machine a multi-threaded OpenBLAS made
+# training about 10x slower. Sweeps get their parallelism from processes instead.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+
+def train_in_folder(config, seed: int, root) -> list:
+    """A sweep job (ppo_ref.sweep): train `config` with `seed` into the run folder ROOT/seed<seed>.
+
+    The folder gets config.json, metrics.csv and eval.json (deterministic evaluation at the end).
+    Bind `root` with functools.partial; the partial of a module-level function stays picklable.
+    """
+    import dataclasses
+    from ppo_ref.ppo import train
+
+    config = dataclasses.replace(config, seed=int(seed))
+    return list(train(config, out_dir=Path(root) / f"seed{seed}").history)
 
 
 def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:

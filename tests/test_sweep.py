@@ -1,0 +1,108 @@
+"""ppo_ref.sweep: a (config x seed) grid on any concurrent.futures.Executor, gathered into one CSV."""
+import dataclasses
+import math
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+
+from ppo_ref import sweep
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeConfig:
+    env_id: str = "Fake-v0"
+    objective: str = "clip"
+    scale: float = 1.0
+
+
+def fake_job(config, seed):
+    """Picklable stand-in for training: three updates whose numbers are easy to check by hand."""
+    return [{"global_step": 10 * (k + 1), "episodic_return": config.scale * seed + k,
+             "approx_kl": math.nan if k == 0 else 0.5 * k} for k in range(3)]
+
+
+def test_grid_is_every_config_with_every_seed_configs_outermost():
+    a, b = FakeConfig(objective="clip"), FakeConfig(objective="none")
+    grid = sweep.make_grid([a, b], seeds=[3, 4])
+    assert [(j.run, j.seed) for j in grid] == [("Fake-v0/clip", 3), ("Fake-v0/clip", 4),
+                                               ("Fake-v0/none", 3), ("Fake-v0/none", 4)]
+    assert grid[2].config is b
+
+
+def test_grid_rejects_empty_seeds_and_repeated_names():
+    with pytest.raises(ValueError, match="seeds"):
+        sweep.make_grid({"x": FakeConfig()}, seeds=[])
+    with pytest.raises(ValueError, match=r"configs\[1\].*Fake-v0/clip"):
+        sweep.make_grid([FakeConfig(), FakeConfig(scale=2.0)], seeds=[0])
+
+
+def test_rows_follow_grid_order_not_completion_order():
+    # seed 0's job waits until seed 1's job has finished, so completion order is 1, 0.
+    done_1 = threading.Event()
+
+    def job(config, seed):
+        if seed == 0:
+            assert done_1.wait(timeout=30)
+        history = fake_job(config, seed)
+        if seed == 1:
+            done_1.set()
+        return history
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rows = sweep.run_sweep({"x": FakeConfig()}, seeds=[0, 1], executor=pool, job=job)
+    assert [(r["seed"], r["global_step"]) for r in rows] == [
+        (0, 10), (0, 20), (0, 30), (1, 10), (1, 20), (1, 30)]
+    assert rows[4] == {"run": "x", "seed": 1, "env_id": "Fake-v0", "objective": "clip",
+                       "global_step": 20, "episodic_return": 2.0, "approx_kl": 0.5}
+
+
+def test_csv_is_long_format_and_round_trips_floats_exactly(tmp_path):
+    rows = sweep.run_sweep({"a": FakeConfig(scale=0.1), "b": FakeConfig(objective="none")},
+                           seeds=[7], executor=ThreadPoolExecutor(1), job=fake_job,
+                           csv_path=tmp_path / "sweep.csv")
+    header = (tmp_path / "sweep.csv").read_text().splitlines()[0]
+    assert header == "run,seed,env_id,objective,global_step,approx_kl,episodic_return"
+    back = sweep.read_csv(tmp_path / "sweep.csv")
+    assert len(back) == len(rows) == 6
+    assert back[1]["episodic_return"] == 0.1 * 7 + 1          # bit-identical after the round trip
+    assert math.isnan(back[0]["approx_kl"]) and back[3]["objective"] == "none"
+    assert back[3]["seed"] == 7 and isinstance(back[3]["seed"], int)
+
+
+def test_history_without_global_step_is_named_in_the_error():
+    with pytest.raises(ValueError, match=r"run 'x' seed 0: history\[0\] has no 'global_step'"):
+        sweep.run_sweep({"x": FakeConfig()}, seeds=[0], executor=ThreadPoolExecutor(1),
+                        job=lambda config, seed: [{"step": 1}])
+
+
+def test_default_executor_is_a_process_pool():
+    rows = sweep.run_sweep({"x": FakeConfig()}, seeds=[0, 1], job=fake_job)
+    assert [r["episodic_return"] for r in rows] == [0.0, 1.0, 2.0, 1.0, 2.0, 3.0]
+
+
+def tiny_config():
+    from ppo_ref.ppo import PRESETS
+    return dataclasses.replace(PRESETS["CartPole-v1"], total_steps=256, num_envs=2, num_steps=64,
+                               num_minibatches=2, update_epochs=1)
+
+
+def test_process_pool_of_two_reproduces_serial_training_bit_for_bit():
+    from ppo_ref.ppo import train
+    from ppo_ref.runs import TIMING_COLUMNS
+
+    config = tiny_config()
+    configs = {"clip": config, "none": dataclasses.replace(config, objective="none")}
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = sweep.run_sweep(configs, seeds=[0, 1], executor=pool)
+    assert [r["objective"] for r in rows if r["seed"] == 1][-1] == "none"
+    for name, cfg in configs.items():
+        for seed in (0, 1):
+            serial = train(dataclasses.replace(cfg, seed=seed)).history
+            swept = [r for r in rows if r["run"] == name and r["seed"] == seed]
+            assert len(swept) == len(serial) == 2     # 256 steps / (2 envs x 64 steps)
+            for got, want in zip(swept, serial):
+                for key, value in want.items():
+                    if key in TIMING_COLUMNS:
+                        continue
+                    assert got[key] == value or (math.isnan(got[key]) and math.isnan(value)), key
