@@ -31,6 +31,7 @@ COMMANDS = {
     "eval": "ppo_ref.cli:eval_main",
     "verify": "ppo_ref.verify:main",
     "verify-update": "ppo_ref.verify_update:main",
+    "plot": "ppo_ref.plots:main",
 }
 
 
