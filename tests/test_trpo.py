@@ -4,6 +4,10 @@ Every expected value is built here independently of trpo.py: the Fisher matrix f
 outer products (exact sums over actions) or from finite differences of the KL gradient, linear
 solves from np.linalg.solve, and KLs from closed forms written in this file.
 """
+import importlib.util
+import json
+import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +17,7 @@ from gymnasium import spaces
 from ppo_ref.autodiff import Tensor, log_softmax, no_grad
 from ppo_ref.nn import MLP
 from ppo_ref.policy import ActorCritic
+from ppo_ref.ppo import PPOConfig, train
 from ppo_ref.trpo import (conjugate_gradient, fisher_vector_product, flat_params,
                           natural_gradient_step, policy_parts, set_flat_params, trpo_step)
 
@@ -277,3 +282,34 @@ def test_trpo_step_on_an_actor_critic_moves_only_its_policy_parameters(action_sp
     assert info["accepted"] and info["kl"] <= 0.01
     np.testing.assert_array_equal(flat_params(agent.value_parameters()), value_before)
     assert not np.array_equal(flat_params(agent.policy_parameters()), policy_before)
+
+
+# ----- the trainer objective and the demo --------------------------------------------------------------
+
+def test_trainer_objective_trpo_keeps_every_update_within_delta():
+    config = PPOConfig(objective="trpo", total_steps=512, num_envs=2, num_steps=64, hidden=(8,),
+                       update_epochs=2, trpo_max_kl=0.005, eval_episodes=1)
+    history = train(config).history
+    assert len(history) == 4
+    assert all(0.0 <= row["kl_exact"] <= 0.005 for row in history)
+    assert any(row["kl_exact"] > 0.0 for row in history)   # the policy did move
+
+
+def test_quick_demo_writes_figures_and_a_finite_summary(tmp_path, monkeypatch):
+    demos = Path(__file__).resolve().parents[1] / "demos"
+    monkeypatch.syspath_prepend(str(demos))
+    spec = importlib.util.spec_from_file_location("trust_regions_demo", demos / "trust_regions.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--out", str(tmp_path), "--quick"]) == 0
+    for name in ("trust_regions_learning.png", "trust_regions_kl.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+        assert (tmp_path / name).stat().st_size > 10_000
+    summary = json.loads((tmp_path / "trust_regions_summary.json").read_text())
+    required = {"delta", "trpo_max_kl", "ppo_kl_p50", "ppo_kl_p95", "ppo_kl_max"}
+    assert required <= set(summary)
+    assert set(summary["seconds_per_update"]) == {"pg", "ppo", "trpo"}
+    numbers = [summary[k] for k in required] + list(summary["seconds_per_update"].values())
+    assert all(isinstance(x, float) and math.isfinite(x) for x in numbers)
+    assert summary["trpo_max_kl"] <= summary["delta"]
+    assert summary["ppo_kl_p50"] <= summary["ppo_kl_p95"] <= summary["ppo_kl_max"]
