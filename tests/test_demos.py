@@ -1,0 +1,77 @@
+"""Every demo runs end to end in its --quick mode: it writes non-empty PNGs and a JSON of finite numbers.
+
+The demos are run as a reader would run them, `python demos/NAME.py --out DIR --quick`, in a
+subprocess (so their command line and their imports are exercised too).
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# demo -> the files it must write
+DEMOS = {
+    "clip_objective": ["clip_objective.png", "clip_objective.json"],
+    "cartpole": ["cartpole.png", "cartpole.json"],
+    "collapse": ["collapse.png", "collapse.json"],
+    "compare_objectives": ["compare_objectives.png", "compare_objectives.json",
+                           "compare_objectives.csv"],
+    "pendulum": ["pendulum.png", "pendulum.json"],
+}
+
+
+def numbers(obj):
+    """Every number inside nested JSON containers (bools are not numbers here)."""
+    if isinstance(obj, dict):
+        for value in obj.values():
+            yield from numbers(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from numbers(value)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
+
+
+def reject_constant(name):
+    raise ValueError(f"the JSON holds {name}, which is not a finite number")
+
+
+@pytest.mark.parametrize("demo", sorted(DEMOS))
+def test_demo_quick_run_writes_pngs_and_finite_json(demo, tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(REPO / "demos" / f"{demo}.py"), "--out",
+                           str(tmp_path), "--quick"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in DEMOS[demo]:
+        path = tmp_path / name
+        assert path.is_file() and path.stat().st_size > 0, f"{demo} did not write {name}"
+        if name.endswith(".png"):
+            assert path.read_bytes()[:8] == PNG_MAGIC, f"{name} is not a PNG"
+        if name.endswith(".json"):
+            data = json.loads(path.read_text(), parse_constant=reject_constant)
+            values = list(numbers(data))
+            assert values, f"{name} holds no numbers"
+            assert all(math.isfinite(v) for v in values)
+    if demo == "collapse":
+        check_collapse_numbers(json.loads((tmp_path / "collapse.json").read_text()))
+
+
+def check_collapse_numbers(data):
+    """The collapse JSON puts the unclipped run's final KL and return beside PPO-clip's."""
+    table = data["unclipped_vs_clip_at_final_step"]
+    steps = data["update_steps"]
+    assert table["step"] == steps
+    for row in table["per_seed"]:
+        assert {"unclipped_kl", "clip_kl", "unclipped_return", "clip_return"} <= set(row)
+    for experiment in data["experiments"]:
+        for run in experiment["per_step"].values():
+            # one value before the first step (KL(pi_old || pi_old) = 0) plus one per step
+            assert len(run["kl"]) == len(run["eval_return"]) == steps + 1
+            assert run["kl"][0] == 0.0
