@@ -39,7 +39,7 @@ ADAPTIVE_START = 0.03  # the adaptive run's initial beta
 
 
 def sweep(quick: bool):
-    """(world config, fine-tuning config, list of (label, beta, target_kl)) for a full or quick run."""
+    """(world config, fine-tuning config, [(label, beta, target_kl), ...]), full or quick."""
     if quick:
         world = WorldConfig(corpus_size=400, pretrain_epochs=2, train_pairs=300, test_pairs=200,
                             rm_epochs=4)
@@ -48,7 +48,7 @@ def sweep(quick: bool):
         betas = (0.0, 0.1)
     else:
         world = WorldConfig()
-        tune = RLHFConfig(iterations=200, batch_size=128, eval_every=5, eval_samples=500,
+        tune = RLHFConfig(iterations=200, batch_size=128, eval_every=2, eval_samples=400,
                           lr=2e-4, kl_horizon=1000.0)
         betas = BETAS
     runs = [(f"β = {b:g}", b, None) for b in betas]
@@ -69,13 +69,14 @@ def plot(results, target_kl, path):
         ax_front.plot(curve["kl"], curve["gold"], marker=".", **style)
         ax_front.plot(curve["kl"][-1], curve["gold"][-1], marker="o", ms=9, color=f"C{i}")
     ax_kl.axhline(target_kl, color="grey", ls=":", label=f"controller's target ({target_kl:g})")
-    ax_proxy.set(title="Proxy reward: the reward model's score rises in every run",
-                 xlabel="PPO iteration", ylabel="r_phi (std. devs of pi_ref's samples)")
-    ax_gold.set(title="Gold reward: with β = 0 it peaks, then collapses",
+    ax_proxy.set(title="Proxy reward: the smaller β, the higher r_φ climbs",
+                 xlabel="PPO iteration",
+                 ylabel="proxy reward r_φ (std. devs of π_ref's samples)")
+    ax_gold.set(title="Gold reward: with small β it peaks, then collapses",
                 xlabel="PPO iteration", ylabel="gold reward (judge's score)")
     ax_kl.set(title="KL(π_θ ‖ π_ref): unbounded without a penalty, bounded with one",
               xlabel="PPO iteration", ylabel="KL (nats per sequence)")
-    ax_front.set(title="Gold reward vs KL: beyond some KL, more optimisation hurts",
+    ax_front.set(title="Gold vs KL: gold rises with KL, then falls past a point",
                  xlabel="KL(π_θ ‖ π_ref) (nats per sequence)",
                  ylabel="gold reward (judge's score)")
     for ax in axes.flat:

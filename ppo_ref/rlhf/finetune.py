@@ -21,7 +21,7 @@ One iteration, as in PPO's Algorithm 1 (Schulman et al. 2017):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -127,10 +127,12 @@ def rlhf_finetune(policy, reference, reward_fn, config: RLHFConfig, rng: np.rand
     value_net = MLP([policy.feature_dim, *config.value_hidden, 1], rng=rng, dtype=policy.dtype)
     params = policy.parameters() + value_net.parameters()
     optimizer = Adam(params, lr=config.lr)
+    # Evaluations draw from their own stream, so how often we evaluate does not change training.
+    eval_rng = np.random.default_rng(rng.integers(2**63))
     evals, history = [], []
 
     def record(iteration):
-        ev = evaluate_policy(policy, reference, reward_fn, config.eval_samples, rng, gold_fn)
+        ev = evaluate_policy(policy, reference, reward_fn, config.eval_samples, eval_rng, gold_fn)
         ev.update(iteration=iteration, beta=beta)
         evals.append(ev)
         if log is not None:
@@ -183,9 +185,3 @@ def rlhf_finetune(policy, reference, reward_fn, config: RLHFConfig, rng: np.rand
     record(config.iterations)
     return evals, history
 
-
-def config_dict(config: RLHFConfig) -> dict:
-    """The config as plain JSON-able values."""
-    d = asdict(config)
-    d["value_hidden"] = list(config.value_hidden)
-    return d

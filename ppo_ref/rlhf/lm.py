@@ -1,4 +1,4 @@
-"""The language model: a tiny autoregressive token policy, and its pretraining by maximum likelihood.
+"""The language model: a tiny autoregressive token policy, pretrained by maximum likelihood.
 
     pi_theta(x_t | x_<t) = softmax(MLP(phi(x_<t, t)))
 
@@ -55,7 +55,7 @@ class TokenPolicy:
 
     # ----- features ---------------------------------------------------------------------------
     def context_features(self, tokens: np.ndarray, t: int) -> np.ndarray:
-        """(B, feature_dim) phi(x_<t, t) for the context before position t (only tokens[:, :t] is read)."""
+        """(B, feature_dim) phi(x_<t, t), the context before position t (reads tokens[:, :t])."""
         v1 = self.vocab_size + 1
         bos = self.vocab_size
         feats = np.zeros((len(tokens), self.feature_dim), dtype=self.dtype)
@@ -76,14 +76,14 @@ class TokenPolicy:
         return Categorical(self.net(features))
 
     def log_probs(self, tokens) -> Tensor:
-        """(B, L) Tensor: log pi(x_t | x_<t) at every position (padding positions too: mask them)."""
+        """(B, L) Tensor: log pi(x_t | x_<t) at every position (padding too: mask it)."""
         tokens = validate_tokens(tokens, self.vocab_size, self.max_len)
         b, length = tokens.shape
         feats = self.features(tokens).reshape(b * length, self.feature_dim)
         return self.distribution(feats).log_prob(tokens.reshape(-1)).reshape(b, length)
 
     def sequence_log_prob(self, tokens) -> np.ndarray:
-        """(B,) log pi(x) = sum of the per-token log-probabilities over each sequence's positions."""
+        """(B,) log pi(x): the per-token log-probabilities summed over each sequence."""
         tokens = validate_tokens(tokens, self.vocab_size, self.max_len)
         with no_grad():
             logp = self.log_probs(tokens).data
@@ -120,6 +120,7 @@ class TokenPolicy:
 
     def copy(self) -> "TokenPolicy":
         """An independent copy with the same weights (the frozen reference pi_ref is one)."""
+        # The throwaway generator only fills weights that load_state_dict overwrites at once.
         twin = TokenPolicy(self.vocab_size, self.max_len, np.random.default_rng(0), self.window,
                            self.hidden, self.activation, self.dtype)
         twin.load_state_dict({k: np.array(v, copy=True) for k, v in self.state_dict().items()})
