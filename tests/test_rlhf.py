@@ -8,7 +8,7 @@ import importlib.util
 import itertools
 import json
 import math
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
@@ -217,7 +217,8 @@ def test_reward_model_learns_held_out_preferences(small_world):
 
 def test_reward_model_features_are_letter_counts_over_max_len():
     rm = RewardModel(4, 5, np.random.default_rng(0))
-    feats = rm.features(np.array([[1, 1, 3, 0, 2], [3, 2, 2, 2, 2]]))  # "aac." and "bcccc"... 
+    # "aac." (the 2 after END is padding) and "cbbbb" (no END: max_len reached)
+    feats = rm.features(np.array([[1, 1, 3, 0, 2], [3, 2, 2, 2, 2]]))
     np.testing.assert_allclose(feats, np.array([[2, 0, 1], [0, 4, 1]]) / 5)
 
 
@@ -267,15 +268,14 @@ def test_finetuning_is_deterministic_for_a_seed(small_world):
         np.testing.assert_array_equal(value, runs[1][2][key])
 
 
-def test_quick_demo_runs_end_to_end(tmp_path):
-    sys.path.insert(0, str(REPO / "demos"))
-    try:
-        spec = importlib.util.spec_from_file_location("rlhf_demo", REPO / "demos" / "rlhf.py")
-        demo = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(demo)
-        assert demo.main(["--out", str(tmp_path), "--quick"]) == 0
-    finally:
-        sys.path.remove(str(REPO / "demos"))
+def test_quick_demo_runs_end_to_end(tmp_path, monkeypatch):
+    # The demo sets OPENBLAS_NUM_THREADS if unset and imports _common from demos/: undo both after.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    monkeypatch.syspath_prepend(str(REPO / "demos"))
+    spec = importlib.util.spec_from_file_location("rlhf_demo", REPO / "demos" / "rlhf.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.main(["--out", str(tmp_path), "--quick"]) == 0
     assert (tmp_path / "rlhf.png").stat().st_size > 10_000
     summary = json.loads((tmp_path / "rlhf_summary.json").read_text())
     assert 0.5 < summary["reward_model_accuracy"] <= 1.0
