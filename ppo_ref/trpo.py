@@ -203,8 +203,8 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
         x_{k+1} = x_k + alpha_k p_k,      r_{k+1} = r_k - alpha_k A p_k
         beta_k  = r_{k+1}.r_{k+1} / r_k.r_k,   p_{k+1} = r_{k+1} + beta_k p_k
 
-    stopping after `iters` products or once r.r < tol (the squared residual norm, as in the TRPO
-    code). In exact arithmetic it solves a P x P system in P steps; TRPO uses about 10.
+    stopping after `iters` products or once r.r <= tol (the squared residual norm, as in the
+    TRPO code). In exact arithmetic it solves a P x P system in P steps; TRPO uses about 10.
     """
     b = np.asarray(b, dtype=np.float64)
     if b.ndim != 1:
@@ -217,7 +217,7 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
     r, p = b.copy(), b.copy()
     rr = r @ r
     for k in range(int(iters)):
-        if rr < tol:
+        if rr <= tol:     # converged (with tol = 0: only an exact solution stops early)
             break
         Ap = np.asarray(Avp(p), dtype=np.float64)
         if Ap.shape != b.shape:
@@ -266,9 +266,7 @@ def _natural_direction(policy, obs, actions, advantages, logp_old, cg_iters, dam
         with no_grad():
             new = _distribution(mlp, log_std, obs)
             L = -policy_gradient_surrogate(new.log_prob(actions), logp_old, advantages)
-            kl = old.kl(new)
-            return float(np.asarray(L.data if isinstance(L, Tensor) else L)), \
-                float(np.mean(kl.data if isinstance(kl, Tensor) else kl))
+            return float(L.item()), float(np.mean(old.kl(new).data))
 
     theta_old = flat_params(params)
     saved = [p.grad for p in params]
