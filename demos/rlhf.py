@@ -17,21 +17,15 @@ Every run starts from the same pi_ref and the same random stream. Proxy, gold an
 every few iterations on fresh samples of the current policy; KL is the stepwise estimator
 E_x[sum_t KL(pi_theta(.|x_<t) || pi_ref(.|x_<t))] in nats per sequence.
 
-    python demos/rlhf.py --out out/rlhf            # about two minutes on 2 cores
+    python demos/rlhf.py --out out/rlhf     # about 3 minutes on 2 shared cores; --quick: seconds
 """
 from __future__ import annotations
 
-import os
+import _common  # puts the repository on sys.path; one BLAS thread (set before numpy loads)
 
-# Tiny matrices: OpenBLAS threads only add overhead, and thrash when cores are shared.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
 
-import _common  # noqa: E402  (puts the repository on sys.path)
-
-import numpy as np  # noqa: E402
-
-from ppo_ref.rlhf import (ALPHABET, RLHFConfig, WorldConfig, decode, prepare_world,  # noqa: E402
-                          rlhf_finetune)
+from ppo_ref.rlhf import ALPHABET, RLHFConfig, WorldConfig, decode, prepare_world, rlhf_finetune
 
 BETAS = (0.0, 0.01, 0.03, 0.1, 0.3)
 TARGET_KL = 6.0        # nats per sequence, for the adaptive run
