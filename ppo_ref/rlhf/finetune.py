@@ -40,11 +40,11 @@ __all__ = ["RLHFConfig", "token_rewards", "sequence_gae", "rlhf_finetune", "eval
 @dataclass
 class RLHFConfig:
     """Hyperparameters of RLHF fine-tuning (sequence counts, not tokens, unless stated)."""
-    iterations: int = 150          # PPO iterations (sample, then update)
+    iterations: int = 200          # PPO iterations (sample, then update)
     batch_size: int = 128          # sequences sampled per iteration
     update_epochs: int = 4         # passes over the batch's tokens per iteration
     num_minibatches: int = 4       # minibatches per pass
-    lr: float = 1e-3               # Adam step size, policy and value network together
+    lr: float = 2e-4               # Adam step size, policy and value network together
     clip_eps: float = 0.2          # PPO clip range
     lam: float = 0.95              # GAE lambda over tokens (gamma is 1)
     vf_coef: float = 0.5           # weight of the value loss
@@ -53,8 +53,8 @@ class RLHFConfig:
     target_kl: float | None = None  # nats per sequence; set -> beta follows the controller
     kl_horizon: float = 1000.0     # controller horizon in sequences (gain = batch_size / horizon)
     value_hidden: tuple = (64, 64)  # the value network's hidden layers
-    eval_every: int = 10           # iterations between evaluations on fresh samples
-    eval_samples: int = 1000       # sequences per evaluation
+    eval_every: int = 5            # iterations between evaluations on fresh samples
+    eval_samples: int = 500        # sequences per evaluation
 
 
 def token_rewards(logp, logp_ref, mask, scores, beta: float) -> np.ndarray:
@@ -155,8 +155,7 @@ def rlhf_finetune(policy, reference, reward_fn, config: RLHFConfig, rng: np.rand
         # 2. GAE over the tokens of each sequence; keep the N valid tokens.
         adv, returns = sequence_gae(rewards, values, mask, config.lam)
         adv, returns = normalize_advantages(adv[mask]), returns[mask]   # (N,) each
-        flat_feats, actions = feats[mask], tokens[mask]          # (N, D), (N,)
-        old_logp, old_values = logp[mask], values[mask]
+        flat_feats, actions, old_logp = feats[mask], tokens[mask], logp[mask]  # (N, D), (N,), (N,)
 
         # 3. PPO epochs over minibatches of tokens.
         infos = []
