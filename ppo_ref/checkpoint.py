@@ -174,6 +174,6 @@ def list_checkpoints(directory) -> list:
 
 
 def latest_checkpoint(directory):
-    """The base path of the last complete checkpoint in `directory` (names sort by time), or None."""
+    """The base path of the last complete checkpoint in `directory` (names sort by age), or None."""
     found = list_checkpoints(directory)
     return found[-1] if found else None

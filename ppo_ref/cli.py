@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 # ----- train -------------------------------------------------------------------------------------
 
-_SHORT = {"total_steps": "total-steps", "env_id": "env"}   # flag names that differ from the field
+_SHORT = {"env_id": "env"}   # flag names that are not the field name with - for _
 
 
 def _flag(name: str) -> str:
@@ -58,7 +58,9 @@ def _optional_float(text: str):
 
 
 def _train_parser():
-    from .ppo import PPOConfig, PRESETS
+    from .ppo import OBJECTIVES, PPOConfig, PRESETS
+    choices = {"objective": OBJECTIVES, "dtype": ("float64", "float32"),
+               "activation": ("tanh", "relu")}
     p = _Parser(prog="ppo-ref train", description="Train PPO. Flags override the preset (by "
                 "default the preset of --env, if there is one; else the PPOConfig defaults).")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from this preset")
@@ -75,9 +77,8 @@ def _train_parser():
             p.add_argument(_flag(f.name), type=int, nargs="+", metavar="H", **kw)
         elif f.name == "target_kl":
             p.add_argument(_flag(f.name), type=_optional_float, metavar="KL|none", **kw)
-        elif f.name == "objective":
-            from .ppo import OBJECTIVES
-            p.add_argument(_flag(f.name), choices=OBJECTIVES, **kw)
+        elif f.name in choices:
+            p.add_argument(_flag(f.name), choices=choices[f.name], **kw)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
             p.add_argument(_flag(f.name), type=kind, **kw)
@@ -101,8 +102,9 @@ def train_main(argv) -> int:
     else:
         base = PRESETS.get(args.preset or overrides.get("env_id", "CartPole-v1"))
         config = dataclasses.replace(base, **overrides) if base else PPOConfig(**overrides)
-        out = Path(args.out) if args.out else Path("runs") / (
-            f"{config.env_id}__{config.objective}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(args.out) if args.out else \
+            Path("runs") / f"{config.env_id}__{config.objective}__s{config.seed}__{stamp}"
         if (out / "metrics.csv").exists():
             raise CLIError(f"{out} already holds a run; use --resume {out} or another --out")
     import gymnasium as gym
@@ -154,7 +156,7 @@ def _resolve(target):
 
 
 def _usage() -> str:
-    return "usage: ppo-ref {" + ",".join(COMMANDS) + "} ...   (ppo-ref COMMAND --help for its flags)"
+    return "usage: ppo-ref {" + ",".join(COMMANDS) + "} ...  (ppo-ref COMMAND --help: its flags)"
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""The PPO trainer: Algorithm 1 of Schulman et al. (2017), "Proximal Policy Optimization Algorithms".
+"""The PPO trainer: Algorithm 1 of Schulman et al. (2017), "Proximal Policy Optimization".
 
     for iteration = 1, 2, ... do
         for actor = 1, ..., N: run pi_old in the environment for T timesteps
@@ -7,8 +7,8 @@
         theta_old <- theta
 
 `train` below is that loop; each step is one call into a module that explains it (rollout.py,
-gae.py, losses.py, optim.py). The surrogate maximised in the third step (eq. 7, negated here to
-be minimised, plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_old(a_t|s_t):
+gae.py, losses.py, optim.py). The surrogate of the third step (eq. 7, negated to be minimised,
+plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_old(a_t|s_t):
 
     clip         L = -mean min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)             (eq. 7)
     kl_adaptive  L = -mean r_t A_t + beta * mean KL[pi_old(.|s_t), pi(.|s_t)],        (eq. 8)
@@ -19,8 +19,8 @@ be minimised, plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(
                  PPO approximates), the value function by Adam; see `_trpo_update`.
 
 Conventions where implementations disagree:
-* Autoreset: gymnasium's next-step autoreset; the reset step after an episode end is collected but
-  left out of the update (rollout.py explains why), so a batch holds slightly fewer than N*T samples.
+* Autoreset: gymnasium's next-step autoreset; the reset step after an episode end is collected
+  but left out of the update (rollout.py explains why), so a batch holds slightly fewer than N*T.
 * Minibatches: each epoch is a fresh permutation of the batch cut into `num_minibatches` nearly
   equal pieces (np.array_split), drawn from the trainer's own Generator, all epochs drawn up front.
 * Advantage normalisation per minibatch (as CleanRL and Stable-Baselines3), ddof=1 (losses.py).
@@ -76,6 +76,7 @@ class PPOConfig:
     num_minibatches: int = _field(1, "minibatches per epoch; must divide N*T")
     update_epochs: int = _field(20, "K, epochs over each batch")
     lr: float = _field(1e-3, "Adam learning rate")
+    adam_eps: float = _field(1e-5, "Adam epsilon (as CleanRL and SB3; torch's default is 1e-8)")
     anneal_lr: bool = _field(True, "decay the learning rate linearly to 0 over training")
     gamma: float = _field(0.98, "discount factor")
     lam: float = _field(0.8, "GAE lambda")
@@ -116,7 +117,8 @@ class PPOConfig:
         if self.total_steps < self.batch_size:
             raise ValueError(f"total_steps={self.total_steps} is less than one batch "
                              f"(num_envs*num_steps = {self.batch_size})")
-        for name in ("lr", "clip_eps", "max_grad_norm", "kl_beta", "kl_target", "trpo_max_kl"):
+        for name in ("lr", "adam_eps", "clip_eps", "max_grad_norm", "kl_beta", "kl_target",
+                     "trpo_max_kl"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0 and not math.isnan(v)):
                 raise ValueError(f"{name} must be > 0, got {v!r}")
@@ -308,7 +310,7 @@ class _RunState:
         run.agent = build_agent(c, run.envs.single_observation_space,
                                 run.envs.single_action_space, np.random.default_rng(init_seq))
         params = run.agent.value_parameters() if c.objective == "trpo" else run.agent.parameters()
-        run.optimizer = Adam(params, lr=c.lr)
+        run.optimizer = Adam(params, lr=c.lr, eps=c.adam_eps)
         run.obs_normalizer = ObservationNormalizer(run.envs.single_observation_space.shape) \
             if c.normalize_obs else None
         reward_scaler = RewardScaler(c.num_envs, gamma=c.gamma) if c.scale_rewards else None
@@ -377,7 +379,8 @@ class _RunState:
             raise ValueError(f"{folder.path}: no checkpoint to resume from")
         state = load_checkpoint(path, expect=self._header())
         if state["config"] != self.config.to_dict():
-            diff = sorted(k for k, v in self.config.to_dict().items() if state["config"].get(k) != v)
+            diff = sorted(k for k, v in self.config.to_dict().items()
+                          if state["config"].get(k) != v)
             raise ValueError(f"checkpoint {path} was written with another config (fields {diff} "
                              f"differ); resume with the run's own config.json")
         if state["env"] is None:
