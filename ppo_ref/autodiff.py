@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "as_tensor",
     "maximum", "minimum", "clip", "where", "logsumexp", "log_softmax",
-    "take_along_axis", "concatenate", "stack",
+    "take_along_axis", "concatenate", "stack", "linear",
 ]
 
 # The one piece of global state an autodiff needs: whether to record the graph.
@@ -579,3 +579,31 @@ def stack(tensors, axis: int = 0) -> Tensor:
     def vjp(g):
         return tuple(np.take(g, i, axis=axis) for i in range(len(datas)))
     return Tensor._make(out, tuple(tensors), vjp, "stack")
+
+
+def linear(x, weight, bias) -> Tensor:
+    """An affine layer x @ weight + bias as one primitive: x (..., in), weight (in, out),
+    bias (out,) -> (..., out). The same numbers as `x @ weight + bias`, with one graph node
+    instead of two, and no gradient computed for an operand that does not need one (such
+    as the observations). With g (..., out), and x and g flattened to (B, in) and (B, out):
+
+        dx = g W^T,   dW = x^T g,   db = sum_b g
+    """
+    x, weight, bias = as_tensor(x), as_tensor(weight), as_tensor(bias)
+    X, W, b = x.data, weight.data, bias.data
+    if W.ndim != 2 or b.shape != W.shape[1:] or X.ndim == 0 or X.shape[-1] != W.shape[0]:
+        raise ValueError(f"linear: expected x (..., in), weight (in, out) and bias (out,), got "
+                         f"x {X.shape}, weight {W.shape}, bias {b.shape}")
+    out = X @ W
+    if out.dtype == np.result_type(out.dtype, b.dtype):
+        out += b  # in place on the fresh product: what `out = out + b` gives, one array fewer
+    else:
+        out = out + b
+
+    def vjp(g):
+        g2 = g.reshape(-1, g.shape[-1])                            # (B, out)
+        gx = g @ W.T if x.requires_grad else None                  # (..., in)
+        gw = X.reshape(-1, X.shape[-1]).T @ g2 if weight.requires_grad else None
+        gb = g2.sum(axis=0) if bias.requires_grad else None
+        return gx, gw, gb
+    return Tensor._make(out, (x, weight, bias), vjp, "linear")

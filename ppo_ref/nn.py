@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .autodiff import Tensor, as_tensor
+from .autodiff import Tensor, as_tensor, linear
 
 __all__ = ["orthogonal_init", "Linear", "MLP"]
 
@@ -61,8 +61,8 @@ class Linear:
         self.bias = Tensor(np.zeros(self.out_features, dtype=dtype), requires_grad=True)  # (out,)
 
     def __call__(self, x) -> Tensor:
-        # x (B, in) -> (B, out). Kept lean: matmul itself reports mismatched shapes.
-        return as_tensor(x) @ self.weight + self.bias
+        # x (B, in) -> (B, out): x @ weight + bias, as one autodiff node (autodiff.linear)
+        return linear(x, self.weight, self.bias)
 
     def parameters(self) -> list:
         return [self.weight, self.bias]

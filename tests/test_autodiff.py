@@ -129,6 +129,28 @@ def test_matmul_gradient_for_1d_2d_and_batched_operands(shape_a, shape_b):
     assert_gradcheck(lambda x, y: x @ y, [a, b])
 
 
+
+@pytest.mark.parametrize("shape_x", [(5, 4), (4,), (2, 3, 4)])
+def test_linear_equals_matmul_plus_bias_with_the_same_gradients(shape_x):
+    x, w, b = rand(*shape_x, seed=1), rand(4, 3, seed=2), rand(3, seed=3)
+    np.testing.assert_allclose(ad.linear(x, w, b).data, x @ w + b, rtol=1e-14)
+    assert_gradcheck(lambda x, w, b: ad.linear(x, w, b), [x, w, b])
+
+
+def test_linear_computes_no_gradient_for_a_constant_input():
+    w = Tensor(rand(4, 3, seed=2), requires_grad=True)
+    b = Tensor(rand(3, seed=3), requires_grad=True)
+    g = rand(5, 3, seed=4)
+    x = rand(5, 4, seed=1)
+    ad.linear(x, w, b).backward(g)
+    np.testing.assert_allclose(w.grad, x.T @ g, rtol=1e-14)
+    np.testing.assert_allclose(b.grad, g.sum(axis=0), rtol=1e-14)
+
+
+def test_linear_shape_mismatch_names_the_shapes():
+    with pytest.raises(ValueError, match=r"x \(5, 4\), weight \(3, 2\), bias \(2,\)"):
+        ad.linear(rand(5, 4), rand(3, 2), rand(2))
+
 # ----- module functions ---------------------------------------------------------------
 
 def test_maximum_minimum_gradients_with_broadcasting():
