@@ -96,7 +96,7 @@ def _normalize_axes(axis, ndim: int, op: str) -> tuple:
 
 def _broadcast_shape(a, b, op: str) -> None:
     sa, sb = np.shape(a), np.shape(b)
-    if sa == sb:
+    if sa == sb or not sa or not sb:  # equal shapes, or a scalar: nothing to check
         return
     try:
         np.broadcast_shapes(sa, sb)
