@@ -22,6 +22,7 @@ from __future__ import annotations
 import _common
 
 import dataclasses
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -45,6 +46,17 @@ def per_run(rows, method, key) -> list:
     """[array over updates, one per seed] of one logged metric."""
     seeds = sorted({r["seed"] for r in rows if r["run"] == method})
     return [np.array([r[key] for r in rows if r["run"] == method and r["seed"] == s]) for s in seeds]
+
+
+def timed_history(config, seed: int) -> list:
+    """A sweep job: train, and add to each update's row the CPU seconds it took (cpu_s, from
+    time.process_time). Other processes on a shared machine inflate the wall clock, less the CPU."""
+    from ppo_ref.ppo import train
+
+    marks = [time.process_time()]
+    history = train(dataclasses.replace(config, seed=int(seed)),
+                    callback=lambda row: marks.append(time.process_time())).history
+    return [dict(row, cpu_s=b - a) for row, a, b in zip(history, marks, marks[1:])]
 
 
 def seconds_per_update(rows, method) -> np.ndarray:
@@ -75,7 +87,7 @@ def main(argv=None) -> int:
               "trpo": f"TRPO (delta = {delta:g})"}
     # --quick runs in this process (a few seconds: starting worker processes would not pay off).
     executor = ThreadPoolExecutor(max_workers=1) if args.quick else None
-    rows = run_sweep(configs, seeds=range(n_seeds), executor=executor)
+    rows = run_sweep(configs, seeds=range(n_seeds), executor=executor, job=timed_history)
     if executor is not None:
         executor.shutdown()
 
@@ -83,6 +95,7 @@ def main(argv=None) -> int:
     first_half = {m: np.concatenate([k[:(len(k) + 1) // 2] for k in per_run(rows, m, "kl_exact")])
                   for m in METHODS}
     secs = {m: seconds_per_update(rows, m) for m in METHODS}
+    cpu = {m: np.concatenate(per_run(rows, m, "cpu_s")) for m in METHODS}
     colors = {m: f"C{k}" for k, m in enumerate(METHODS)}
 
     # Figure 1: learning curves and cost per update.
@@ -97,13 +110,18 @@ def main(argv=None) -> int:
                  f"(PPO, final {final['ppo']:.0f}) learn far faster\nthan one small vanilla PG "
                  f"step per rollout (final {final['pg']:.0f}); final = last logged return, "
                  f"mean over seeds", fontsize=9)
-    medians = [float(np.median(secs[m])) for m in METHODS]
-    q25 = [float(np.percentile(secs[m], 25)) for m in METHODS]
-    q75 = [float(np.percentile(secs[m], 75)) for m in METHODS]
-    ax_t.bar(METHODS, medians, color=[colors[m] for m in METHODS],
-             yerr=[np.subtract(medians, q25), np.subtract(q75, medians)], capsize=4)
-    ax_t.set_ylabel("wall-clock seconds per update\n(rollout + update, median, IQR)")
-    ax_t.set_title("cost per update", fontsize=9)
+    for offset, times, hatch in ((-0.2, secs, ""), (0.2, cpu, "//")):   # wall clock, CPU
+        med = np.array([np.median(times[m]) for m in METHODS])
+        iqr = np.array([np.percentile(times[m], [25, 75]) for m in METHODS]).T
+        ax_t.bar(np.arange(3) + offset, med, width=0.4, color=[colors[m] for m in METHODS],
+                 hatch=hatch, edgecolor="k", lw=0.5, yerr=np.abs(iqr - med), capsize=3)
+    ax_t.set_xticks(np.arange(3), METHODS)
+    ax_t.set_ylabel("seconds per update (rollout + update)\nmedian and interquartile range")
+    from matplotlib.patches import Patch
+    ax_t.legend(handles=[Patch(facecolor="white", edgecolor="k", hatch=h, label=w)
+                         for h, w in (("", "wall clock"), ("//", "CPU"))], fontsize=8)
+    ax_t.set_title(f"cost: TRPO {np.median(cpu['trpo']) / np.median(cpu['ppo']):.1f}x "
+                   f"PPO's CPU time", fontsize=9)
     fig.suptitle(f"CartPole-v1, {n_seeds} seeds x {configs['ppo'].total_steps:,} steps, "
                  f"batch {configs['ppo'].batch_size}")
     fig.tight_layout()
@@ -145,7 +163,8 @@ def main(argv=None) -> int:
         "ppo_kl_p50": float(np.median(kl["ppo"])),
         "ppo_kl_p95": float(np.percentile(kl["ppo"], 95)),
         "ppo_kl_max": float(kl["ppo"].max()),
-        "seconds_per_update": {m: float(np.median(secs[m])) for m in METHODS},
+        "seconds_per_update": {m: float(np.median(secs[m])) for m in METHODS},   # wall clock
+        "cpu_seconds_per_update": {m: float(np.median(cpu[m])) for m in METHODS},
         # beyond the required keys:
         "ppo_fraction_of_updates_above_delta": above,
         # PPO's clip range and lr decay to 0, so its late updates are tiny; the first half of
@@ -166,7 +185,8 @@ def main(argv=None) -> int:
                                       drawn["episodic_return"][labels[m]].items()}
                                   for m in METHODS},
                        "kl_exact": {m: kl[m] for m in METHODS},
-                       "seconds_per_update": {m: secs[m] for m in METHODS}},
+                       "seconds_per_update": {m: secs[m] for m in METHODS},
+                       "cpu_seconds_per_update": {m: cpu[m] for m in METHODS}},
                       args.out / "trust_regions.json")
     return 0
 
