@@ -63,8 +63,21 @@ class Adam:
         self.params = _check_params(params, "Adam")
         self.lr, self.betas, self.eps = _check_hyperparameters(lr, betas, eps)
         self.steps = [0] * len(self.params)                      # t, per parameter
-        self.m = [np.zeros_like(p.data) for p in self.params]    # first moments
-        self.v = [np.zeros_like(p.data) for p in self.params]    # second moments
+        # First and second moments, one array per parameter. When all parameters share a dtype
+        # these are views into two flat buffers, so that _step_all can update them in one go.
+        sizes = [p.data.size for p in self.params]
+        self._splits = np.cumsum(sizes)[:-1]                     # where parameter i+1 starts
+        self._flat = len({p.dtype for p in self.params}) == 1
+        if self._flat:
+            self._m_flat = np.zeros(sum(sizes), dtype=self.params[0].dtype)
+            self._v_flat = np.zeros_like(self._m_flat)
+            self.m = [m.reshape(p.shape) for m, p in zip(np.split(self._m_flat, self._splits),
+                                                          self.params)]
+            self.v = [v.reshape(p.shape) for v, p in zip(np.split(self._v_flat, self._splits),
+                                                          self.params)]
+        else:
+            self.m = [np.zeros_like(p.data) for p in self.params]
+            self.v = [np.zeros_like(p.data) for p in self.params]
 
     @property
     def lr(self) -> float:
@@ -84,14 +97,19 @@ class Adam:
 
     def step(self) -> None:
         """One Adam update of every parameter that has a gradient."""
-        beta1, beta2 = self.betas
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
-                continue
-            if g.shape != p.shape:
+        grads = [p.grad for p in self.params]
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is not None and g.shape != p.shape:
                 raise ValueError(f"Adam.step: params[{i}] has shape {p.shape} but its grad has "
                                  f"shape {g.shape}")
+        if self._flat and all(g is not None for g in grads) and len(set(self.steps)) == 1:
+            self._step_all(grads)
+            return
+        beta1, beta2 = self.betas
+        for i, p in enumerate(self.params):
+            g = grads[i]
+            if g is None:
+                continue
             self.steps[i] += 1
             t = self.steps[i]
             m, v = self.m[i], self.v[i]
@@ -102,6 +120,25 @@ class Adam:
             m_hat = m / (1.0 - beta1 ** t)
             v_hat = v / (1.0 - beta2 ** t)
             p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def _step_all(self, grads) -> None:
+        # The loop in step() when every parameter has a gradient and all share one step count
+        # t (the usual case), done once over the flat moment buffers: the same numbers with
+        # about 10 numpy calls in all instead of 8 per parameter.
+        beta1, beta2 = self.betas
+        self.steps = [self.steps[0] + 1] * len(self.params)
+        t = self.steps[0]
+        g = np.concatenate([g.ravel() for g in grads])
+        m, v = self._m_flat, self._v_flat
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        m_hat = m / (1.0 - beta1 ** t)
+        v_hat = v / (1.0 - beta2 ** t)
+        update = self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        for p, u in zip(self.params, np.split(update, self._splits)):
+            p.data -= u.reshape(p.shape)
 
     def state_dict(self) -> dict:
         """A flat dict of numpy arrays (savable with np.savez): hyperparameters, the per-parameter
@@ -132,8 +169,9 @@ class Adam:
         self.lr, self.betas, self.eps = _check_hyperparameters(
             float(state["lr"]), np.asarray(state["betas"]).tolist(), float(state["eps"]))
         self.steps = [int(t) for t in steps]
-        self.m = [np.array(state[f"m.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
-        self.v = [np.array(state[f"v.{i}"], dtype=p.dtype) for i, p in enumerate(self.params)]
+        for i in range(n):  # copy into the existing arrays (they may be views of flat buffers)
+            self.m[i][...] = state[f"m.{i}"]
+            self.v[i][...] = state[f"v.{i}"]
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
@@ -151,11 +189,15 @@ def clip_grad_norm(params, max_norm: float) -> float:
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
     grads = [(i, p.grad) for i, p in enumerate(params) if p.grad is not None]
-    squares = 0.0
-    for i, g in grads:
-        if not np.all(np.isfinite(g)):
-            raise ValueError(f"clip_grad_norm: the gradient of params[{i}] contains nan or inf")
-        squares += float(np.sum(np.square(g, dtype=np.float64)))
+    if not grads:
+        return 0.0
+    # sum of g^2 over all gradients at once (one concatenation instead of a loop over arrays)
+    squares = float(np.sum(np.square(np.concatenate([g.ravel() for _, g in grads]),
+                                     dtype=np.float64)))
+    if not math.isfinite(squares):  # one check in all; then find the culprit to name it
+        for i, g in grads:
+            if not np.all(np.isfinite(g)):
+                raise ValueError(f"clip_grad_norm: the gradient of params[{i}] contains nan or inf")
     norm = math.sqrt(squares)
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
