@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .autodiff import Tensor, as_tensor, linear
+from .autodiff import Tensor, as_tensor, is_grad_enabled, linear
 
 __all__ = ["orthogonal_init", "Linear", "MLP"]
 
@@ -99,11 +99,23 @@ class MLP:
                        for i in range(n)]
 
     def __call__(self, x) -> Tensor:
+        if not is_grad_enabled():  # rollouts and evaluation: no graph, so skip the Tensors
+            return Tensor(self._forward_arrays(x))
         h = as_tensor(x)
         for layer in self.layers[:-1]:
             h = layer(h)
             h = h.tanh() if self.activation == "tanh" else h.relu()
         return self.layers[-1](h)
+
+    def _forward_arrays(self, x) -> np.ndarray:
+        """The loop of __call__ on plain numpy arrays: the same numbers, without a Tensor per
+        operation (under no_grad nothing is recorded, so the Tensors would only cost time)."""
+        h = x.data if isinstance(x, Tensor) else np.asarray(x)
+        for layer in self.layers[:-1]:
+            h = h @ layer.weight.data + layer.bias.data
+            h = np.tanh(h) if self.activation == "tanh" else np.where(h > 0, h, 0)  # as Tensor.relu
+        last = self.layers[-1]
+        return h @ last.weight.data + last.bias.data
 
     def parameters(self) -> list:
         """[W0, b0, W1, b1, ...]: the Tensors an optimiser updates."""

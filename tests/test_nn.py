@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ppo_ref.autodiff import Tensor
+from ppo_ref.autodiff import Tensor, no_grad
 from ppo_ref.gradcheck import gradcheck
 from ppo_ref.nn import MLP, Linear, orthogonal_init
 
@@ -176,3 +176,15 @@ def test_mlp_forward_reports_input_shape_mismatch():
     mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"\(5, 2\).*\(3, 4\)"):
         mlp(Tensor(np.ones((5, 2))))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mlp_under_no_grad_gives_the_same_numbers_and_records_nothing(activation, dtype):
+    mlp = MLP([4, 8, 8, 2], activation=activation, rng=np.random.default_rng(0), dtype=dtype)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(dtype)
+    with_graph = mlp(x)
+    with no_grad():
+        without = mlp(x)
+    assert without.dtype == dtype and not without.requires_grad
+    np.testing.assert_array_equal(without.data, with_graph.data)
