@@ -7,14 +7,16 @@ drawn as its mean across runs with a band of +- one standard deviation:
     mean_k = (1/n) sum_i y_ik,      std_k = sqrt( sum_i (y_ik - mean_k)^2 / (n - 1) )
 
 at each logged global step k. Conventions: the std is the sample std (ddof=1, the usual "across
-seeds" spread; a group of one run has no band). Episodic return is only defined for updates in which
-some episode ended; updates without one carry the previous value forward (as a running
-episode-return monitor would show it), and a step where no run has a value yet is left out.
+seeds" spread; a group of one run has no band). The trainer logs episodic_return as the mean of
+the last 20 finished episodes, NaN until the first one ends; any NaN after that is filled with the
+previous value (as a running episode-return monitor would show it), and a step where no run has a
+value yet is left out. Optional smoothing (`smooth=N`, `--smooth N`) replaces each run's curve by
+its trailing mean over N updates before the mean and std across runs are taken.
 
 matplotlib is imported inside the drawing functions only: the rest of ppo_ref does not need it.
 
     ppo-ref plot runs/cartpole-s0 runs/cartpole-s1 runs/cartpole-s2 --out curves.png
-    ppo-ref plot runs/sweep.csv --out sweep.png          # a sweep CSV (ppo_ref.sweep) works too
+    ppo-ref plot runs/sweep.csv --out sweep.png --smooth 10   # a sweep CSV works too
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import numpy as np
 from .runs import read_config, read_metrics
 from .sweep import read_csv
 
-__all__ = ["load_runs", "group_runs", "groups_from_rows", "forward_fill",
+__all__ = ["load_runs", "group_runs", "groups_from_rows", "forward_fill", "moving_average",
            "mean_std", "plot_band", "plot_groups", "plot_runs", "main",
            "DEFAULT_METRICS", "METRIC_LABELS"]
 
@@ -127,6 +129,26 @@ def forward_fill(y: np.ndarray) -> np.ndarray:
     return filled
 
 
+def moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last `window` values (fewer at the start), skipping NaNs.
+
+    Loop it replaces: out[k] = nanmean(y[max(0, k - window + 1) : k + 1]) (NaN if all are NaN).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if int(window) != window or window < 1:
+        raise ValueError(f"moving_average: window must be an integer >= 1, got {window!r}")
+    if window == 1:
+        return y.copy()
+    valid = ~np.isnan(y)
+    total = np.concatenate([[0.0], np.cumsum(np.where(valid, y, 0.0))])
+    count = np.concatenate([[0], np.cumsum(valid)])
+    k = np.arange(1, len(y) + 1)
+    start = np.maximum(k - int(window), 0)
+    n = count[k] - count[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[k] - total[start]) / np.maximum(n, 1), math.nan)
+
+
 def mean_std(curves: Sequence[tuple[np.ndarray, np.ndarray]]):
     """Mean and sample std (ddof=1) across runs at each x -> (x, mean, std, n_runs_with_a_value).
 
@@ -156,12 +178,12 @@ def mean_std(curves: Sequence[tuple[np.ndarray, np.ndarray]]):
     return grid, mean, std, n
 
 
-def _curve(run: Mapping, metric: str, x: str):
+def _curve(run: Mapping, metric: str, x: str, smooth: int = 1):
     m = run["metrics"]
     y = m[metric]
     if metric in EPISODIC:
         y = forward_fill(y)
-    return m[x], y
+    return m[x], moving_average(y, smooth)
 
 
 def plot_band(ax, x, mean, std, label: str, color=None):
@@ -174,13 +196,17 @@ def plot_band(ax, x, mean, std, label: str, color=None):
 
 
 def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
-                x: str = "global_step") -> dict:
-    """Draw one band per group on each axis (one axis per metric); return the numbers drawn."""
+                x: str = "global_step", smooth: int = 1) -> dict:
+    """Draw one band per group on each axis (one axis per metric); return the numbers drawn.
+
+    smooth: each run's curve is first averaged over its last `smooth` updates (moving_average),
+    then the mean and std are taken across runs. 1 draws the raw per-update values.
+    """
     drawn = {}
     for ax, metric in zip(axes, metrics):
         drawn[metric] = {}
         for k, (label, runs) in enumerate(groups.items()):
-            curves = [_curve(r, metric, x) for r in runs if metric in r["metrics"]]
+            curves = [_curve(r, metric, x, smooth) for r in runs if metric in r["metrics"]]
             if not curves:
                 continue
             grid, mean, std, n = mean_std(curves)
@@ -189,11 +215,22 @@ def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
         ax.set_xlabel("environment steps" if x == "global_step" else x)
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
+        if metric == "approx_kl":
+            _log_axis(ax, [band["mean"] for band in drawn[metric].values()])
     return drawn
 
 
+def _log_axis(ax, means) -> None:
+    """KLs span decades: a log y axis whose bottom sits a decade under the smallest mean, so a
+    band whose lower edge (mean - std) is <= 0 runs off the bottom instead of stretching the axis."""
+    positive = np.concatenate([m[np.isfinite(m) & (m > 0)] for m in means] or [np.zeros(0)])
+    if len(positive):
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=positive.min() / 10)
+
+
 def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
-              title: str | None = None):
+              title: str | None = None, smooth: int = 1):
     """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
     import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
 
@@ -213,13 +250,14 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     ncols = min(2, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.8 * nrows), squeeze=False)
-    drawn = plot_groups(axes.ravel(), groups, metrics)
+    drawn = plot_groups(axes.ravel(), groups, metrics, smooth=smooth)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=8)
     n_runs = sum(len(r) for r in groups.values())
+    smoothed = f", each run averaged over its last {smooth} updates" if smooth > 1 else ""
     fig.suptitle(title or f"Learning curves: mean ± std over seeds ({n_runs} runs, "
-                          f"{len(groups)} config{'s' if len(groups) > 1 else ''})")
+                          f"{len(groups)} config{'s' if len(groups) > 1 else ''}{smoothed})")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,9 +277,11 @@ def main(argv=None) -> int:
     parser.add_argument("--metrics", nargs="+", default=None,
                         help=f"columns to plot, one panel each (default: {' '.join(DEFAULT_METRICS)})")
     parser.add_argument("--title", default=None, help="figure title")
+    parser.add_argument("--smooth", type=int, default=1,
+                        help="average each run over its last N updates before taking mean ± std")
     args = parser.parse_args(argv)
     try:
-        plot_runs(args.runs, args.out, args.metrics, args.title)
+        plot_runs(args.runs, args.out, args.metrics, args.title, args.smooth)
     except ValueError as err:
         parser.exit(2, f"ppo-ref plot: error: {err}\n")
     print(f"wrote {args.out}")

@@ -109,3 +109,14 @@ def test_plot_command_names_the_missing_metric_and_available_columns(tmp_path, c
         plots.main([str(a), "--out", str(tmp_path / "x.png"), "--metrics", "no_such_metric"])
     assert exit_info.value.code == 2
     assert "approx_kl" in capsys.readouterr().err
+
+
+def test_moving_average_is_the_trailing_mean_skipping_nans():
+    y = np.array([1.0, 3.0, nan, 8.0, 4.0])
+    out = plots.moving_average(y, 2)
+    # by hand: [1], [1, 3], [3, nan], [nan, 8], [8, 4]
+    assert out.tolist() == [1.0, 2.0, 3.0, 8.0, 6.0]
+    assert plots.moving_average(y, 1)[3] == 8.0
+    assert np.isnan(plots.moving_average(np.array([nan, nan, 2.0]), 2)[1])
+    with pytest.raises(ValueError, match="window"):
+        plots.moving_average(y, 0)
