@@ -14,6 +14,12 @@ Results are gathered in grid order, not completion order, so the CSV of a sweep 
 on which worker finished first. The CSV is long format: one row per (run, seed, update), with the
 columns run, seed, env_id, objective, global_step, then the metrics in alphabetical order.
 
+Each worker process is one core's worth of work; numpy's BLAS should not start threads of its own
+on top (our matrices are tiny, and on a busy machine BLAS threads made training ~10x slower). Set
+OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1) in the environment before Python starts, as the
+`ppo-ref` command and the demos do; a forked worker inherits its parent's setting.
+
+    from dataclasses import replace
     from ppo_ref.ppo import PRESETS
     from ppo_ref.sweep import run_sweep
     cfg = PRESETS["CartPole-v1"]
