@@ -32,7 +32,7 @@ class HandwrittenPPO:
 
     def __init__(self, obs_dim, n_actions, hidden=(64, 64), dtype=np.float64, seed=0,
                  lr=3e-4, clip_eps=0.2, vf_coef=0.5, ent_coef=0.0, max_grad_norm=0.5,
-                 norm_adv=True):
+                 norm_adv=True, adam_eps=1e-8):
         rng = np.random.default_rng(seed)
         self.dtype = np.dtype(dtype)
         shapes = []
@@ -63,7 +63,7 @@ class HandwrittenPPO:
             self.nets.append(layers)
             self.grads.append(glayers)
         self.lr, self.clip_eps, self.vf_coef, self.ent_coef = lr, clip_eps, vf_coef, ent_coef
-        self.max_grad_norm, self.norm_adv = max_grad_norm, norm_adv
+        self.max_grad_norm, self.norm_adv, self.adam_eps = max_grad_norm, norm_adv, adam_eps
 
     def load_agent_state(self, state: dict) -> None:
         """Copy an ActorCritic.state_dict() ("pi.layers.0.weight", ..., "vf.layers.0.bias")
@@ -141,5 +141,5 @@ class HandwrittenPPO:
         self.v *= b2
         self.v += (1 - b2) * self.grad * self.grad
         step = self.lr / (1 - b1 ** self.t)
-        self.flat -= step * self.m / (np.sqrt(self.v / (1 - b2 ** self.t)) + 1e-8)
+        self.flat -= step * self.m / (np.sqrt(self.v / (1 - b2 ** self.t)) + self.adam_eps)
         return norm

@@ -1,0 +1,302 @@
+"""How fast ppo_ref trains, measured against its own limits: `python -m ppo_ref.bench`.
+
+For the CartPole-v1 preset, in one process (absolute speeds differ two- to threefold between
+machines, so the figures that matter are ratios and counts from one run):
+
+    raw_env_steps_per_s      the training vector env stepped with random actions: the rollout limit
+    rollout_steps_per_s      the trainer's rollout phase (RolloutCollector.collect: policy forward,
+                             sampling, storage); rollout_efficiency = rollout / raw
+    update_samples_per_s     samples x epochs per second in ppo_update;
+    handwritten_mlp_samples_per_s   the same minibatch steps done by bench_baseline.HandwrittenPPO
+                             (plain numpy forward and backward, no autodiff): the update limit;
+                             update_efficiency = update / handwritten
+    train_steps_per_s        environment steps per second of train(), end to end
+    steps_to_solve, time_to_solve_s   the first update after which the mean return of the last
+                             20 training episodes is >= 475, median over seeds (a seed that never
+                             gets there counts as infinitely slow)
+
+Throughputs are medians over a few interleaved rounds. Times are this process's CPU time
+(time.process_time) by default: with BLAS on one thread it equals wall time on an idle machine, and
+it does not grow when other processes share the cores (`--clock wall` measures wall time instead).
+numpy's BLAS is pinned to one thread when this module is run before numpy is imported (as by
+`python -m ppo_ref.bench`): at 64-wide layers a second BLAS thread costs more than it gives, badly
+so on a busy machine, and compare_sb3.py pins torch to one thread too.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if "numpy" not in sys.modules:  # only effective before numpy loads its BLAS
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .bench_baseline import HandwrittenPPO  # noqa: E402
+from .optim import Adam  # noqa: E402
+from .ppo import PRESETS, build_agent, ppo_update, shuffled_minibatches, train  # noqa: E402
+from .rollout import RolloutCollector, make_vec_env  # noqa: E402
+
+__all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "machine_info", "measure_phases",
+           "train_until_solved", "run", "main"]
+
+KEYS = ("raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
+        "update_samples_per_s", "handwritten_mlp_samples_per_s", "update_efficiency",
+        "train_steps_per_s", "time_to_solve_s", "steps_to_solve", "seeds", "machine")
+SOLVED_RETURN = 475.0   # CartPole-v1's reward_threshold
+SOLVE_WINDOW = 20       # episodes averaged
+
+
+# ----- the machine -----------------------------------------------------------------------------
+
+def machine_info() -> dict:
+    """CPU model, core count, numpy and BLAS versions, BLAS threads: what the figures depend on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = "unknown"
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except Exception:  # older numpy: no dict mode
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "numpy": np.__version__, "blas": blas,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+            "python": platform.python_version(), "gymnasium": gym.__version__}
+
+
+# ----- the phases, one at a time ---------------------------------------------------------------
+
+def _raw_env(config, vector_steps: int, clock) -> float:
+    """Random actions through the training vector env: env steps per second."""
+    envs = make_vec_env(config.env_id, config.num_envs, seed=config.seed)
+    envs.reset(seed=config.seed)
+    actions = np.random.default_rng(config.seed).integers(
+        0, envs.single_action_space.n, size=(vector_steps, config.num_envs))
+    start = clock()
+    for a in actions:
+        envs.step(a)
+    elapsed = clock() - start
+    envs.close()
+    return vector_steps * config.num_envs / elapsed
+
+
+def _timed(fn, repeats: int, clock) -> float:
+    start = clock()
+    for _ in range(repeats):
+        fn()
+    return clock() - start
+
+
+def measure_phases(config, rounds: int = 5, rollouts: int = 20, updates: int = 3,
+                   clock=time.process_time) -> dict:
+    """Throughput of each phase (medians over `rounds` interleaved rounds) and the efficiencies."""
+    envs = make_vec_env(config.env_id, config.num_envs, seed=config.seed)
+    agent = build_agent(config, envs.single_observation_space, envs.single_action_space,
+                        np.random.default_rng(config.seed))
+    collector = RolloutCollector(envs, agent, config.num_steps,
+                                 np.random.default_rng(config.seed + 1), seed=config.seed)
+    buffer = collector.collect()                                 # warm-up, and a real batch
+    batch = buffer.flatten(*buffer.compute_advantages(config.gamma, config.lam))
+    minibatches = shuffled_minibatches(len(batch["advantages"]), config.update_epochs,
+                                       config.num_minibatches, np.random.default_rng(0))
+    samples = sum(len(idx) for idx in minibatches)               # samples x epochs per update
+    optimizer = Adam(agent.parameters(), lr=config.lr, eps=config.adam_eps)
+    hand = HandwrittenPPO(agent.obs_dim, agent.action_dim, config.hidden, dtype=agent.dtype,
+                          lr=config.lr, clip_eps=config.clip_eps, vf_coef=config.vf_coef,
+                          ent_coef=config.ent_coef, max_grad_norm=config.max_grad_norm,
+                          norm_adv=config.norm_adv, adam_eps=config.adam_eps)
+    hand.load_agent_state(agent.state_dict())
+
+    def hand_update():
+        for idx in minibatches:
+            hand.step(batch["obs"][idx], batch["actions"][idx], batch["logp"][idx],
+                      batch["advantages"][idx], batch["returns"][idx])
+
+    def agent_update():
+        ppo_update(agent, optimizer, batch, config, minibatches)
+
+    figures = {k: [] for k in ("raw", "rollout", "update", "hand")}
+    for _ in range(rounds):
+        figures["raw"].append(_raw_env(config, rollouts * config.num_steps, clock))
+        figures["rollout"].append(rollouts * config.batch_size /
+                                  _timed(collector.collect, rollouts, clock))
+        figures["update"].append(updates * samples / _timed(agent_update, updates, clock))
+        figures["hand"].append(updates * samples / _timed(hand_update, updates, clock))
+    envs.close()
+    med = {k: float(np.median(v)) for k, v in figures.items()}
+    return {"raw_env_steps_per_s": med["raw"], "rollout_steps_per_s": med["rollout"],
+            "rollout_efficiency": med["rollout"] / med["raw"],
+            "update_samples_per_s": med["update"], "handwritten_mlp_samples_per_s": med["hand"],
+            "update_efficiency": med["update"] / med["hand"]}
+
+
+# ----- training to the solve point -------------------------------------------------------------
+
+class _Solved(Exception):
+    """Raised from train()'s callback to stop a run once it is solved."""
+
+
+def train_until_solved(config, stop_when_solved: bool = False, clock=time.process_time) -> dict:
+    """Train with `config`; the first update after which the last SOLVE_WINDOW training episodes
+    average >= SOLVED_RETURN gives steps_to_solve (env steps so far) and time_to_solve_s (wall
+    `clock` time since train() was called, setup included). None for both if that never happens."""
+    solved, last = {}, {}
+    start = clock()
+
+    def callback(row):
+        last.update(row)
+        if not solved and row["episodes"] >= SOLVE_WINDOW and \
+                row["episodic_return"] >= SOLVED_RETURN:
+            solved.update(steps=row["global_step"], time=clock() - start)
+            if stop_when_solved:
+                raise _Solved
+
+    try:
+        train(config, callback=callback)
+    except _Solved:
+        pass
+    elapsed = clock() - start
+    steps = last.get("global_step", 0)
+    return {"seed": config.seed, "dtype": config.dtype,
+            "steps_to_solve": solved.get("steps"), "time_to_solve_s": solved.get("time"),
+            "train_steps": steps, "train_time_s": elapsed,
+            "train_steps_per_s": steps / elapsed,
+            "final_return": last.get("episodic_return")}
+
+
+def _median(values) -> float | None:
+    """Median with None (never solved) counted as +inf; None if the median itself is infinite."""
+    m = float(np.median([math.inf if v is None else v for v in values]))
+    return None if math.isinf(m) else m
+
+
+# ----- the whole benchmark ---------------------------------------------------------------------
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def run(seeds: int = 5, quick: bool = False, dtype: str | None = None, clock: str = "cpu") -> dict:
+    """All figures of the benchmark as a dict with exactly the keys KEYS."""
+    timer = CLOCKS[clock]
+    config = PRESETS["CartPole-v1"]
+    if dtype is not None:
+        config = dataclasses.replace(config, dtype=dtype)
+    if quick:
+        phases = measure_phases(config, rounds=1, rollouts=5, updates=1, clock=timer)
+    else:
+        phases = measure_phases(config, clock=timer)
+    runs = [train_until_solved(dataclasses.replace(config, seed=s), stop_when_solved=quick,
+                               clock=timer) for s in range(seeds)]
+    result = dict(phases)
+    result["train_steps_per_s"] = float(np.median([r["train_steps_per_s"] for r in runs]))
+    result["time_to_solve_s"] = _median([r["time_to_solve_s"] for r in runs])
+    result["steps_to_solve"] = _median([r["steps_to_solve"] for r in runs])
+    result["seeds"] = runs
+    result["machine"] = {**machine_info(), "preset": "CartPole-v1", "dtype": config.dtype,
+                         "clock": clock, "quick": quick}
+    assert tuple(result) == KEYS
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The figures as a plain-text table, targets beside them."""
+    def num(v, fmt="{:,.0f}"):
+        return "not reached" if v is None else fmt.format(v)
+
+    m = result["machine"]
+    n = len(result["seeds"])
+    rows = [("raw_env_steps_per_s", num(result["raw_env_steps_per_s"]), ""),
+            ("rollout_steps_per_s", num(result["rollout_steps_per_s"]), ""),
+            ("rollout_efficiency", num(result["rollout_efficiency"], "{:.2f}"), ">= 0.5"),
+            ("update_samples_per_s", num(result["update_samples_per_s"]), ""),
+            ("handwritten_mlp_samples_per_s", num(result["handwritten_mlp_samples_per_s"]), ""),
+            ("update_efficiency", num(result["update_efficiency"], "{:.2f}"), ">= 0.6"),
+            ("train_steps_per_s", num(result["train_steps_per_s"]), ""),
+            (f"steps_to_solve (median of {n})", num(result["steps_to_solve"]), "<= 40,000"),
+            (f"time_to_solve_s (median of {n})", num(result["time_to_solve_s"], "{:.1f}"), "")]
+    lines = [f"ppo_ref benchmark, CartPole-v1 preset, {m['dtype']}, {m['clock']} time"
+             f"{' (quick)' if m['quick'] else ''}",
+             f"machine: {m['cpu']}, {m['cores']} cores, numpy {m['numpy']}, {m['blas']} "
+             f"(BLAS threads: {m['blas_threads']})", ""]
+    lines += [f"{name:<34}{value:>14}   {target}" for name, value, target in rows]
+    lines.append("")
+    for r in result["seeds"]:
+        lines.append(f"  seed {r['seed']}: steps_to_solve {num(r['steps_to_solve'])}, "
+                     f"time_to_solve {num(r['time_to_solve_s'], '{:.1f}')} s, "
+                     f"{num(r['train_steps_per_s'])} steps/s over {r['train_steps']:,} steps")
+    return "\n".join(lines)
+
+
+def profile(updates: int, dtype: str | None = None, top: int = 15) -> str:
+    """cProfile of train() on the preset for `updates` updates: the top entries by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    config = PRESETS["CartPole-v1"]
+    config = dataclasses.replace(config, dtype=dtype or config.dtype)
+    steps = updates * config.batch_size
+    # Keep the preset's schedules (they depend on total_steps): stop after `updates` updates.
+    def stop(row):
+        if row["update"] >= updates:
+            raise _Solved
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        train(config, callback=stop)
+    except _Solved:
+        pass
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    return f"train() on the CartPole-v1 preset, {updates} updates ({steps:,} steps)\n" + \
+        out.getvalue()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ppo_ref.bench", description=__doc__.split(
+        "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    parser.add_argument("--quick", action="store_true",
+                        help="one short round and one seed, stopped once solved (a smoke test)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="training seeds 0..N-1 (default 5; 1 with --quick)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                        help="training dtype (default: the preset's)")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
+                        help="cpu: this process's CPU time (default); wall: elapsed time")
+    parser.add_argument("--profile", type=int, metavar="UPDATES", default=None,
+                        help="instead of the benchmark, profile train() for this many updates "
+                             "with cProfile and print the top entries")
+    args = parser.parse_args(argv)
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 5)
+    if seeds < 1:
+        parser.error("--seeds must be >= 1")
+    if args.profile is not None:
+        print(profile(args.profile, dtype=args.dtype))
+        return 0
+    result = run(seeds=seeds, quick=args.quick, dtype=args.dtype, clock=args.clock)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
