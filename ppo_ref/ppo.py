@@ -461,9 +461,8 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
     clip_eps = config.clip_eps if clip_eps is None else clip_eps
     objective = _LOSS_OBJECTIVE[config.objective]
     old_dist = None
-    if objective == "kl":  # pi_old's distribution on every batch state, for the exact KL
-        with no_grad():
-            old_dist = agent.distribution(batch["obs"])
+    if objective == "kl":  # pi_old's distribution on every batch state, for the exact KL;
+        old_dist = _frozen_distribution(agent, batch["obs"])  # copied: Adam moves log_std in place
     params = optimizer.params
     infos = []
     for idx in minibatches:
