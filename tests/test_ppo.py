@@ -217,6 +217,21 @@ def test_nan_observation_is_a_clear_error_and_earlier_checkpoints_stay_loadable(
     assert state["update"] == 5 and state["global_step"] == 80
 
 
+class Unpicklable(gym.Wrapper):
+    """CartPole holding a lambda: pickle cannot save it, so neither can a checkpoint."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.hook = lambda: None
+
+
+def test_resume_with_an_env_that_cannot_be_saved_is_refused_with_the_reason(tmp_path):
+    config = dataclasses.replace(TINY, total_steps=128, num_envs=2, num_steps=16, checkpoint_every=1)
+    train(config, env=Unpicklable, out_dir=tmp_path / "run")    # training itself is unaffected
+    with pytest.raises(ValueError, match="its environment could not be saved.*pickle"):
+        train(config, env=Unpicklable, out_dir=tmp_path / "run", resume=True)
+
+
 def test_unknown_env_id_is_a_value_error():
     with pytest.raises(ValueError, match="unknown env id 'NoSuchEnv-v0'"):
         train(dataclasses.replace(TINY, env_id="NoSuchEnv-v0"))
