@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ax_eval.errorbar(seeds, means, yerr=[evals[s]["std_return"] for s in seeds], fmt="o", capsize=3)
     ax_eval.axhline(SOLVED, color="0.4", ls="--", lw=0.8)
     ax_eval.set_xticks(seeds)
-    ax_eval.set_xlabel("seed")
+    ax_eval.set_xlabel("seed (bars: ± std over the episodes)")
     ax_eval.set_ylabel(f"evaluation return ({evals[seeds[0]]['episodes']} episodes, "
                        f"deterministic)")
     ax_eval.set_ylim(0, 520)

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
                      capsize=3)
     ax_eval.axhline(TARGET, color="C3", ls="--", lw=0.9)
     ax_eval.set_xticks(seeds)
-    ax_eval.set_xlabel("seed")
+    ax_eval.set_xlabel("seed (bars: ± std over the episodes)")
     ax_eval.set_ylabel(f"evaluation return ({evals[0]['episodes']} episodes, deterministic)")
     ax_eval.grid(alpha=0.3)
     reached = sum(m > TARGET for m in eval_means)
