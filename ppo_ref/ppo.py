@@ -187,7 +187,8 @@ PRESETS = {
 class TrainResult:
     """What `train` returns: the trained agent, one history dict per update (the rows of
     metrics.csv), every finished training episode as (global_step, return, length), the final
-    evaluation (or None), the observation normaliser (None if unused) and the run folder."""
+    evaluation (made when there is a run folder, else None), the observation normaliser (None if
+    unused) and the run folder."""
     agent: ActorCritic
     history: list
     config: PPOConfig
@@ -227,7 +228,7 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         raise ValueError("resume=True needs out_dir, the run folder to continue")
 
     c, agent = config, run.agent
-    start_time, start_step = time.perf_counter(), run.global_step
+    clock, start_step, time_before = time.perf_counter(), run.global_step, run.time_s
     while run.update < c.num_updates:
         frac = run.update / c.num_updates                      # fraction of training done
         run.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
@@ -253,10 +254,10 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         run.update += 1
         run.global_step = run.collector.global_step
         run.record_episodes(buffer.episode_returns, buffer.episode_lengths)
-        elapsed = time.perf_counter() - start_time
-        row = run.log_row(infos, batch, clip_eps, elapsed,
-                          (run.global_step - start_step) / max(elapsed, 1e-9))
-        row["kl_exact"] = _mean_kl(pi_old, agent, batch["obs"])
+        seconds = time.perf_counter() - clock
+        run.time_s = time_before + seconds                    # wall time, across resumes
+        row = run.log_row(infos, batch, clip_eps, _mean_kl(pi_old, agent, batch["obs"]),
+                          run.time_s, (run.global_step - start_step) / max(seconds, 1e-9))
         run.history.append(row)
         if folder is not None:
             folder.append_metrics(row)
@@ -272,8 +273,8 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
     result = TrainResult(agent, run.history, config, run.episodes,
                          obs_normalizer=run.obs_normalizer, out_dir=folder and folder.path)
     if folder is not None:
-        if run.update % max(c.checkpoint_every, 1) or not c.checkpoint_every:
-            run.save(folder)
+        if not (c.checkpoint_every and run.update % c.checkpoint_every == 0):
+            run.save(folder)                                   # the end, unless just saved
         result.eval = evaluate(agent, _eval_env(env, c), c.eval_episodes,
                                seed=c.seed + EVAL_SEED_OFFSET, obs_normalizer=run.obs_normalizer)
         folder.write_json("eval.json", result.eval)
@@ -323,16 +324,17 @@ class _RunState:
         run.rng = np.random.default_rng(shuffle_seq)
         run.kl_penalty = AdaptiveKLPenalty(c.kl_beta, c.kl_target)
         run.beta = c.kl_beta
-        run.update, run.global_step = 0, 0
+        run.update, run.global_step, run.time_s = 0, 0, 0.0
         run.history, run.episodes = [], []
         return run
 
     def record_episodes(self, returns, lengths) -> None:
         self.episodes.extend((self.global_step, float(r), int(n)) for r, n in zip(returns, lengths))
 
-    def log_row(self, infos: list, batch: dict, clip_eps: float, time_s: float,
+    def log_row(self, infos: list, batch: dict, clip_eps: float, kl_exact: float, time_s: float,
                 steps_per_s: float) -> dict:
-        """One row of metrics.csv (runs.METRIC_COLUMNS): means over the update's minibatch steps."""
+        """One row of metrics.csv (runs.METRIC_COLUMNS): the losses and diagnostics are means over
+        the update's minibatch steps; kl_exact is the exact mean KL(pi_old || pi_new) after it."""
         recent = [r for _, r, _ in self.episodes[-RETURN_WINDOW:]]
         mean = lambda k: float(np.mean([i[k] for i in infos]))  # noqa: E731
         kl_objective = self.config.objective in ("kl_adaptive", "kl_fixed")
@@ -340,7 +342,8 @@ class _RunState:
                 "episodic_return": float(np.mean(recent)) if recent else math.nan,
                 "episodes": len(self.episodes), "policy_loss": mean("policy_loss"),
                 "value_loss": mean("value_loss"), "entropy": mean("entropy"),
-                "approx_kl": mean("approx_kl"), "clip_fraction": mean("clip_fraction"),
+                "approx_kl": mean("approx_kl"), "kl_exact": kl_exact,
+                "clip_fraction": mean("clip_fraction"),
                 "explained_variance": float(explained_variance(batch["values"], batch["returns"])),
                 "lr": self.optimizer.lr, "clip_eps": float(clip_eps),
                 "beta": float(self.beta) if kl_objective else math.nan,
@@ -367,8 +370,8 @@ class _RunState:
                  "global_step": self.global_step, "agent": self.agent.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
                  "collector": self.collector.state_dict(), "beta": float(self.beta),
-                 "kl_penalty_beta": float(self.kl_penalty.beta), "env": env_bytes,
-                 "env_error": env_error, "episodes": ep}
+                 "kl_penalty_beta": float(self.kl_penalty.beta), "time_s": self.time_s,
+                 "env": env_bytes, "env_error": env_error, "episodes": ep}
         from .checkpoint import save_checkpoint
         save_checkpoint(folder.checkpoints / f"update_{self.update:06d}", state)
 
@@ -398,6 +401,7 @@ class _RunState:
             self.rng.bit_generator.state = state["rng"]
             self.beta, self.kl_penalty.beta = state["beta"], state["kl_penalty_beta"]
             self.update, self.global_step = int(state["update"]), int(state["global_step"])
+            self.time_s = float(state["time_s"])
         except (KeyError, TypeError) as e:
             raise ValueError(f"checkpoint {path} is incomplete or malformed: {e!r}") from None
         self.episodes = [(int(s), float(r), int(n)) for s, r, n in state["episodes"]]

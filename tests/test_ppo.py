@@ -28,7 +28,8 @@ def _without_timing(rows):
 
 def _same(a, b):
     """Equal, where nan equals nan (a metric that does not apply is nan in both runs)."""
-    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return a == b or both_nan
 
 
 def _rows_equal(xs, ys):
@@ -93,7 +94,7 @@ def test_target_kl_stops_the_update_before_the_offending_step():
     assert infos[1]["stopped"] and infos[1]["approx_kl"] > 1e-12
 
 
-# ----- determinism and exact resume ----------------------------------------------------------------
+# ----- determinism and exact resume --------------------------------------------------------------
 
 def test_same_seed_gives_identical_metrics_and_weights():
     a, b = train(TINY), train(TINY)
@@ -128,7 +129,10 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path, config):
     resumed = train(config, out_dir=tmp_path / "cut", resume=True)
     assert _rows_equal(_without_timing(read_metrics(tmp_path / "cut")),
                        _without_timing(read_metrics(tmp_path / "full")))
-    assert _rows_equal(_without_timing(resumed.history), _without_timing(read_metrics(tmp_path / "full")))
+    assert _rows_equal(_without_timing(resumed.history),
+                       _without_timing(read_metrics(tmp_path / "full")))
+    times = [r["time_s"] for r in read_metrics(tmp_path / "cut")]
+    assert times == sorted(times)             # the wall clock continues across the resume
     for (k, x), y in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
         np.testing.assert_array_equal(x, y, err_msg=k)
     assert resumed.eval == full.eval
@@ -146,7 +150,7 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
         train(TINY, out_dir=tmp_path / "run")
 
 
-# ----- objectives, dtypes, spaces ------------------------------------------------------------------
+# ----- objectives, dtypes, spaces ----------------------------------------------------------------
 
 @pytest.mark.parametrize("objective", ["clip", "kl_adaptive", "kl_fixed", "none", "trpo"])
 def test_every_objective_trains_without_error(objective):
@@ -179,7 +183,7 @@ def test_continuous_actions_train_and_evaluate(tmp_path):
     assert again == result.eval
 
 
-# ----- bad environments ----------------------------------------------------------------------------
+# ----- bad environments --------------------------------------------------------------------------
 
 class NaNAfter(gym.Env):
     """Observations are finite for the first `k` steps of this env copy (counted across episodes),
@@ -226,7 +230,8 @@ class Unpicklable(gym.Wrapper):
 
 
 def test_resume_with_an_env_that_cannot_be_saved_is_refused_with_the_reason(tmp_path):
-    config = dataclasses.replace(TINY, total_steps=128, num_envs=2, num_steps=16, checkpoint_every=1)
+    config = dataclasses.replace(TINY, total_steps=128, num_envs=2, num_steps=16,
+                                 checkpoint_every=1)
     train(config, env=Unpicklable, out_dir=tmp_path / "run")    # training itself is unaffected
     with pytest.raises(ValueError, match="its environment could not be saved.*pickle"):
         train(config, env=Unpicklable, out_dir=tmp_path / "run", resume=True)
@@ -237,7 +242,7 @@ def test_unknown_env_id_is_a_value_error():
         train(dataclasses.replace(TINY, env_id="NoSuchEnv-v0"))
 
 
-# ----- the learning regression test ----------------------------------------------------------------
+# ----- the learning regression test --------------------------------------------------------------
 
 def test_default_command_reaches_475_on_cartpole_within_100k_steps(tmp_path):
     """`ppo-ref train --seed 0` (the default config, CartPole-v1): the deterministic evaluation
