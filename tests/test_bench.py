@@ -74,3 +74,29 @@ def test_handwritten_step_matches_ppo_update_step(dtype):
     weights = np.concatenate([p.data.ravel() for p in agent.pi.parameters() + agent.vf.parameters()])
     tol = 1e-10 if dtype == np.float64 else 2e-4
     np.testing.assert_allclose(hand.flat, weights, rtol=tol, atol=tol)
+
+
+def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figures(tmp_path):
+    """`python -m ppo_ref.bench --quick`: one short round of each phase and one seed trained
+    until solved (seconds). Only the output's form is checked, never a speed."""
+    from ppo_ref.bench import KEYS
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "ppo_ref.bench", "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "update_efficiency" in proc.stdout                 # the printed table
+    result = json.loads(out.read_text())
+    assert tuple(result) == KEYS
+    assert set(KEYS) == {"raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
+                         "update_samples_per_s", "handwritten_mlp_samples_per_s",
+                         "update_efficiency", "train_steps_per_s", "time_to_solve_s",
+                         "steps_to_solve", "seeds", "machine"}
+    for key in KEYS[:-2]:
+        value = result[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    (seed,) = result["seeds"]
+    assert seed["seed"] == 0 and seed["steps_to_solve"] == result["steps_to_solve"]
+    machine = result["machine"]
+    assert {"cpu", "cores", "numpy", "blas"} <= set(machine) and machine["cores"] >= 1
