@@ -136,7 +136,7 @@ def eval_main(argv) -> int:
     if not Path(args.run).is_dir():
         raise CLIError(f"{args.run} is not a run folder")
     agent, normalizer, config = load_agent(args.run)
-    episodes = args.episodes or config.eval_episodes
+    episodes = config.eval_episodes if args.episodes is None else args.episodes
     seed = config.seed + EVAL_SEED_OFFSET if args.seed is None else args.seed
     ev = evaluate(agent, config.env_id, episodes, seed=seed, obs_normalizer=normalizer)
     if args.json:

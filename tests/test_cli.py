@@ -3,6 +3,7 @@ input is one line on stderr with exit status 2."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,18 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_eval_of_a_corrupt_checkpoint_or_zero_episodes_is_exit_2(run_dir, tmp_path, capsys):
+    assert main(["eval", str(run_dir), "--episodes", "0"]) == 2
+    assert "episodes must be an integer >= 1" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    npz = broken / "checkpoints" / "update_000002.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])
+    assert main(["eval", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "update_000002.npz is corrupt" in err and "\n" not in err
 
 
 def test_bad_flag_in_a_subprocess_has_no_traceback():
