@@ -72,6 +72,12 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _wants_grad(x) -> bool:
+    """Whether a VJP must compute a gradient for operand x: only a Tensor that requires one
+    (the gradient of a constant, such as a Python scalar, would be thrown away)."""
+    return isinstance(x, Tensor) and x.requires_grad
+
+
 def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` back down to `shape`: the VJP of NumPy broadcasting."""
     if grad.shape == shape:
@@ -233,7 +239,8 @@ class Tensor:
         out = a + b
 
         def vjp(g):  # d(a+b) = da + db
-            return _unbroadcast(g, np.shape(a)), _unbroadcast(g, np.shape(b))
+            return (_unbroadcast(g, np.shape(a)) if self.requires_grad else None,
+                    _unbroadcast(g, np.shape(b)) if _wants_grad(other) else None)
         return Tensor._make(out, (self, other), vjp, "add")
 
     __radd__ = __add__
@@ -244,7 +251,8 @@ class Tensor:
         out = a - b
 
         def vjp(g):  # d(a-b) = da - db
-            return _unbroadcast(g, np.shape(a)), _unbroadcast(-g, np.shape(b))
+            return (_unbroadcast(g, np.shape(a)) if self.requires_grad else None,
+                    _unbroadcast(-g, np.shape(b)) if _wants_grad(other) else None)
         return Tensor._make(out, (self, other), vjp, "sub")
 
     def __rsub__(self, other):
@@ -256,7 +264,8 @@ class Tensor:
         out = a * b
 
         def vjp(g):  # d(a*b) = b da + a db
-            return _unbroadcast(g * b, np.shape(a)), _unbroadcast(g * a, np.shape(b))
+            return (_unbroadcast(g * b, np.shape(a)) if self.requires_grad else None,
+                    _unbroadcast(g * a, np.shape(b)) if _wants_grad(other) else None)
         return Tensor._make(out, (self, other), vjp, "mul")
 
     __rmul__ = __mul__
@@ -267,7 +276,8 @@ class Tensor:
         out = a / b
 
         def vjp(g):  # d(a/b) = da/b - a/b^2 db
-            return _unbroadcast(g / b, np.shape(a)), _unbroadcast(-g * out / b, np.shape(b))
+            return (_unbroadcast(g / b, np.shape(a)) if self.requires_grad else None,
+                    _unbroadcast(-g * out / b, np.shape(b)) if _wants_grad(other) else None)
         return Tensor._make(out, (self, other), vjp, "div")
 
     def __rtruediv__(self, other):
