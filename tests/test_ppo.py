@@ -94,6 +94,42 @@ def test_target_kl_stops_the_update_before_the_offending_step():
     assert infos[1]["stopped"] and infos[1]["approx_kl"] > 1e-12
 
 
+def test_kl_penalty_measures_kl_from_a_frozen_pi_old_even_when_log_std_moves():
+    """kl_fixed on a Gaussian policy: the KL seen by the second minibatch is KL(pi_old || pi
+    after the first step), with pi_old's log_std frozen, not the live parameter Adam moves."""
+    from ppo_ref.optim import Adam
+    from ppo_ref.policy import ActorCritic
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(0)
+    agent = ActorCritic(env.observation_space, env.action_space, rng, hidden=(8,))
+    obs = rng.standard_normal((16, 3))
+    actions, logp, values = agent.act(obs, rng)
+    batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
+             "advantages": rng.standard_normal(16), "returns": rng.standard_normal(16)}
+    mu_old = agent.distribution(obs).mean.data.copy()
+    log_std_old = agent.log_std.data.copy()
+    snapshots = []
+
+    class RecordingAdam(Adam):
+        def step(self):
+            super().step()
+            dist = agent.distribution(obs)
+            snapshots.append((dist.mean.data.copy(), agent.log_std.data.copy()))
+
+    config = dataclasses.replace(TINY, env_id="Pendulum-v1", objective="kl_fixed",
+                                 norm_adv=False)
+    everything = np.arange(16)
+    infos = ppo_update(agent, RecordingAdam(agent.parameters(), lr=0.1), batch, config,
+                       [everything, everything])
+    mu1, log_std1 = snapshots[0]
+    assert np.abs(log_std1 - log_std_old).max() > 1e-3      # the step did move log_std
+    # KL(N(mu0, s0) || N(mu1, s1)) per dimension, summed over D, averaged over states
+    s0, s1 = np.exp(log_std_old), np.exp(log_std1)
+    kl = (np.log(s1 / s0) + (s0 ** 2 + (mu_old - mu1) ** 2) / (2 * s1 ** 2) - 0.5).sum(-1)
+    assert infos[0]["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert infos[1]["kl"] == pytest.approx(kl.mean(), rel=1e-9)
+
+
 # ----- determinism and exact resume --------------------------------------------------------------
 
 def test_same_seed_gives_identical_metrics_and_weights():
