@@ -49,8 +49,8 @@ if importlib.util.find_spec("ppo_ref") is None:  # run from a checkout without i
 
 import numpy as np  # noqa: E402
 
-from ppo_ref.bench import (CLOCKS, SOLVE_WINDOW, SOLVED_RETURN, _median,  # noqa: E402
-                           machine_info, train_until_solved)
+from ppo_ref.bench import (CLOCKS, SOLVE_WINDOW, SOLVED_RETURN, machine_info,  # noqa: E402
+                           median_solve, train_until_solved)
 from ppo_ref.ppo import PRESETS  # noqa: E402
 
 ZOO = dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
@@ -153,8 +153,8 @@ def main(argv=None) -> int:
                   f"{r['train_steps_per_s']:,.0f} steps/s", flush=True)
     summary = {}
     for name, runs in rows.items():
-        summary[name] = {"steps_to_solve": _median([r["steps_to_solve"] for r in runs]),
-                         "time_to_solve_s": _median([r["time_to_solve_s"] for r in runs]),
+        summary[name] = {"steps_to_solve": median_solve([r["steps_to_solve"] for r in runs]),
+                         "time_to_solve_s": median_solve([r["time_to_solve_s"] for r in runs]),
                          "train_steps_per_s": float(np.median([r["train_steps_per_s"]
                                                                for r in runs])),
                          "seeds": runs}

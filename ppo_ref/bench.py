@@ -46,8 +46,8 @@ from .optim import Adam  # noqa: E402
 from .ppo import PRESETS, build_agent, ppo_update, shuffled_minibatches, train  # noqa: E402
 from .rollout import RolloutCollector, make_vec_env  # noqa: E402
 
-__all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "machine_info", "measure_phases",
-           "train_until_solved", "run", "main"]
+__all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "CLOCKS", "machine_info", "measure_phases",
+           "train_until_solved", "median_solve", "run", "format_table", "profile", "main"]
 
 KEYS = ("raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
         "update_samples_per_s", "handwritten_mlp_samples_per_s", "update_efficiency",
@@ -177,7 +177,7 @@ def train_until_solved(config, stop_when_solved: bool = False, clock=time.proces
             "final_return": last.get("episodic_return")}
 
 
-def _median(values) -> float | None:
+def median_solve(values) -> float | None:
     """Median with None (never solved) counted as +inf; None if the median itself is infinite."""
     m = float(np.median([math.inf if v is None else v for v in values]))
     return None if math.isinf(m) else m
@@ -202,8 +202,8 @@ def run(seeds: int = 5, quick: bool = False, dtype: str | None = None, clock: st
                                clock=timer) for s in range(seeds)]
     result = dict(phases)
     result["train_steps_per_s"] = float(np.median([r["train_steps_per_s"] for r in runs]))
-    result["time_to_solve_s"] = _median([r["time_to_solve_s"] for r in runs])
-    result["steps_to_solve"] = _median([r["steps_to_solve"] for r in runs])
+    result["time_to_solve_s"] = median_solve([r["time_to_solve_s"] for r in runs])
+    result["steps_to_solve"] = median_solve([r["steps_to_solve"] for r in runs])
     result["seeds"] = runs
     result["machine"] = {**machine_info(), "preset": "CartPole-v1", "dtype": config.dtype,
                          "clock": clock, "quick": quick}
@@ -249,8 +249,8 @@ def profile(updates: int, dtype: str | None = None, top: int = 15) -> str:
     config = PRESETS["CartPole-v1"]
     config = dataclasses.replace(config, dtype=dtype or config.dtype)
     steps = updates * config.batch_size
-    # Keep the preset's schedules (they depend on total_steps): stop after `updates` updates.
-    def stop(row):
+
+    def stop(row):  # keep the preset's schedules (they depend on total_steps), stop early
         if row["update"] >= updates:
             raise _Solved
     profiler = cProfile.Profile()
