@@ -291,6 +291,13 @@ class Tensor:
     def __pow__(self, exponent):
         a, p = self.data, _data(exponent)
         _broadcast_shape(a, p, "pow")
+        fractional = np.asarray(p) % 1 != 0
+        if fractional.any() and (a < 0).any():  # (-8) ** 0.5 would be a silent nan
+            bad = (a < 0) & fractional
+            if bad.any():
+                i = tuple(int(j) for j in np.argwhere(bad)[0])
+                raise ValueError(f"pow: negative base {np.broadcast_to(a, bad.shape)[i].item()!r} "
+                                 f"with a non-integer exponent at index {i}")
         out = a ** p
 
         def vjp(g):
@@ -555,6 +562,11 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
         raise ValueError(f"take_along_axis: indices shape {idx.shape} and x shape {x.shape} "
                          f"must have the same number of dimensions")
     v = x.data
+    n = v.shape[axis]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):  # no negative wrap-around (as torch.gather)
+        i = tuple(int(j) for j in np.argwhere((idx < 0) | (idx >= n))[0])
+        raise ValueError(f"take_along_axis: index {idx[i].item()} at position {i} is outside "
+                         f"[0, {n}) for x of shape {x.shape} along axis {axis}")
     out = np.take_along_axis(v, idx, axis=axis)
 
     def vjp(g):

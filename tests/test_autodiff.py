@@ -344,6 +344,22 @@ def test_log_and_sqrt_of_negative_raise_naming_the_index(name):
         getattr(Tensor(np.array([1.0, -2.0])), name)()
 
 
+def test_negative_base_with_fractional_exponent_raises_instead_of_nan():
+    with pytest.raises(ValueError, match=r"pow: negative base -2.0 .* index \(1,\)"):
+        Tensor(np.array([4.0, -2.0])) ** 0.5
+    with pytest.raises(ValueError, match=r"index \(1, 1\)"):
+        Tensor(np.array([[1.0], [-2.0]])) ** Tensor(np.array([2.0, 0.5]))
+    # integer exponents of negative bases are fine: (-2)^2 = 4, (-2)^3 = -8
+    np.testing.assert_array_equal((Tensor(np.array([-2.0])) ** 2).data, [4.0])
+    np.testing.assert_array_equal((Tensor(np.array([-2.0])) ** Tensor(np.array([3.0]))).data, [-8.0])
+
+
+@pytest.mark.parametrize("index", [-1, 4])
+def test_take_along_axis_rejects_out_of_range_indices_instead_of_wrapping(index):
+    with pytest.raises(ValueError, match=rf"index {index} at position \(1, 0\) is outside \[0, 4\)"):
+        ad.take_along_axis(np.ones((2, 4)), np.array([[0], [index]]), axis=1)
+
+
 def test_out_of_range_axis_raises():
     with pytest.raises(ValueError, match="axis 2"):
         Tensor(np.ones((2, 3))).sum(axis=2)
