@@ -23,6 +23,12 @@ __all__ = ["Categorical", "DiagGaussian"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _check_rng(rng, owner: str) -> None:
+    # only an explicit Generator: passing the np.random module would sample from global state
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
 def _check_finite(x: Tensor, name: str, owner: str) -> None:
     bad = ~np.isfinite(x.data)
     if bad.any():
@@ -64,6 +70,7 @@ class Categorical:
         then u < cdf_{A-1} always, and an action of probability 0 is never drawn.
         Returns int64 (B,).
         """
+        _check_rng(rng, "Categorical.sample")
         cdf = np.cumsum(self.probs(), axis=-1)                    # (B, A), non-decreasing
         cdf = cdf / cdf[..., -1:]
         u = rng.random(self.batch_shape + (1,))                   # (B, 1)
@@ -143,6 +150,7 @@ class DiagGaussian:
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """a = mean + std * eps with eps ~ N(0, I) from rng.standard_normal: (B, D), the mean's dtype."""
+        _check_rng(rng, "DiagGaussian.sample")
         eps = rng.standard_normal(self.mean.shape)
         return (self.mean.data + self.std * eps).astype(self.mean.dtype, copy=False)
 
@@ -163,6 +171,7 @@ class DiagGaussian:
         if a.shape != self.mean.shape:
             raise ValueError(f"DiagGaussian.log_prob: actions have shape {a.shape}, "
                              f"the mean has shape {self.mean.shape}")
+        _check_finite(as_tensor(a), "actions", "DiagGaussian.log_prob")
         z = (a - self.mean) * (-self._log_std).exp()     # (B, D); multiply by 1/std, never divide by 0
         return (-0.5 * (z * z) - self._log_std - 0.5 * _LOG_2PI).sum(axis=-1)
 

@@ -296,3 +296,22 @@ def test_gaussian_bad_input_errors_name_shapes():
         d.kl(DiagGaussian(MEAN[:2], LOG_STD))
     with pytest.raises(TypeError, match="Categorical"):
         d.kl(Categorical(LOGITS))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_gaussian_non_finite_actions_raise_naming_the_index_instead_of_nan(bad):
+    actions = np.zeros((3, 2))
+    actions[2, 1] = bad
+    d = DiagGaussian(MEAN, LOG_STD)
+    with pytest.raises(ValueError, match=r"actions has a non-finite entry .* at index \(2, 1\)"):
+        d.log_prob(actions)
+    with pytest.raises(ValueError, match=r"index \(2, 1\)"):
+        d.log_prob(Tensor(actions))
+
+
+@pytest.mark.parametrize("dist", [Categorical(LOGITS), DiagGaussian(MEAN, LOG_STD)],
+                         ids=["categorical", "gaussian"])
+@pytest.mark.parametrize("rng", [None, np.random, np.random.RandomState(0), 0])
+def test_sample_accepts_only_a_generator_never_global_state(dist, rng):
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        dist.sample(rng)
