@@ -111,6 +111,10 @@ class MLP:
         """The loop of __call__ on plain numpy arrays: the same numbers, without a Tensor per
         operation (under no_grad nothing is recorded, so the Tensors would only cost time)."""
         h = x.data if isinstance(x, Tensor) else np.asarray(x)
+        first = self.layers[0].weight
+        if h.ndim == 0 or h.shape[-1] != first.shape[0]:  # the check linear() makes on Tensors
+            raise ValueError(f"linear: expected x (..., in), weight (in, out) and bias (out,), got "
+                             f"x {h.shape}, weight {first.shape}, bias {self.layers[0].bias.shape}")
         for layer in self.layers[:-1]:
             h = h @ layer.weight.data + layer.bias.data
             h = np.tanh(h) if self.activation == "tanh" else np.where(h > 0, h, 0)  # as Tensor.relu

@@ -54,6 +54,8 @@ class Adam:
       an eps_hat to sqrt(v) without the bias correction, which changes early steps).
     * A parameter whose .grad is None is skipped: its moments and its own step count t
       stay as they were (as torch, which keeps one step count per parameter).
+    * A nan/inf gradient raises ValueError before anything changes (torch would write nan
+      into the parameter and its moments, for good).
     * torch evaluates the same update in another order (lr / (1 - beta1^t) * m /
       (sqrt(v) / sqrt(1 - beta2^t) + eps)); the two differ only by float rounding.
     `lr` may be changed between steps (learning-rate annealing).
@@ -106,6 +108,7 @@ class Adam:
             self._step_all(grads)
             return
         beta1, beta2 = self.betas
+        _check_finite_grads(grads, range(len(grads)))
         for i, p in enumerate(self.params):
             g = grads[i]
             if g is None:
@@ -126,9 +129,11 @@ class Adam:
         # t (the usual case), done once over the flat moment buffers: the same numbers with
         # about 10 numpy calls in all instead of 8 per parameter.
         beta1, beta2 = self.betas
+        g = np.concatenate([g.ravel() for g in grads])
+        if not np.isfinite(g).all():   # one check over all; then name the culprit
+            _check_finite_grads(grads, range(len(grads)))
         self.steps = [self.steps[0] + 1] * len(self.params)
         t = self.steps[0]
-        g = np.concatenate([g.ravel() for g in grads])
         m, v = self._m_flat, self._v_flat
         m *= beta1
         m += (1.0 - beta1) * g
@@ -172,6 +177,14 @@ class Adam:
         for i in range(n):  # copy into the existing arrays (they may be views of flat buffers)
             self.m[i][...] = state[f"m.{i}"]
             self.v[i][...] = state[f"v.{i}"]
+
+
+def _check_finite_grads(grads, indices, owner: str = "Adam.step") -> None:
+    for i, g in zip(indices, grads):
+        if g is not None and not np.all(np.isfinite(g)):
+            j = tuple(int(k) for k in np.argwhere(~np.isfinite(g))[0])
+            raise ValueError(f"{owner}: the gradient of params[{i}] is {g[j]} at index {j}; a nan/inf "
+                             f"step would spread into every later update")
 
 
 def clip_grad_norm(params, max_norm: float) -> float:

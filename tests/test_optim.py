@@ -206,6 +206,23 @@ def test_adam_rejects_bad_params_and_grad_shapes():
         Adam([p]).step()
 
 
+@pytest.mark.parametrize("one_missing", [False, True])   # the flat path and the per-parameter loop
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing):
+    params = [Tensor(np.ones(2), requires_grad=True), Tensor(np.ones((2, 2)), requires_grad=True),
+              Tensor(np.ones(3), requires_grad=True)]
+    opt = Adam(params, lr=0.1)
+    for p in params:
+        p.grad = np.full(p.shape, 0.5)
+    params[1].grad[1, 0] = bad
+    if one_missing:
+        params[2].grad = None
+    with pytest.raises(ValueError, match=r"params\[1\] is (nan|inf) at index \(1, 0\)"):
+        opt.step()
+    assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
+    assert opt.steps == [0, 0, 0] and all(not m.any() for m in opt.m)
+
+
 # ----- clip_grad_norm ------------------------------------------------------------------------
 
 def three_four_twelve():
