@@ -254,6 +254,9 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
           seed: int = 0, name: str | None = None) -> Report:
     """Run `fn` (with the quantity's adapter signature) on every case; return a Report."""
     q = _quantity(quantity)
+    for key, tol in (("rtol", rtol), ("atol", atol)):
+        if tol is not None and not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"{key} must be a finite number >= 0, got {tol}")
     label = name or getattr(fn, "__qualname__", None) or repr(fn)
     report = Report(quantity=q.name, function=label, status="pass")
     if q.note:
@@ -441,7 +444,7 @@ def main(argv=None) -> int:
             fn = load_function(args.target)
             report = check(fn, args.quantity, rtol=args.rtol, atol=args.atol, seed=args.seed,
                            name=args.target)
-        except BadFunction as e:
+        except (BadFunction, ValueError) as e:   # ValueError: a bad --rtol / --atol
             report.error = str(e)
     print(report)
     if args.json:

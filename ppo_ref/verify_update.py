@@ -254,6 +254,9 @@ def compare_weights(expected: dict, theirs: dict, rtol=None, atol=None,
     """Compare their weights with the expected ones, key by key in expected's order.
     Default tolerance by their dtype: rtol from DEFAULT_RTOL, atol = 10 * rtol * lr (one
     Adam step moves a weight by about lr, so that is the scale errors are measured on)."""
+    for key, tol in (("rtol", rtol), ("atol", atol)):
+        if tol is not None and not (np.isfinite(tol) and tol >= 0):
+            return UpdateReport("error", error=f"{key} must be a finite number >= 0, got {tol}")
     missing = [k for k in expected if k not in theirs]
     extra = sorted(k for k in theirs if k not in expected)
     if missing:
@@ -297,13 +300,30 @@ def compare_weights(expected: dict, theirs: dict, rtol=None, atol=None,
     return report
 
 
+LOSS_KEYS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+             "grad_norm")
+
+
+def check_losses(expected: list, theirs) -> str | None:
+    """Why `theirs` cannot be compared with the expected losses (None if it can): it must be a
+    list with one entry per minibatch, each a number or a dict of numbers."""
+    if not isinstance(theirs, list):
+        return f"the losses must be a JSON list (one entry per minibatch), got a {type(theirs).__name__}"
+    if len(theirs) != len(expected):
+        return f"the losses list has {len(theirs)} entries, the scenario has {len(expected)} minibatches"
+    for k, got in enumerate(theirs):
+        values = got.values() if isinstance(got, dict) else [got]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return f"losses[{k}] is {got!r}: expected a number or a dict of numbers"
+    return None
+
+
 def compare_losses(expected: list, theirs, rtol: float) -> dict | None:
     """The first (minibatch, key) whose loss differs: theirs is a list of numbers (total loss)
-    or of dicts with any of expected's keys."""
+    or of dicts with any of expected's keys (see check_losses)."""
     for k, (exp, got) in enumerate(zip(expected, theirs)):
         got = {"loss": got} if not isinstance(got, dict) else got
-        for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
-                    "grad_norm"):
+        for key in LOSS_KEYS:
             if key in got and key in exp and \
                     abs(float(got[key]) - exp[key]) > rtol * (1e-3 + abs(exp[key])):
                 return dict(minibatch=k, key=key, expected=exp[key], got=float(got[key]))
@@ -348,11 +368,20 @@ def main(argv=None) -> int:
         report = compare_weights(doc["expected_weights"], theirs, args.rtol, args.atol,
                                  args.torch_layout, doc["hyperparameters"]["lr"])
         if args.losses and report.status != "error":
-            losses = json.loads(Path(args.losses).read_text())
-            report.first_loss_difference = compare_losses(doc["expected_losses"], losses,
-                                                          report.rtol)
-            if report.first_loss_difference and report.status == "pass":
-                report.status = "fail"
+            try:
+                losses = json.loads(Path(args.losses).read_text())
+            except (OSError, ValueError) as e:
+                problem = f"cannot read {args.losses}: {type(e).__name__}: {e}"
+            else:
+                problem = check_losses(doc["expected_losses"], losses)
+                problem = problem and f"{args.losses}: {problem}"
+            if problem:
+                report = UpdateReport("error", error=problem)
+            else:
+                report.first_loss_difference = compare_losses(doc["expected_losses"], losses,
+                                                              report.rtol)
+                if report.first_loss_difference and report.status == "pass":
+                    report.status = "fail"
     print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")

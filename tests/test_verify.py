@@ -301,6 +301,21 @@ def test_float32_math_returned_as_float64_is_told_apart_from_a_mistake():
     assert relaxed.passed and relaxed.tolerance_source == "given" and relaxed.rtol == 1e-5
 
 
+@pytest.mark.parametrize("dtype, off_by, agrees", [
+    (np.float64, 2e-11, True), (np.float64, 5e-10, False),  # float64: 1e-10 of the scale
+    (np.float32, 2e-6, True), (np.float32, 5e-5, False),    # float32: 1e-5 of the scale
+])
+def test_the_default_tolerance_follows_the_returned_precision(dtype, off_by, agrees):
+    def slightly_off(*args):
+        adv, ret = compute_gae(*args)
+        return (adv * (1 + off_by)).astype(dtype), ret.astype(dtype)
+    report = verify.check(slightly_off, "gae")
+    assert report.passed == agrees, report
+    assert report.dtype == np.dtype(dtype).name
+    # the largest advantage is the scale in some case, so the error reaches off_by of it
+    assert report.worst_rel_error == pytest.approx(off_by, rel=0.2)
+
+
 def test_an_unknown_mistake_gets_no_diagnosis():
     report = verify.check(lambda a, eps: normalize_advantages(a, eps) * 1.01, "normalize_advantages")
     assert report.status == "fail" and report.diagnosis is None
@@ -430,6 +445,12 @@ def test_cli_file_path_target_tolerance_flags_and_list(user_module, capsys):
     assert all(name in listing for name in QUANTITIES)
 
 
+@pytest.mark.parametrize("flag, value", [("--rtol", "-1"), ("--atol", "nan")])
+def test_cli_rejects_a_negative_or_nan_tolerance_with_exit_2(user_module, capsys, flag, value):
+    assert verify.main(["user_ppo:good", "--quantity", "gae", flag, value]) == 2
+    assert f"{flag[2:]} must be a finite number >= 0" in capsys.readouterr().out
+
+
 def test_python_m_ppo_ref_verify_runs_the_registered_subcommand(user_module):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(user_module)]))
     runs = [subprocess.run([sys.executable, "-m", "ppo_ref", "verify", target, "--quantity", "gae"],
@@ -484,6 +505,19 @@ def test_perturbed_weights_fail_naming_the_first_entry(scenario, tmp_path, capsy
     assert json.loads((tmp_path / "r.json").read_text())["first_difference"]["index"] == [2, 5]
 
 
+@pytest.mark.parametrize("dtype, off_by, code", [
+    (np.float64, 1e-12, 0), (np.float64, 1e-8, 1),    # float64: rtol 1e-9
+    (np.float32, 1e-6, 0), (np.float32, 1e-3, 1),     # float32: rtol 1e-4
+])
+def test_update_tolerance_follows_the_precision_of_the_weights(scenario, tmp_path, capsys,
+                                                               dtype, off_by, code):
+    expected = verify_update.load_scenario(scenario)["expected_weights"]
+    theirs = {k: (v * (1 + off_by)).astype(dtype) for k, v in expected.items()}
+    np.savez(tmp_path / "w.npz", **theirs)
+    assert verify_update.main([str(scenario), str(tmp_path / "w.npz")]) == code
+    assert np.dtype(dtype).name in capsys.readouterr().out
+
+
 def test_a_wrong_update_is_caught(scenario):
     doc = verify_update.load_scenario(scenario)
     # a value loss without its 0.5 = ppo_ref with vf_coef doubled
@@ -523,6 +557,23 @@ def test_losses_locate_the_first_minibatch_that_differs(scenario, tmp_path, caps
     assert verify_update.main([str(scenario), str(tmp_path / "w.npz"), "--losses",
                                str(tmp_path / "losses.json")]) == 1
     assert "first loss that differs: minibatch 3 value_loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "cannot read"), ('{"loss": 1.0}', "must be a JSON list"),
+    ("[1.0, 2.0]", "has 2 entries, the scenario has 12 minibatches"),
+    (json.dumps(["x"] * 12), "losses[0] is 'x'"), (None, "cannot read"),
+])
+def test_a_bad_losses_file_is_an_error_not_a_silent_partial_check(scenario, tmp_path, capsys,
+                                                                  content, words):
+    doc = verify_update.load_scenario(scenario)
+    np.savez(tmp_path / "w.npz", **doc["expected_weights"])
+    if content is not None:
+        (tmp_path / "losses.json").write_text(content)
+    assert verify_update.main([str(scenario), str(tmp_path / "w.npz"), "--losses",
+                               str(tmp_path / "losses.json")]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("ERROR") and out.count("\n") == 1 and words in out
 
 
 def test_continuous_scenario_round_trips_through_the_cli(tmp_path, capsys):
