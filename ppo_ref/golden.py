@@ -42,7 +42,9 @@ shapes. No NaN or infinity appears anywhere.
 
 gradients[out][x] is the gradient of sum(out) with respect to input x, of x's shape
 (for a scalar loss simply d loss / d x). PPO differentiates only some inputs (logp_new,
-not logp_old or the advantages), and only those are listed in "differentiable".
+not logp_old or the advantages), and only those are listed in "differentiable". Every
+output has gradients, except in ppo_loss: only its loss does (its other outputs are the
+diagnostics it logs as plain floats).
 
 Agreement: an output y matches its expected value e when, element by element,
 |y - e| <= atol + rtol * |e| (numpy.isclose), with the case's own rtol and atol. They

@@ -16,11 +16,13 @@ import numpy as np
 from .autodiff import Tensor
 from .distributions import Categorical, DiagGaussian
 from .gae import compute_gae, discounted_returns
-from .losses import (approx_kl, clip_fraction, clipped_surrogate, explained_variance,
-                     kl_penalty_surrogate, normalize_advantages, value_loss)
+from .losses import (AdaptiveKLPenalty, ProportionalKLController, approx_kl, clip_fraction,
+                     clipped_surrogate, explained_variance, kl_penalty_surrogate,
+                     normalize_advantages, ppo_loss, value_loss)
 from .optim import Adam, clip_grad_norm
 
-__all__ = ["FUNCTIONS", "adam_steps", "clip_grad_norm_arrays"]
+__all__ = ["FUNCTIONS", "adam_steps", "clip_grad_norm_arrays", "adaptive_kl_betas",
+           "proportional_kl_betas"]
 
 RTOL, ATOL = 1e-9, 1e-12
 
@@ -39,12 +41,12 @@ def _data(x):
     return np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float64)
 
 
-def _evaluate(fn, inputs: dict, wrt=()) -> tuple:
-    """(expected, gradients): fn(**inputs) -> {output name: value}, and for every output
-    the gradient of its sum with respect to each input named in wrt (one backward each)."""
+def _evaluate(fn, inputs: dict, wrt=(), grad_outputs=None) -> tuple:
+    """(expected, gradients): fn(**inputs) -> {output name: value}, and for every output (or
+    those in grad_outputs) the gradient of its sum with respect to each input named in wrt."""
     expected = {k: _data(v) for k, v in fn(**inputs).items()}
     gradients = {}
-    for out in (expected if wrt else ()):
+    for out in ((grad_outputs or expected) if wrt else ()):
         leaves = {k: Tensor(np.array(inputs[k], dtype=np.float64), requires_grad=True) for k in wrt}
         y = fn(**{**inputs, **leaves})[out]
         if isinstance(y, Tensor) and y.requires_grad:
@@ -55,8 +57,8 @@ def _evaluate(fn, inputs: dict, wrt=()) -> tuple:
 
 
 def _case(name: str, description: str, fn, inputs: dict, wrt=(), rtol: float = RTOL,
-          atol: float = ATOL) -> dict:
-    expected, gradients = _evaluate(fn, inputs, wrt)
+          atol: float = ATOL, grad_outputs=None) -> dict:
+    expected, gradients = _evaluate(fn, inputs, wrt, grad_outputs)
     return {"name": name, "description": description, "inputs": inputs, "expected": expected,
             "gradients": gradients, "rtol": rtol, "atol": atol}
 
@@ -280,6 +282,108 @@ def _value_cases(rng):
                            old_values=edge_old, clip_eps=0.25), wrt=("values",)),
     ]
     return c
+
+
+PPO_LOSS_OUTPUTS = ["loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"]
+
+
+def _ppo(logp_new, logp_old, advantages, values, returns, entropy, objective, clip_eps, vf_coef,
+         ent_coef, old_values, vf_clip_eps, kl, beta):
+    loss, info = ppo_loss(logp_new, logp_old, advantages, values, returns, entropy,
+                          objective=objective, clip_eps=clip_eps, vf_coef=vf_coef,
+                          ent_coef=ent_coef, old_values=old_values, vf_clip_eps=vf_clip_eps,
+                          kl=kl, beta=beta)
+    return {"loss": loss, **{k: info[k] for k in PPO_LOSS_OUTPUTS[1:]}}
+
+
+def _ppo_loss_cases(rng):
+    def inputs(n, spread=0.3, objective="clip", clip_values=False, kl=False, same=False, **coefs):
+        new, old = _logp_pair(rng, n, 0.0 if same else _grid(rng.normal(0, spread, n)))
+        values = _grid(rng.normal(size=n))
+        return dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=n)),
+                    values=values, returns=_grid(values + rng.normal(0, 0.5, n)),
+                    entropy=_grid(rng.uniform(0.2, 1.4, n)), objective=objective,
+                    clip_eps=coefs.get("clip_eps", 0.2), vf_coef=coefs.get("vf_coef", 0.5),
+                    ent_coef=coefs.get("ent_coef", 0.01),
+                    old_values=_grid(values + rng.normal(0, 0.3, n)) if clip_values else None,
+                    vf_clip_eps=0.2 if clip_values else None,
+                    kl=_grid(rng.uniform(0, 0.05, n)) if kl else None,
+                    beta=coefs.get("beta", 0.0))
+    settings = [
+        ("clip", "Objective clip, unclipped value loss: L^CLIP + 0.5 L^V - 0.01 mean(H).",
+         inputs(12)),
+        ("clip_value_clipping", "Objective clip with the clipped value loss (vf_clip_eps = 0.2 "
+         "around old_values).", inputs(12, clip_values=True)),
+        ("kl_penalty", "Objective kl: -mean(r A) + beta mean(kl) with beta = 0.5, plus the value "
+         "and entropy terms.", inputs(10, objective="kl", kl=True, beta=0.5)),
+        ("unclipped", "Objective none: -mean(r A), no trust region.", inputs(10, objective="none")),
+        ("first_minibatch", "logp_new = logp_old: r = 1, approx_kl = 0, clip_fraction = 0.",
+         inputs(8, same=True)),
+        ("sb3_coefficients", "vf_coef = 1.0 (Stable-Baselines3's 0.5 without our 0.5 factor), "
+         "ent_coef = 0, clip_eps = 0.1, wide ratios.", inputs(16, spread=0.5, vf_coef=1.0,
+                                                             ent_coef=0.0, clip_eps=0.1)),
+    ]
+    return [_case(name, description, _ppo, x, wrt=("logp_new", "values", "entropy"),
+                  grad_outputs=("loss",)) for name, description, x in settings]
+
+
+def adaptive_kl_betas(beta, target_kl, kls, beta_min=None, beta_max=None) -> np.ndarray:
+    """ppo_ref's AdaptiveKLPenalty fed the KL of each update in turn: beta after each (K,)."""
+    controller = AdaptiveKLPenalty(beta, target_kl, beta_min, beta_max)
+    return np.array([controller.update(float(kl)) for kl in kls])
+
+
+def _adaptive(beta, target_kl, kls, beta_min, beta_max):
+    return {"betas": adaptive_kl_betas(beta, target_kl, kls, beta_min, beta_max)}
+
+
+def _adaptive_cases(rng):
+    def case(name, description, beta, target, kls, beta_min=None, beta_max=None):
+        return _case(name, description, _adaptive, dict(beta=beta, target_kl=target,
+                                                       kls=np.array(kls, dtype=np.float64),
+                                                       beta_min=beta_min, beta_max=beta_max))
+    return [
+        case("papers_rule", "d below d_targ / 1.5 halves beta, above 1.5 d_targ doubles it, "
+             "between keeps it.", 1.0, 0.01, [0.001, 0.02, 0.01, 0.1, 0.016, 0.0066, 0.012]),
+        case("at_the_thresholds", "d exactly d_targ / 1.5 = 0.5 and 1.5 d_targ = 1.125 "
+             "(target 0.75): both inequalities are strict, beta stays.", 2.0, 0.75,
+             [0.5, 1.125, 0.4990234375, 1.1259765625]),
+        case("negative_estimates", "A sampled KL (k1) can be negative: below target, halve.",
+             1.0, 0.02, [-0.001, -0.0005, 0.05]),
+        case("clamped", "beta_min 0.3 and beta_max 3 bound beta (an option; the paper has none).",
+             1.0, 0.01, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], beta_min=0.3, beta_max=3.0),
+        case("random_sequence", "20 updates, KL log-normal around the target 0.01.", 0.5, 0.01,
+             _grid(0.01 * np.exp(rng.normal(0, 0.8, 20)), 20)),
+    ]
+
+
+def proportional_kl_betas(beta, target_kl, horizon, kls, n_steps) -> np.ndarray:
+    """ppo_ref's ProportionalKLController fed (kls[k], n_steps[k]) in turn: beta after each (K,)."""
+    controller = ProportionalKLController(beta, target_kl, horizon)
+    return np.array([controller.update(float(kl), float(n)) for kl, n in zip(kls, n_steps)])
+
+
+def _proportional(beta, target_kl, horizon, kls, n_steps):
+    return {"betas": proportional_kl_betas(beta, target_kl, horizon, kls, n_steps)}
+
+
+def _proportional_cases(rng):
+    def case(name, description, beta, target, horizon, kls, n_steps):
+        return _case(name, description, _proportional,
+                     dict(beta=beta, target_kl=target, horizon=horizon,
+                          kls=np.array(kls, dtype=np.float64), n_steps=np.array(n_steps, dtype=np.float64)))
+    return [
+        case("error_inside_the_clip", "KL within 20% of the target: e = KL / target - 1 unclipped.",
+             0.1, 6.0, 10000.0, [6.6, 5.4, 6.0, 7.1875], [256.0] * 4),
+        case("error_clipped", "KL far from the target: e clipped to +-0.2.", 0.1, 6.0, 10000.0,
+             [30.0, 0.5, 12.0, 0.0], [256.0] * 4),
+        case("varying_n_steps", "The gain n_steps / horizon changes with the batch size.",
+             0.2, 0.5, 1000.0, [0.55, 0.45, 0.7, 0.3], [10.0, 50.0, 100.0, 400.0]),
+        case("on_target", "KL = target: e = 0, beta unchanged.", 0.05, 2.0, 5000.0,
+             [2.0, 2.0, 2.0], [128.0, 128.0, 128.0]),
+        case("random_sequence", "20 updates, KL log-normal around the target 6.", 0.1, 6.0,
+             10000.0, _grid(6.0 * np.exp(rng.normal(0, 0.3, 20))), [512.0] * 20),
+    ]
 
 
 def _kl_estimates(logp_new, logp_old, estimator):
@@ -512,6 +616,28 @@ FUNCTIONS = {
                              "kl_penalty_surrogate(logp_new, logp_old, advantages, kl, beta) -> loss",
                              "loss = -mean(r A) + beta mean(kl), r = exp(logp_new - logp_old)",
                              ["loss"], ["logp_new", "kl"], [], _kl_penalty_cases, 5),
+    "ppo_loss": ("ppo_ref.losses.ppo_loss",
+                 "ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, objective, "
+                 "clip_eps, vf_coef, ent_coef, old_values, vf_clip_eps, kl, beta) -> (loss, "
+                 "policy_loss, value_loss, entropy, approx_kl, clip_fraction)",
+                 "loss = policy_loss + vf_coef value_loss - ent_coef mean(entropy); policy_loss = "
+                 "-mean(min(r A, clip(r, 1 - clip_eps, 1 + clip_eps) A)) (objective clip), -mean(r A) "
+                 "+ beta mean(kl) (kl) or -mean(r A) (none); value_loss as value_loss(values, returns, "
+                 "old_values, vf_clip_eps); approx_kl = mean(r - 1 - log r); clip_fraction = "
+                 "mean(|r - 1| > clip_eps); gradients for loss only (the rest are logged floats)",
+                 PPO_LOSS_OUTPUTS, ["logp_new", "values", "entropy"], [], _ppo_loss_cases, 14),
+    "adaptive_kl_penalty": ("ppo_ref.losses.AdaptiveKLPenalty",
+                            "adaptive_kl_penalty(beta, target_kl, kls (K,), beta_min, beta_max) -> "
+                            "betas (K,), beta after each update",
+                            "for d in kls: beta /= 2 if d < target_kl / 1.5; beta *= 2 if d > 1.5 "
+                            "target_kl; then clamp to [beta_min, beta_max] where given (null: none)",
+                            ["betas"], [], [], _adaptive_cases, 15),
+    "proportional_kl_controller": ("ppo_ref.losses.ProportionalKLController",
+                                   "proportional_kl_controller(beta, target_kl, horizon, kls (K,), "
+                                   "n_steps (K,)) -> betas (K,), beta after each update",
+                                   "e = clip(kls[k] / target_kl - 1, -0.2, 0.2); beta *= 1 + e "
+                                   "n_steps[k] / horizon",
+                                   ["betas"], [], [], _proportional_cases, 16),
     "value_loss": ("ppo_ref.losses.value_loss",
                    "value_loss(values, returns, old_values, clip_eps) -> loss",
                    "0.5 mean((V - R)^2) when clip_eps is null; else 0.5 mean(max((V - R)^2, "

@@ -54,7 +54,8 @@ def test_shipped_copy_covers_every_function_with_named_described_cases(shipped):
         for c in doc["cases"]:
             assert c["description"] and c["rtol"] > 0 and c["atol"] > 0
             assert set(c["expected"]) == set(doc["outputs"])
-            assert set(c["gradients"]) == (set(doc["outputs"]) if doc["differentiable"] else set())
+            with_gradients = {"loss"} if name == "ppo_loss" else set(doc["outputs"])
+            assert set(c["gradients"]) == (with_gradients if doc["differentiable"] else set())
             for out, grads in c["gradients"].items():
                 assert set(grads) == set(doc["differentiable"])
                 for x, g in grads.items():
@@ -329,3 +330,72 @@ def test_clip_grad_norm_vectors_match_torch_semantics(shipped):
         close(norm, c, c["expected"]["total_norm"])
         for g, got in zip(grads, c["expected"]["clipped_grads"]):
             close(g * coef if coef < 1 else g, c, got)
+
+
+def naive_ppo_loss(x, logp_new, values, entropy):
+    """ppo_loss's six outputs, one sample at a time with the math module."""
+    n, eps = len(logp_new), x["clip_eps"]
+    policy = value = kl3 = clipped = 0.0
+    for i in range(n):
+        r = math.exp(logp_new[i] - x["logp_old"][i])
+        a = x["advantages"][i]
+        if x["objective"] == "clip":
+            policy -= min(r * a, min(max(r, 1 - eps), 1 + eps) * a) / n
+        else:
+            policy -= r * a / n
+        err = (values[i] - x["returns"][i]) ** 2
+        if x["vf_clip_eps"] is not None:
+            old, e = x["old_values"][i], x["vf_clip_eps"]
+            err = max(err, (old + min(max(values[i] - old, -e), e) - x["returns"][i]) ** 2)
+        value += 0.5 * err / n
+        kl3 += (r - 1 - math.log(r)) / n
+        clipped += (abs(r - 1) > eps) / n
+    if x["objective"] == "kl":
+        policy += x["beta"] * math.fsum(x["kl"]) / n
+    ent = math.fsum(entropy) / n
+    return dict(loss=policy + x["vf_coef"] * value - x["ent_coef"] * ent, policy_loss=policy,
+                value_loss=value, entropy=ent, approx_kl=kl3, clip_fraction=clipped)
+
+
+def test_ppo_loss_vectors_match_a_loop_and_finite_differences(shipped):
+    objectives = set()
+    for c in shipped["ppo_loss"]["cases"]:
+        x = c["inputs"]
+        objectives.add(x["objective"])
+        got = naive_ppo_loss(x, x["logp_new"], x["values"], x["entropy"])
+        for key, value in got.items():
+            close(value, c, c["expected"][key])
+        for name in ("logp_new", "values", "entropy"):
+            def loss_of(v, name=name):
+                args = {k: x[k] for k in ("logp_new", "values", "entropy")}
+                args[name] = v
+                return naive_ppo_loss(x, **args)["loss"]
+            np.testing.assert_allclose(central_difference(loss_of, x[name]),
+                                       c["gradients"]["loss"][name], rtol=1e-6, atol=1e-9)
+    assert objectives == {"clip", "kl", "none"}
+
+
+def test_kl_controller_vectors_follow_the_update_rules(shipped):
+    for c in shipped["adaptive_kl_penalty"]["cases"]:
+        x = c["inputs"]
+        beta, betas = x["beta"], []
+        for d in x["kls"]:
+            beta = beta / 2 if d < x["target_kl"] / 1.5 else beta * 2 if d > x["target_kl"] * 1.5 \
+                else beta
+            beta = max(beta, x["beta_min"]) if x["beta_min"] is not None else beta
+            beta = min(beta, x["beta_max"]) if x["beta_max"] is not None else beta
+            betas.append(beta)
+        close(betas, c, c["expected"]["betas"])
+    thresholds = case(shipped, "adaptive_kl_penalty", "at_the_thresholds")
+    assert thresholds["expected"]["betas"].tolist() == [2.0, 2.0, 1.0, 2.0]   # strict inequalities
+    for c in shipped["proportional_kl_controller"]["cases"]:
+        x = c["inputs"]
+        beta, betas = x["beta"], []
+        for kl, n in zip(x["kls"], x["n_steps"]):
+            error = min(max(kl / x["target_kl"] - 1, -0.2), 0.2)
+            beta *= 1 + error * n / x["horizon"]
+            betas.append(beta)
+        close(betas, c, c["expected"]["betas"])
+    # by hand: KL 30 vs target 6 is clipped to e = 0.2, so beta = 0.1 (1 + 0.2 * 256 / 10000)
+    first = case(shipped, "proportional_kl_controller", "error_clipped")["expected"]["betas"][0]
+    assert first == pytest.approx(0.1 * 1.00512, rel=1e-15)
