@@ -55,6 +55,7 @@ def check_scalar(name: str, value, low: float, high: float = np.inf,
     above = v >= low if low_inclusive else v > low
     below = v <= high if high_inclusive else v < high
     if not (np.isfinite(v) and above and below):
-        lo_b, hi_b = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
+        lo_b = "[" if low_inclusive and np.isfinite(low) else "("
+        hi_b = "]" if high_inclusive and np.isfinite(high) else ")"   # infinities are never in
         raise ValueError(f"{name} must lie in {lo_b}{low:g}, {high:g}{hi_b}, got {value!r}")
     return v

@@ -520,6 +520,14 @@ def test_clip_eps_must_be_positive(bad_eps):
             call()
 
 
+def test_range_messages_state_the_interval_that_is_accepted():
+    a = np.zeros(3)
+    with pytest.raises(ValueError, match=r"clip_eps must lie in \(0, inf\), got 0"):
+        clipped_surrogate(a, a, a, 0.0)
+    with pytest.raises(ValueError, match=r"vf_coef must lie in \[0, inf\), got -1"):
+        ppo_loss(a, a, a, a, a, a, vf_coef=-1)
+
+
 def test_beta_must_be_nonnegative():
     a = np.zeros(3)
     with pytest.raises(ValueError, match="beta"):
