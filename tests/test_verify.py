@@ -587,6 +587,19 @@ def test_continuous_scenario_round_trips_through_the_cli(tmp_path, capsys):
     assert "PASS" in capsys.readouterr().out
 
 
+def test_torch_demo_passes_the_good_pieces_names_the_bugs_and_replays_the_update(tmp_path):
+    pytest.importorskip("torch", reason="the demo's PyTorch half needs torch (optional)")
+    run = subprocess.run([sys.executable, "demos/verify_torch.py", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    data = json.loads((tmp_path / "verify_torch.json").read_text())
+    assert [r["status"] for r in data["reports"]] == ["pass"] * 3 + ["fail"] * 3
+    assert [r["mistake"] for r in data["reports"][3:]] == [
+        "truncation_as_termination", "clip_without_min", "missing_half"]
+    assert all(r["dtype"] == "float32" for r in data["reports"])
+    assert data["update"]["status"] == "pass" and data["update"]["dtype"] == "float32"
+
+
 def test_torch_demo_says_so_plainly_without_torch(tmp_path):
     code = ("import runpy, sys; sys.modules['torch'] = None; sys.path.insert(0, 'demos'); "
             f"sys.argv = ['verify_torch.py', '--out', {str(tmp_path)!r}]; "
