@@ -12,7 +12,8 @@ plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_
 
     clip         L = -mean min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)             (eq. 7)
     kl_adaptive  L = -mean r_t A_t + beta * mean KL[pi_old(.|s_t), pi(.|s_t)],        (eq. 8)
-                 beta halved / doubled after each update when the KL is far below / above kl_target
+                 beta halved / doubled after each update when the exact mean KL it produced
+                 (kl_exact) is far below / above kl_target
     kl_fixed     the same with beta fixed
     none         L = -mean r_t A_t, the unclipped policy gradient (to see why PPO clips)
     trpo         no surrogate step: the policy moves by trpo.trpo_step (the constrained problem
@@ -246,9 +247,12 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         update_fn = _trpo_update if c.objective == "trpo" else ppo_update   # the dispatch point
         infos = update_fn(agent, run.optimizer, batch, c, minibatches, beta=run.beta,
                           clip_eps=clip_eps)
-        # 4. Adapt the KL coefficient (adaptive KL objective) to the KL this update produced.
+        # 4. Adapt the KL coefficient (adaptive KL objective) to the KL this update produced:
+        #    d = the exact mean KL(pi_old || pi_new) over the batch states after the update, as
+        #    the paper's section 4 computes it (the KLs seen during the update start at 0).
+        kl_exact = _mean_kl(pi_old, agent, batch["obs"])
         if c.objective == "kl_adaptive":
-            run.beta = run.kl_penalty.update(float(np.mean([i["kl"] for i in infos])))
+            run.beta = run.kl_penalty.update(kl_exact)
 
         # 5. Log one row per update; checkpoint now and then.
         run.update += 1
@@ -256,8 +260,8 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         run.record_episodes(buffer.episode_returns, buffer.episode_lengths)
         seconds = time.perf_counter() - clock
         run.time_s = time_before + seconds                    # wall time, across resumes
-        row = run.log_row(infos, batch, clip_eps, _mean_kl(pi_old, agent, batch["obs"]),
-                          run.time_s, (run.global_step - start_step) / max(seconds, 1e-9))
+        row = run.log_row(infos, batch, clip_eps, kl_exact, run.time_s,
+                          (run.global_step - start_step) / max(seconds, 1e-9))
         run.history.append(row)
         if folder is not None:
             folder.append_metrics(row)

@@ -201,6 +201,22 @@ def test_every_objective_trains_without_error(objective):
         assert all(b2 / b1 in (0.5, 1.0, 2.0) for b1, b2 in zip(betas, betas[1:]))
 
 
+def test_adaptive_beta_follows_the_papers_rule_on_the_exact_kl_after_each_update():
+    """PPO paper, section 4: after each update, d = mean KL[pi_old, pi_new]; beta is halved when
+    d < d_targ / 1.5 and doubled when d > 1.5 d_targ. d is the KL the whole update produced
+    (logged as kl_exact), not the KLs seen during it (the first of which is always 0)."""
+    config = dataclasses.replace(TINY, objective="kl_adaptive", kl_beta=1.0, kl_target=0.003,
+                                 update_epochs=4, total_steps=12 * 64, lr=1e-2, anneal_lr=False)
+    beta, moves = 1.0, set()
+    for row in train(config).history:
+        d = row["kl_exact"]
+        factor = 0.5 if d < 0.003 / 1.5 else 2.0 if d > 0.003 * 1.5 else 1.0
+        beta *= factor
+        moves.add(factor)
+        assert row["beta"] == beta, (row["update"], d, row["beta"], beta)
+    assert moves == {0.5, 1.0, 2.0}      # the run exercises every branch of the rule
+
+
 def test_float32_training_keeps_float32_weights():
     result = train(dataclasses.replace(TINY, dtype="float32"))
     assert all(v.dtype == np.float32 for v in result.agent.state_dict().values())
