@@ -346,7 +346,8 @@ def _adaptive_cases(rng):
         case("papers_rule", "d below d_targ / 1.5 halves beta, above 1.5 d_targ doubles it, "
              "between keeps it.", 1.0, 0.01, [0.001, 0.02, 0.01, 0.1, 0.016, 0.0066, 0.012]),
         case("at_the_thresholds", "d exactly d_targ / 1.5 = 0.5 and 1.5 d_targ = 1.125 "
-             "(target 0.75): both inequalities are strict, beta stays.", 2.0, 0.75,
+             "(target 0.75): both inequalities are strict, beta stays; 2^-10 beyond them it "
+             "halves, then doubles.", 2.0, 0.75,
              [0.5, 1.125, 0.4990234375, 1.1259765625]),
         case("negative_estimates", "A sampled KL (k1) can be negative: below target, halve.",
              1.0, 0.02, [-0.001, -0.0005, 0.05]),
