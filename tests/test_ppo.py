@@ -76,6 +76,84 @@ def test_minibatches_are_per_epoch_permutations():
         assert sorted(np.concatenate(mbs[3 * e:3 * e + 3])) == list(range(10))
 
 
+def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_adv, clip_vloss,
+                      vf_coef, ent_coef, max_grad_norm, lr, eps):
+    """ppo_update written out longhand from the paper's eq. 7 and 9, torch's clip_grad_norm_ and
+    Adam's update rule (Kingma & Ba 2015, Algorithm 1); gradients by the autodiff."""
+    from ppo_ref.autodiff import clip, maximum, minimum
+    params = agent.parameters()
+    m = [np.zeros_like(p.data) for p in params]
+    v = [np.zeros_like(p.data) for p in params]
+    for step, idx in enumerate(minibatches, start=1):
+        dist = agent.distribution(batch["obs"][idx])
+        values = agent.value(batch["obs"][idx])
+        adv, ret, v_old = batch["advantages"][idx], batch["returns"][idx], batch["values"][idx]
+        if norm_adv:
+            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+        ratio = (dist.log_prob(batch["actions"][idx]) - batch["logp"][idx]).exp()
+        if objective == "clip":
+            policy_loss = -minimum(ratio * adv, clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv).mean()
+        else:
+            policy_loss = -(ratio * adv).mean()
+        if clip_vloss:
+            v_clipped = v_old + clip(values - v_old, -clip_eps, clip_eps)
+            value_loss = 0.5 * maximum((values - ret) ** 2, (v_clipped - ret) ** 2).mean()
+        else:
+            value_loss = 0.5 * ((values - ret) ** 2).mean()
+        loss = policy_loss + vf_coef * value_loss - ent_coef * dist.entropy().mean()
+        for p in params:
+            p.grad = None
+        loss.backward()
+        grads = [p.grad for p in params]
+        norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads))
+        scale = min(1.0, max_grad_norm / (norm + 1e-6))
+        for i, (p, g) in enumerate(zip(params, grads)):
+            g = g * scale
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            m_hat, v_hat = m[i] / (1 - 0.9 ** step), v[i] / (1 - 0.999 ** step)
+            p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+@pytest.mark.parametrize("options", [
+    dict(objective="clip", norm_adv=True, clip_vloss=False, vf_coef=0.5, ent_coef=0.0,
+         max_grad_norm=0.5),
+    dict(objective="clip", norm_adv=False, clip_vloss=True, vf_coef=1.0, ent_coef=0.05,
+         max_grad_norm=math.inf),
+    dict(objective="none", norm_adv=True, clip_vloss=True, vf_coef=0.25, ent_coef=0.01,
+         max_grad_norm=0.1),
+], ids=["clip-normadv-gradclip", "clip-vclip-entropy", "none-vclip-entropy-gradclip"])
+def test_ppo_update_equals_a_longhand_update_with_each_toggle(options):
+    from ppo_ref.optim import Adam
+    from ppo_ref.policy import ActorCritic
+    rng = np.random.default_rng(4)
+    agent = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(3), rng,
+                        hidden=(8,))
+    twin = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(3),
+                       np.random.default_rng(99), hidden=(8,))
+    twin.load_state_dict(agent.state_dict())
+    obs = rng.standard_normal((24, 4))
+    actions, logp, values = agent.act(obs, rng)
+    # pi_old and V_old a little away from the current networks, so that the ratio and value clips
+    # both bite from the first minibatch on.
+    batch = {"obs": obs, "actions": actions, "logp": logp + rng.normal(0, 0.3, 24),
+             "values": values + rng.normal(0, 0.5, 24), "advantages": rng.standard_normal(24),
+             "returns": rng.standard_normal(24)}
+    minibatches = [np.arange(0, 24, 2), np.arange(1, 24, 2), np.arange(24)[::-1]]
+    lr, eps, clip_eps = 0.01, 1e-5, 0.2
+    config = dataclasses.replace(TINY, lr=lr, adam_eps=eps, clip_eps=clip_eps, **options)
+    ppo_update(agent, Adam(agent.parameters(), lr=lr, eps=eps), batch, config, minibatches)
+    _naive_ppo_update(twin, batch, minibatches, clip_eps=clip_eps, lr=lr, eps=eps, **options)
+    moved = False
+    for (k, got), want, start in zip(agent.state_dict().items(), twin.state_dict().values(),
+                                     ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)),
+                                                 gym.spaces.Discrete(3), np.random.default_rng(4),
+                                                 hidden=(8,)).state_dict().values()):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=k)
+        moved |= not np.allclose(got, start)
+    assert moved
+
+
 def test_target_kl_stops_the_update_before_the_offending_step():
     result = train(dataclasses.replace(TINY, total_steps=64))
     agent = result.agent
@@ -233,6 +311,55 @@ def test_continuous_actions_train_and_evaluate(tmp_path):
     assert loaded == config and normalizer is not None
     again = evaluate(agent, "Pendulum-v1", 2, seed=config.seed + 10**6, obs_normalizer=normalizer)
     assert again == result.eval
+
+
+def test_learning_rate_and_clip_range_anneal_linearly_to_zero():
+    # U = 6 updates; update k (1-based) runs with lr * (1 - (k - 1) / U), and so does clip_eps.
+    rows = train(TINY).history
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3 * (6 - k) / 6 for k in range(6)])
+    assert [r["clip_eps"] for r in rows] == pytest.approx([0.2 * (6 - k) / 6 for k in range(6)])
+    flat = train(dataclasses.replace(TINY, anneal_lr=False, anneal_clip=False)).history
+    assert {r["lr"] for r in flat} == {1e-3} and {r["clip_eps"] for r in flat} == {0.2}
+
+
+def test_train_accepts_a_vector_env_and_refuses_one_of_another_size():
+    from ppo_ref.rollout import make_vec_env
+    given = train(TINY, env=make_vec_env("CartPole-v1", TINY.num_envs))
+    assert _rows_equal(_without_timing(given.history), _without_timing(train(TINY).history))
+    with pytest.raises(ValueError, match="num_envs=4 but the VectorEnv passed in has 3"):
+        train(TINY, env=make_vec_env("CartPole-v1", 3))
+
+
+class CountingEnv(gym.Env):
+    """An episode reset with seed s lasts L = 2 + s % 5 steps and pays 1, 2, ..., L, so its return
+    is L (L + 1) / 2. Episodes reset without a seed (autoreset) pay 1000 a step: an evaluation
+    that counted past the first episode would show it."""
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.length, self.t = (2 + seed % 5, 0) if seed is not None else (50, 0)
+        self.pay = 1000.0 if seed is None else None
+        return np.zeros(1), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = self.pay if self.pay is not None else float(self.t)
+        return np.zeros(1), reward, self.t >= self.length, False, {}
+
+
+def test_evaluate_sums_each_copys_first_episode_only():
+    from ppo_ref.policy import ActorCritic
+    agent = ActorCritic(CountingEnv.observation_space, CountingEnv.action_space,
+                        np.random.default_rng(0), hidden=(4,))
+    result = evaluate(agent, CountingEnv, episodes=7, seed=10)
+    lengths = [2 + (10 + i) % 5 for i in range(7)]          # copy i is reset with seed 10 + i
+    expected = [n * (n + 1) / 2 for n in lengths]            # 1 + 2 + ... + L
+    assert result["returns"] == expected
+    assert result["mean_return"] == pytest.approx(np.mean(expected))
+    assert result["std_return"] == pytest.approx(np.std(expected))   # ddof = 0, as documented
+    assert result["episodes"] == 7
 
 
 # ----- bad environments --------------------------------------------------------------------------
