@@ -165,6 +165,17 @@ def test_load_state_dict_rejects_wrong_shapes_and_changes_nothing():
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_load_state_dict_rejects_nonfinite_weights_and_changes_nothing(bad):
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    before = mlp.state_dict()
+    state = {k: v + 1.0 for k, v in before.items()}
+    state["layers.1.bias"][1] = bad
+    with pytest.raises(ValueError, match="layers.1.bias is not an array of finite numbers"):
+        mlp.load_state_dict(state)
+    assert all(np.array_equal(before[k], v) for k, v in mlp.state_dict().items())
+
+
 def test_mlp_rejects_bad_arguments():
     with pytest.raises(ValueError, match="activation"):
         MLP([2, 2], activation="sigmoid")
