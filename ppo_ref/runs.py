@@ -69,14 +69,20 @@ def read_metrics(run) -> list:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     ints = ("update", "global_step", "episodes", "minibatches")
-    return [{k: (int(v) if k in ints else float(v)) for k, v in r.items()} for r in rows]
+    try:
+        return [{k: (int(v) if k in ints else float(v)) for k, v in r.items()} for r in rows]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} is damaged: {e}") from None
 
 
 def read_config(run) -> dict:
     path = Path(run) / "config.json"
     if not path.exists():
         raise ValueError(f"{run}: no config.json (not a run folder?)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
 
 
 def read_eval(run) -> dict:

@@ -101,6 +101,18 @@ def test_eval_of_a_corrupt_checkpoint_or_zero_episodes_is_exit_2(run_dir, tmp_pa
     assert "update_000002.npz is corrupt" in err and "\n" not in err
 
 
+def test_damaged_config_or_metrics_is_exit_2_naming_the_file(run_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    (broken / "metrics.csv").write_text((run_dir / "metrics.csv").read_text()[:-40])
+    assert main(["train", "--resume", str(broken), "--no-progress"]) == 2
+    assert "metrics.csv is damaged" in capsys.readouterr().err.strip().splitlines()[-1]
+    (broken / "config.json").write_text('{"env_id": "CartPole-v1",')
+    assert main(["eval", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "config.json is not valid JSON" in err and "\n" not in err
+
+
 def test_bad_flag_in_a_subprocess_has_no_traceback():
     proc = _run("train", "--env", "NoSuchEnv-v0", "--no-progress", "--out", os.devnull + "/x")
     assert proc.returncode == 2
