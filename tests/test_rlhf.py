@@ -165,6 +165,15 @@ def test_pretraining_approaches_the_corpus_entropy():
 
 # ----- sequence-level KL -----------------------------------------------------------------------
 
+def test_sequence_log_ratio_sums_over_the_sequence_and_ignores_padding():
+    logp = np.array([[-1.0, -2.0, 5.0], [-0.5, -0.5, -0.5]])
+    logp_ref = np.array([[-1.5, -1.0, -9.0], [-1.0, -1.0, 0.0]])
+    mask = np.array([[True, True, False], [True, True, True]])
+    # row 0: (-1 + 1.5) + (-2 + 1) = -0.5 (the 5 - (-9) at the padding is ignored)
+    # row 1: 0.5 + 0.5 - 0.5 = 0.5
+    np.testing.assert_allclose(sequence_log_ratio(logp, logp_ref, mask), [-0.5, 0.5], atol=1e-12)
+
+
 def test_monte_carlo_sequence_kl_matches_exact_enumeration():
     policy, reference = random_policy(3, 4, 10), random_policy(3, 4, 11)
     # Exact KL by a naive loop over every sequence (31 of them), probabilities step by step.
