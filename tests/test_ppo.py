@@ -92,7 +92,8 @@ def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_ad
             adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
         ratio = (dist.log_prob(batch["actions"][idx]) - batch["logp"][idx]).exp()
         if objective == "clip":
-            policy_loss = -minimum(ratio * adv, clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv).mean()
+            clipped = clip(ratio, 1 - clip_eps, 1 + clip_eps)
+            policy_loss = -minimum(ratio * adv, clipped * adv).mean()
         else:
             policy_loss = -(ratio * adv).mean()
         if clip_vloss:
