@@ -295,9 +295,11 @@ def _print_progress(row: dict, total_steps: int) -> None:
 def shuffled_minibatches(num_samples: int, epochs: int, num_minibatches: int,
                          rng: np.random.Generator) -> list:
     """epochs * num_minibatches index arrays: per epoch, rng.permutation(num_samples) cut into
-    num_minibatches nearly equal consecutive pieces (np.array_split)."""
+    num_minibatches nearly equal consecutive pieces (np.array_split). Empty pieces are left out:
+    with minibatches of one or two samples, the reset steps left out of a batch can leave fewer
+    samples than minibatches."""
     return [idx for _ in range(epochs)
-            for idx in np.array_split(rng.permutation(num_samples), num_minibatches)]
+            for idx in np.array_split(rng.permutation(num_samples), num_minibatches) if len(idx)]
 
 
 # ----- the run's state: built, saved, restored ---------------------------------------------------

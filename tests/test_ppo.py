@@ -76,6 +76,16 @@ def test_minibatches_are_per_epoch_permutations():
         assert sorted(np.concatenate(mbs[3 * e:3 * e + 3])) == list(range(10))
 
 
+def test_minibatches_of_one_sample_skip_the_empty_pieces():
+    # 3 samples, 5 minibatches asked: each epoch is 3 minibatches of one sample, no empty ones.
+    mbs = shuffled_minibatches(3, epochs=2, num_minibatches=5, rng=np.random.default_rng(0))
+    assert [len(m) for m in mbs] == [1] * 6
+    assert sorted(np.concatenate(mbs[:3])) == sorted(np.concatenate(mbs[3:])) == [0, 1, 2]
+    # num_minibatches = N*T is a valid config; the reset steps leave fewer samples than that.
+    config = dataclasses.replace(TINY, num_minibatches=64, update_epochs=1, total_steps=128)
+    assert all(0 < r["minibatches"] <= 64 for r in train(config).history)
+
+
 def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_adv, clip_vloss,
                       vf_coef, ent_coef, max_grad_norm, lr, eps):
     """ppo_update written out longhand from the paper's eq. 7 and 9, torch's clip_grad_norm_ and
