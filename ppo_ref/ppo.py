@@ -111,6 +111,9 @@ class PPOConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.num_steps < 2:  # T = 1: a rollout can be nothing but reset steps (rollout.py)
+            raise ValueError(f"num_steps must be >= 2, got {self.num_steps}: with next-step "
+                             f"autoreset a one-step rollout may hold no transition to learn from")
         if self.batch_size % self.num_minibatches:
             raise ValueError(f"num_minibatches={self.num_minibatches} must divide the batch "
                              f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = "

@@ -43,6 +43,7 @@ def _rows_equal(xs, ys):
     ("num_minibatches", 3), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
     ("gamma", -0.1), ("lam", 2.0), ("objective", "ppo2"), ("num_envs", 0), ("total_steps", 10),
     ("dtype", "float16"), ("activation", "gelu"), ("target_kl", 0.0), ("max_grad_norm", -1.0),
+    ("num_steps", 1),
 ])
 def test_invalid_config_is_a_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
