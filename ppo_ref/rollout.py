@@ -87,7 +87,11 @@ def make_vec_env(env_id, num_envs: int | None = None, seed: int | None = None) -
             except gym.error.Error as e:
                 raise ValueError(f"make_vec_env: unknown env id {env_id!r} ({e})") from None
             mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-            envs = gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode=mode)
+            try:
+                envs = gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode=mode)
+            except (gym.error.DependencyNotInstalled, ImportError) as e:
+                raise ValueError(f"make_vec_env: cannot make {env_id!r}, a dependency is "
+                                 f"missing ({type(e).__name__}: {e})") from None
         elif callable(env_id):
             envs = SyncVectorEnv([env_id] * int(num_envs))
         else:

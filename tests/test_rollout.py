@@ -148,6 +148,14 @@ def test_unknown_env_id_is_a_value_error_naming_it():
         make_vec_env("NoSuchEnv-v0", 2)
 
 
+def test_env_whose_dependency_is_missing_is_a_value_error_naming_it(monkeypatch):
+    def missing(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled("Box2D is not installed")
+    monkeypatch.setattr(gym, "make_vec", missing)
+    with pytest.raises(ValueError, match="cannot make 'LunarLander-v3'.*Box2D is not installed"):
+        make_vec_env("LunarLander-v3", 2)
+
+
 def test_make_vec_env_uses_the_numpy_cartpole_and_sync_elsewhere():
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
     assert isinstance(make_vec_env("CartPole-v1", 3), CartPoleVectorEnv)
