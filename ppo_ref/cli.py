@@ -172,7 +172,7 @@ def main(argv=None) -> int:
         return int(_resolve(COMMANDS[name])(rest) or 0)
     except CLIError as e:
         print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e:
+    except (ValueError, TypeError, OSError) as e:   # OSError: missing, unwritable, disk full
         print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"\nppo-ref {name}: interrupted (a run can be continued with --resume RUN)",

@@ -113,6 +113,16 @@ def test_damaged_config_or_metrics_is_exit_2_naming_the_file(run_dir, tmp_path, 
     assert "config.json is not valid JSON" in err and "\n" not in err
 
 
+def test_an_unwritable_run_folder_is_exit_2(tmp_path, capsys, monkeypatch):
+    import ppo_ref.runs
+
+    def refuse(self, path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(ppo_ref.runs.RunFolder, "__init__", refuse)
+    assert main(["train", *TINY, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "Permission denied" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 def test_bad_flag_in_a_subprocess_has_no_traceback():
     proc = _run("train", "--env", "NoSuchEnv-v0", "--no-progress", "--out", os.devnull + "/x")
     assert proc.returncode == 2
