@@ -3,6 +3,8 @@ Control Using Generalized Advantage Estimation"), with episode ends done right.
 
 Rollout arrays are time-major: shape (T,) for one environment or (T, N) for N
 environments stepped together; row t holds the transition s_t --a_t--> s_{t+1}.
+Both functions take numpy arrays (and return arrays) or autodiff Tensors for the
+float inputs (and return Tensors, differentiable with respect to them).
 
     delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)           (TD error)
     A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},   A_T = 0           (GAE)
@@ -34,7 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import autodiff as ad
 from ._checks import check_finite, check_same_shape, check_scalar, first_index, values_of
+from .autodiff import Tensor
 
 __all__ = ["compute_gae", "discounted_returns"]
 
@@ -54,23 +58,31 @@ def compute_gae(rewards, values, next_values, terminated, truncated, gamma: floa
         gamma, lam:  discount and GAE parameter, each in [0, 1].
 
     Returns (advantages, returns), both of the input shape, in the input's float dtype
-    (float64 for integer input). returns = advantages + values.
+    (float64 for integer input). returns = advantages + values. When rewards, values or
+    next_values is a Tensor, both are Tensors, differentiable with respect to those inputs
+    (PPO itself treats them as constants; the gradient is there for checking and teaching).
     """
+    tensors = _tensor_inputs(rewards=rewards, values=values, next_values=next_values)
     rewards, values, next_values = _float_arrays(rewards=rewards, values=values,
                                                  next_values=next_values)
     terminated, truncated = _flags(rewards, terminated=terminated, truncated=truncated)
     gamma = check_scalar("gamma", gamma, 0.0, 1.0)
     lam = check_scalar("lam", lam, 0.0, 1.0)
+    if tensors:  # the caller's own Tensors, so gradients reach them
+        rewards, values, next_values = (tensors.get(k, a) for k, a in (
+            ("rewards", rewards), ("values", values), ("next_values", next_values)))
 
     not_terminated = 1.0 - terminated.astype(rewards.dtype)            # (T, ...) 1 = bootstrap
     not_done = 1.0 - (terminated | truncated).astype(rewards.dtype)     # (T, ...) 1 = continue
-    advantages = np.zeros_like(rewards)
-    next_advantage = np.zeros_like(rewards[0])                          # A_T = 0, shape (N,) or ()
-    # The backward recursion, one time step at a time (vectorised over environments).
+    # delta_t for every t at once: (T,) or (T, N)
+    delta = rewards + gamma * not_terminated * next_values - values
+    # The backward recursion A_t = delta_t + gamma lam (1 - done_t) A_{t+1}, one time step at
+    # a time (vectorised over environments), starting from A_T = 0.
+    next_advantage, rows = 0.0, []
     for t in reversed(range(rewards.shape[0])):
-        delta = rewards[t] + gamma * not_terminated[t] * next_values[t] - values[t]
-        next_advantage = delta + gamma * lam * not_done[t] * next_advantage
-        advantages[t] = next_advantage
+        next_advantage = delta[t] + gamma * lam * not_done[t] * next_advantage
+        rows.append(next_advantage)
+    advantages = (ad.stack if tensors else np.stack)(rows[::-1])        # rows t = 0 .. T-1
     return advantages, advantages + values
 
 
@@ -92,28 +104,38 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
     G_t - values). Kept for teaching and cross-checking; training uses compute_gae.
     """
     if bootstrap_values is None:
+        tensors = _tensor_inputs(rewards=rewards)
         (rewards,) = _float_arrays(rewards=rewards)
         tail = np.zeros_like(rewards)
     else:
+        tensors = _tensor_inputs(rewards=rewards, bootstrap_values=bootstrap_values)
         rewards, tail = _float_arrays(rewards=rewards, bootstrap_values=bootstrap_values)
     terminated, truncated = _flags(rewards, terminated=terminated, truncated=truncated)
     gamma = check_scalar("gamma", gamma, 0.0, 1.0)
+    rewards = tensors.get("rewards", rewards)          # the caller's Tensors, if any
+    tail = tensors.get("bootstrap_values", tail)
+    where = ad.where if tensors else np.where
 
     # The value of what follows step t: the next return inside an episode, the
     # bootstrap where the data is cut short, 0 after a terminal state.
     cut = truncated.copy()
     cut[-1] = True
-    returns = np.zeros_like(rewards)
-    following = np.zeros_like(rewards[0])                     # G_{t+1}, shape (N,) or ()
+    rows = []
+    following = np.zeros_like(terminated[0], dtype=rewards.dtype)   # G_{t+1}, shape (N,) or ()
     for t in reversed(range(rewards.shape[0])):
-        following = np.where(cut[t], tail[t], following)
-        following = np.where(terminated[t], 0.0, following)
+        following = where(cut[t], tail[t], following)
+        following = where(terminated[t], 0.0, following)
         following = rewards[t] + gamma * following
-        returns[t] = following
-    return returns
+        rows.append(following)
+    return (ad.stack if tensors else np.stack)(rows[::-1])             # rows t = 0 .. T-1
 
 
 # ----- input validation -----------------------------------------------------------------
+
+def _tensor_inputs(**arrays) -> dict:
+    """{name: x} for the arguments that are Tensors: the results are then Tensors too."""
+    return {name: x for name, x in arrays.items() if isinstance(x, Tensor)}
+
 
 def _float_arrays(**arrays):
     """Each argument as a float array of shape (T,) or (T, N), finite, all of one shape."""

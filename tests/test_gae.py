@@ -7,7 +7,9 @@ backward recursion the module uses.
 import numpy as np
 import pytest
 
+from ppo_ref.autodiff import Tensor
 from ppo_ref.gae import compute_gae, discounted_returns
+from ppo_ref.gradcheck import gradcheck
 
 
 # ----- naive references: the definitions, summed forward, one environment at a time ---------
@@ -225,6 +227,54 @@ def test_float32_in_float32_out_and_inputs_untouched():
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
     for before, after in zip(copies, (r, v, nv, term, trunc)):
         np.testing.assert_array_equal(before, after)
+
+
+# ----- Tensors in, Tensors out: differentiable through ppo_ref.autodiff -----------------------------
+
+def test_tensor_inputs_give_tensors_with_the_same_numbers():
+    rng = np.random.default_rng(7)
+    r, v, nv, term, trunc = random_rollout(rng)
+    adv, ret = compute_gae(r, v, nv, term, trunc, gamma=0.9, lam=0.8)
+    adv_t, ret_t = compute_gae(Tensor(r), v, Tensor(nv), term, trunc, gamma=0.9, lam=0.8)
+    assert isinstance(adv_t, Tensor) and isinstance(ret_t, Tensor)
+    np.testing.assert_array_equal(adv_t.data, adv)
+    np.testing.assert_array_equal(ret_t.data, ret)
+    mc = discounted_returns(r, term, trunc, 0.9, bootstrap_values=nv)
+    mc_t = discounted_returns(Tensor(r), term, trunc, 0.9, bootstrap_values=Tensor(nv))
+    assert isinstance(mc_t, Tensor)
+    np.testing.assert_array_equal(mc_t.data, mc)
+    assert not isinstance(adv, Tensor) and not isinstance(mc, Tensor)   # arrays in, arrays out
+
+
+@pytest.mark.parametrize("shape", [(9,), (8, 3)])
+def test_gae_gradients_match_finite_differences(shape):
+    rng = np.random.default_rng(8)
+    r, v, nv = (rng.normal(size=shape) for _ in range(3))
+    term, trunc = rng.random(shape) < 0.2, rng.random(shape) < 0.2
+    for output in (0, 1):   # advantages, returns
+        report = gradcheck(lambda r, v, nv: compute_gae(r, v, nv, term, trunc, 0.9, 0.7)[output],
+                           [r, v, nv])
+        assert report.passed, str(report)
+    for fn in (lambda r, b: discounted_returns(r, term, trunc, 0.9, bootstrap_values=b),
+               lambda r, b: discounted_returns(r, term, trunc, 0.9) + 0.0 * b):
+        report = gradcheck(fn, [r, nv])
+        assert report.passed, str(report)
+
+
+def test_gae_gradient_by_hand_decays_by_gamma_lam_and_stops_at_episode_end():
+    # One episode of 3 steps terminated at t = 2, then a new one. A_0 = delta_0 + gl delta_1 +
+    # gl^2 delta_2 with gl = gamma lam = 0.25, so dA_0/dr_k = gl^k and dA_0/dvalues_k = -gl^k for
+    # k <= 2, 0 beyond; dA_0/dnext_values_k = gamma gl^k, except 0 at the terminal step 2.
+    gamma, lam = 0.5, 0.5
+    r = Tensor(np.zeros(5), requires_grad=True)
+    nv = Tensor(np.zeros(5), requires_grad=True)
+    v = Tensor(np.zeros(5), requires_grad=True)
+    term = np.array([False, False, True, False, False])
+    adv, _ = compute_gae(r, v, nv, term, np.zeros(5, bool), gamma, lam)
+    adv[0].backward()
+    np.testing.assert_array_equal(r.grad, [1.0, 0.25, 0.0625, 0.0, 0.0])
+    np.testing.assert_array_equal(v.grad, [-1.0, -0.25, -0.0625, 0.0, 0.0])
+    np.testing.assert_array_equal(nv.grad, [0.5, 0.125, 0.0, 0.0, 0.0])
 
 
 # ----- bad input --------------------------------------------------------------------------------
