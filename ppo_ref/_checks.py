@@ -30,7 +30,7 @@ def check_finite(name: str, arr: np.ndarray) -> None:
     if np.isfinite(arr).all():
         return
     i = first_index(~np.isfinite(arr))
-    raise ValueError(f"{name} contains a non-finite value {arr[i]!r} at index {i}")
+    raise ValueError(f"{name} contains a non-finite value {arr[i].item()!r} at index {i}")
 
 
 def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:

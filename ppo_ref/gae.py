@@ -168,7 +168,7 @@ def _flags(reference: np.ndarray, **flags):
             bad = (arr != 0) & (arr != 1)     # also catches NaN
             if bad.any():
                 i = first_index(bad)
-                raise ValueError(f"{name} must be boolean or 0/1, got {arr[i]!r} at index {i}")
+                raise ValueError(f"{name} must be boolean or 0/1, got {arr[i].item()!r} at index {i}")
             arr = arr == 1
         out.append(arr)
     return out

@@ -28,13 +28,16 @@ Conventions, where published implementations differ:
   region: torch.clamp passes the gradient at its bounds and torch's min/max split a
   tie's gradient 1/2 : 1/2; both halves carry A * r, so the loss's gradient there is
   the unclipped one, -A_i * r_i / N. ppo_ref.autodiff follows the same conventions.
+* A ratio that overflows (log r above ~709 in float64) raises ValueError naming the sample,
+  where torch would return an inf loss and a nan gradient (0 * inf) without a word.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import autodiff as ad
-from ._checks import check_finite, check_nonempty, check_same_shape, check_scalar, values_of
+from ._checks import (check_finite, check_nonempty, check_same_shape, check_scalar, first_index,
+                      values_of)
 from .autodiff import Tensor
 
 __all__ = [
@@ -119,7 +122,22 @@ def policy_gradient_surrogate(logp_new, logp_old, advantages):
 
 
 def _ratio(logp_new: Tensor, logp_old: Tensor) -> Tensor:
-    return (logp_new - logp_old).exp()                              # r = pi_new / pi_old
+    log_ratio = logp_new - logp_old
+    with np.errstate(over="ignore"):
+        ratio = log_ratio.exp()                                     # r = pi_new / pi_old
+    _check_ratio(log_ratio.data, ratio.data)
+    return ratio
+
+
+def _check_ratio(log_ratio: np.ndarray, ratio: np.ndarray) -> None:
+    """ValueError if exp(log r) overflowed (log r > ~709 in float64, ~88 in float32): the loss
+    would be inf and its gradient nan (0 * inf), so we say where instead."""
+    if np.isfinite(ratio).all():
+        return
+    i = first_index(~np.isfinite(ratio))
+    raise ValueError(f"logp_new - logp_old is {log_ratio[i].item()!r} at index {i}: the ratio exp() of it "
+                     f"overflows {ratio.dtype}, so the loss and its gradient would be inf/nan; "
+                     f"logp_old must come from the policy that sampled the actions")
 
 
 def _clip_objective(ratio: Tensor, adv: Tensor, eps: float) -> Tensor:
@@ -202,7 +220,10 @@ def _approx_kl(log_ratio: np.ndarray, estimator: str) -> float:
     elif estimator == "k2":
         terms = 0.5 * log_ratio * log_ratio
     else:
-        terms = np.expm1(log_ratio) - log_ratio
+        with np.errstate(over="ignore"):
+            ratio_minus_one = np.expm1(log_ratio)
+        _check_ratio(log_ratio, ratio_minus_one)
+        terms = ratio_minus_one - log_ratio
     return float(np.mean(terms))
 
 
@@ -216,7 +237,9 @@ def clip_fraction(logp_new, logp_old, clip_eps: float = 0.2) -> float:
     """
     eps = check_scalar("clip_eps", clip_eps, 0.0, low_inclusive=False)
     new, old = _checked_arrays(logp_new=logp_new, logp_old=logp_old)
-    return _clip_fraction(np.exp(new - old), eps)
+    with np.errstate(over="ignore"):   # an overflowing ratio is inf, still counted as outside
+        ratio = np.exp(new - old)
+    return _clip_fraction(ratio, eps)
 
 
 def _clip_fraction(ratio: np.ndarray, eps: float) -> float:
@@ -320,8 +343,8 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
 
     with L^policy = L^CLIP (objective "clip"), L^KLPEN with `kl` and `beta` ("kl"), or
     L^PG, unclipped ("none"); L^V as in value_loss (clipped when vf_clip_eps is given).
-    logp_new, logp_old, advantages share one shape; values, returns (and old_values)
-    share one shape. clip_eps is also the band that clip_fraction counts under every
+    logp_new, logp_old, advantages, entropy (and kl) share one shape; values, returns (and
+    old_values) share one shape. clip_eps is also the band that clip_fraction counts under every
     objective. kl and beta are read only for objective "kl".
 
     Returns (loss, info): loss a scalar Tensor; info a dict of Python floats:
@@ -335,6 +358,7 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
     ent_coef = check_scalar("ent_coef", ent_coef, 0.0)
     logp_new, logp_old, adv = _checked(logp_new=logp_new, logp_old=logp_old, advantages=advantages)
     (entropy,) = _checked(entropy=entropy)
+    check_same_shape("logp_new", logp_new.data, "entropy", entropy.data)   # one H per sample
     if vf_clip_eps is None:
         values, returns = _checked(values=values, returns=returns)
     else:

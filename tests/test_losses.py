@@ -560,6 +560,44 @@ def test_non_finite_input_names_argument_and_first_index(bad):
         normalize_advantages(y)
 
 
+def test_entropy_shape_must_match_logp_new_in_ppo_loss():
+    a = np.zeros(3)
+    with pytest.raises(ValueError, match=r"logp_new has shape \(3,\) but entropy has shape \(4,\)"):
+        ppo_loss(a, a, a, a, a, np.zeros(4))
+
+
+@pytest.mark.parametrize("dtype,log_ratio", [(np.float64, 710.0), (np.float32, 89.0)])
+def test_an_overflowing_ratio_raises_naming_the_index_instead_of_a_nan_gradient(dtype, log_ratio):
+    # exp(710) is inf in float64 (exp(89) in float32): with A > 0 min() picks the clipped term,
+    # and the gradient through r would be 0 * inf = nan. Raise instead, naming where.
+    logp_old = np.zeros(3, dtype=dtype)
+    logp_new = np.array([0.1, 0.0, log_ratio], dtype=dtype)
+    adv = np.ones(3, dtype=dtype)
+    pattern = (rf"logp_new - logp_old is {log_ratio} at index \(2,\): the ratio exp\(\) of it "
+               rf"overflows {np.dtype(dtype).name}")
+    for call in (lambda: clipped_surrogate(Tensor(logp_new, requires_grad=True), logp_old, adv),
+                 lambda: policy_gradient_surrogate(logp_new, logp_old, adv),
+                 lambda: kl_penalty_surrogate(logp_new, logp_old, adv, np.zeros(3, dtype), 1.0),
+                 lambda: ppo_loss(logp_new, logp_old, adv, adv, adv, adv),
+                 lambda: approx_kl(logp_new, logp_old, "k3")):
+        with pytest.raises(ValueError, match=pattern):
+            call()
+    # k1, k2 never exponentiate; the clip fraction counts an infinite ratio as outside the band
+    assert approx_kl(logp_new, logp_old, "k1") == pytest.approx(-float(logp_new.sum()) / 3, rel=1e-6)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert clip_fraction(logp_new, logp_old, 0.2) == pytest.approx(1 / 3)
+
+
+def test_largest_finite_ratio_still_has_finite_gradients():
+    # log r = 700: r ~ 1e304 is finite, so the loss and its gradient are finite.
+    lp = Tensor(np.array([700.0, 0.0]), requires_grad=True)
+    out = clipped_surrogate(lp, np.zeros(2), np.array([-1.0, 1.0]))
+    out.backward()
+    assert np.isfinite(out.item()) and np.all(np.isfinite(lp.grad))
+
+
 def test_other_bad_arguments():
     a = np.zeros(3)
     with pytest.raises(ValueError, match="estimator"):
