@@ -6,8 +6,9 @@ v = 1 when y is a scalar) with central differences, element by element:
 
     dL/dx_i  ~=  (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)        error O(eps^2)
 
-An element passes when |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|).
-Everything is evaluated in float64 whatever dtype the inputs had.
+An element passes when |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|);
+a nan or inf on either side fails. Everything is evaluated in float64 whatever dtype the
+inputs had.
 
 Point it at your own code:
 
@@ -33,8 +34,10 @@ class GradcheckReport:
     max_abs_error / max_rel_error: the worst |analytic - numeric| and the worst
     |analytic - numeric| / max(|analytic|, |numeric|) over all elements (the
     relative error skips elements whose gradient is itself within atol of zero).
+    max_abs_at / max_rel_at: where each occurred, as (input number, index inside it).
     worst_input / worst_index: where the element closest to failing (or
-    failing worst) sits: input number and index inside it.
+    failing worst) sits, judged by |analytic - numeric| - (atol + rtol * scale);
+    analytic / numeric are the two gradients there.
     """
     passed: bool
     max_abs_error: float
@@ -45,12 +48,16 @@ class GradcheckReport:
     numeric: float
     rtol: float
     atol: float
+    max_abs_at: tuple = (0, ())
+    max_rel_at: tuple = (0, ())
 
     def __str__(self):
         verdict = "passed" if self.passed else "FAILED"
-        return (f"gradcheck {verdict}: max abs error {self.max_abs_error:.3e}, max rel error "
-                f"{self.max_rel_error:.3e} (rtol {self.rtol:g}, atol {self.atol:g}); worst at input "
-                f"{self.worst_input} index {self.worst_index}: analytic {self.analytic:.10g} vs "
+        return (f"gradcheck {verdict}: max abs error {self.max_abs_error:.3e} (input "
+                f"{self.max_abs_at[0]} index {self.max_abs_at[1]}), max rel error "
+                f"{self.max_rel_error:.3e} (input {self.max_rel_at[0]} index {self.max_rel_at[1]}); "
+                f"rtol {self.rtol:g}, atol {self.atol:g}; closest to failing: input "
+                f"{self.worst_input} index {self.worst_index}, analytic {self.analytic:.10g} vs "
                 f"numeric {self.numeric:.10g}")
 
 
@@ -110,22 +117,33 @@ def gradcheck(fn, inputs, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1
         raise ValueError("gradcheck: fn's output does not depend on its inputs through Tensors")
     loss.backward()
     analytic = [p.grad if p.grad is not None else np.zeros_like(p.data) for p in params]
+    for k, (ga, p) in enumerate(zip(analytic, params)):
+        if ga.shape != p.shape:  # a VJP that forgot to un-broadcast; comparing would broadcast too
+            raise ValueError(f"gradcheck: the autodiff gradient of input {k} has shape {ga.shape}, "
+                             f"the input has shape {p.shape}")
     numeric = numerical_gradient(fn, arrays, eps, projection)
 
     worst = (-np.inf, 0, (), 0.0, 0.0)  # (margin, input, index, analytic, numeric)
-    max_abs = max_rel = 0.0
+    max_abs = max_rel = -1.0            # below any error, so the first input sets them
+    max_abs_at = max_rel_at = (0, ())
     for k, (ga, gn) in enumerate(zip(analytic, numeric)):
         if ga.size == 0:
             continue
-        err = np.abs(ga - gn)
-        scale = np.maximum(np.abs(ga), np.abs(gn))
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(ga - gn)       # a nan/inf on either side fails outright
+            err = np.where(bad, np.inf, np.abs(ga - gn))
+            scale = np.where(bad, 0.0, np.maximum(np.abs(ga), np.abs(gn)))
         margin = err - (atol + rtol * scale)  # > 0 means this element fails
-        max_abs = max(max_abs, float(err.max()))
-        rel = np.where(scale > atol, err / np.where(scale > 0, scale, 1.0), 0.0)
-        max_rel = max(max_rel, float(rel.max()))
-        i = np.unravel_index(np.argmax(margin), margin.shape)
+        rel = np.where(bad, np.inf, np.where(scale > atol, err / np.where(scale > 0, scale, 1.0), 0.0))
+        i_abs, i_rel, i = (np.unravel_index(np.argmax(a), a.shape) for a in (err, rel, margin))
+        if err[i_abs] > max_abs:
+            max_abs, max_abs_at = float(err[i_abs]), (k, tuple(int(j) for j in i_abs))
+        if rel[i_rel] > max_rel:
+            max_rel, max_rel_at = float(rel[i_rel]), (k, tuple(int(j) for j in i_rel))
         if margin[i] > worst[0]:
             worst = (float(margin[i]), k, tuple(int(j) for j in i), float(ga[i]), float(gn[i]))
-    return GradcheckReport(passed=bool(worst[0] <= 0), max_abs_error=max_abs, max_rel_error=max_rel,
+    return GradcheckReport(passed=bool(worst[0] <= 0), max_abs_error=max(max_abs, 0.0),
+                           max_rel_error=max(max_rel, 0.0),
                            worst_input=worst[1], worst_index=worst[2], analytic=worst[3],
-                           numeric=worst[4], rtol=rtol, atol=atol)
+                           numeric=worst[4], rtol=rtol, atol=atol, max_abs_at=max_abs_at,
+                           max_rel_at=max_rel_at)

@@ -70,3 +70,48 @@ def test_bad_arguments_raise():
         gradcheck(lambda t: t.sum(), [np.ones(2)], eps=0.0)
     with pytest.raises(ValueError, match="does not depend"):
         gradcheck(lambda t: Tensor(np.ones(1)), [np.ones(2)])
+
+
+def test_report_locates_the_worst_absolute_and_the_worst_relative_error_separately():
+    # Input 0: y = x^2 with its VJP off by 1% at element 1 (|x| = 10: abs error 0.2 |v|).
+    # Input 1: y = z^2 with its VJP off by 5% at element 0 (|z| = 0.5: abs error 0.05 |v|).
+    # So the worst absolute error sits in input 0, the worst relative one in input 1.
+    x, z = np.array([1.0, 10.0]), np.array([0.5, 1.0])
+    report = gradcheck(lambda a, b: square_with_wrong_vjp_at((1,))(a).sum()
+                       + square_with_factor_at((0,), 1.05)(b).sum(), [x, z])
+    assert not report.passed
+    assert report.max_abs_at == (0, (1,)) and report.max_rel_at == (1, (0,))
+    np.testing.assert_allclose(report.max_abs_error, 0.01 * 20.0, rtol=1e-6)
+    np.testing.assert_allclose(report.max_rel_error, 0.05 / 1.05, rtol=1e-6)
+    assert "input 0 index (1,)" in str(report) and "input 1 index (0,)" in str(report)
+
+
+def square_with_factor_at(bad_index, factor):
+    def fn(x):
+        def vjp(g):
+            grad = 2.0 * x.data * g
+            grad[bad_index] *= factor
+            return (grad,)
+        return Tensor._make(x.data ** 2, (x,), vjp, "bad_square")
+    return fn
+
+
+def test_a_nan_gradient_fails_instead_of_passing():
+    # nan compares false with everything: a naive "error > tolerance" test would let it through.
+    def fn(x):
+        def vjp(g):
+            grad = 2.0 * g
+            grad[1] = np.nan
+            return (grad,)
+        return Tensor._make(2.0 * x.data, (x,), vjp, "nan_vjp")
+    report = gradcheck(fn, [np.ones(3)])
+    assert not report.passed
+    assert report.worst_index == (1,) and np.isnan(report.analytic)
+    assert report.max_abs_error == np.inf
+
+
+def test_a_gradient_of_the_wrong_shape_is_an_error_not_a_broadcast_comparison():
+    def fn(x):   # a VJP that forgets to sum a broadcast gradient back to x's shape (3,)
+        return Tensor._make(x.data + np.zeros((2, 3)), (x,), lambda g: (g,), "bad_broadcast")
+    with pytest.raises(ValueError, match=r"input 0 has shape \(2, 3\), the input has shape \(3,\)"):
+        gradcheck(fn, [np.ones(3)])
