@@ -93,7 +93,9 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _normalize_axes(axis, ndim: int, op: str) -> tuple:
     """axis (int or tuple) -> tuple of non-negative axes; out-of-range axes raise."""
-    axes = tuple(int(a) for a in np.atleast_1d(axis))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(a, (int, np.integer)) for a in axes):  # 0.5 would truncate to 0
+        raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
     for a in axes:
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
@@ -302,13 +304,16 @@ class Tensor:
 
         def vjp(g):
             # d(a^p)/da = p a^(p-1);  d(a^p)/dp = a^p log a  (taken as 0 where a <= 0)
-            ga = _unbroadcast(g * p * a ** (p - 1), np.shape(a))
+            ga = _unbroadcast(g * p * a ** (p - 1), np.shape(a)) if self.requires_grad else None
             gp = None
             if isinstance(exponent, Tensor) and exponent.requires_grad:
                 safe_log = np.log(np.where(a > 0, a, 1.0))
                 gp = _unbroadcast(g * out * safe_log, np.shape(p))
             return ga, gp
         return Tensor._make(out, (self, exponent), vjp, "pow")
+
+    def __rpow__(self, base):  # base ** self, for a constant base
+        return Tensor(np.asarray(base, dtype=self.dtype)) ** self
 
     def __matmul__(self, other):
         a, b = self.data, _data(other)
@@ -496,8 +501,8 @@ def clip(x, lo, hi) -> Tensor:
     v = x.data
     out = np.clip(v, lo, hi)
 
-    def vjp(g):
-        return (g * ((v >= lo) & (v <= hi)),)
+    def vjp(g):  # array bounds may broadcast x up: sum back to x's shape
+        return (_unbroadcast(g * ((v >= lo) & (v <= hi)), v.shape),)
     return Tensor._make(out, (x,), vjp, "clip")
 
 

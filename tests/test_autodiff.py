@@ -1,6 +1,8 @@
 """Specification of ppo_ref.autodiff: every primitive's gradient against central finite
 differences (float64, relative error <= 1e-6), the documented subgradients at kinks and
 ties checked by hand, accumulation, no_grad, and the errors on bad input."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -163,6 +165,43 @@ def test_maximum_minimum_gradients_with_broadcasting():
 def test_clip_gradient_inside_and_outside_bounds():
     x = np.array([-2.0, -0.3, 0.2, 0.7, 3.0])
     assert_gradcheck(lambda t: ad.clip(t, -0.5, 0.5) * t, [x])
+
+
+def test_clip_with_array_bounds_that_broadcast_x_up_sums_the_gradient_back():
+    # x (3,) against bounds (2, 3): the output is (2, 3), x's gradient must be (3,)
+    x = np.array([0.5, 2.0, -3.0])
+    lo, hi = np.full((2, 3), -1.0), np.array([[1.0], [3.0]])
+    assert_gradcheck(lambda t: ad.clip(t, lo, hi), [x])
+    t = Tensor(x, requires_grad=True)
+    ad.clip(t, lo, hi).sum().backward()
+    np.testing.assert_array_equal(t.grad, [2.0, 1.0, 0.0])   # inside both rows, one row, none
+
+
+def test_constant_base_to_a_tensor_power():
+    # d(c^p)/dp = c^p log c, for a scalar or an array base
+    assert_gradcheck(lambda p: 2.0 ** p, [rand(3, seed=4)])
+    assert_gradcheck(lambda p: np.array([[0.5], [1.5]]) ** p, [rand(3, seed=5)])
+    p = Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # no divide-by-zero from a base that needs no gradient
+        (Tensor(np.zeros(2)) ** p).sum().backward()
+    np.testing.assert_array_equal(p.grad, [0.0, 0.0])   # 0^p is flat in p for p > 0
+
+
+@pytest.mark.parametrize("name,low", [("exp", None), ("log", 0.5), ("tanh", None), ("sqrt", 0.5),
+                                      ("relu", 0.5), ("neg", None)])
+def test_unary_functions_on_zero_dimensional_tensors(name, low):
+    x = rand(low=low)   # shape ()
+    fn = (lambda t: -t) if name == "neg" else (lambda t: getattr(t, name)())
+    assert fn(Tensor(x)).shape == ()
+    assert_gradcheck(lambda t: fn(t).sum() * fn(t).mean(), [x])
+
+
+def test_integer_and_boolean_data_become_float64_and_take_gradients():
+    t = Tensor(np.array([1, 2, 3]), requires_grad=True)
+    assert t.dtype == np.float64 and Tensor([True, False]).dtype == np.float64
+    (t * t).sum().backward()
+    np.testing.assert_array_equal(t.grad, [2.0, 4.0, 6.0])
 
 
 def test_where_sends_gradient_to_the_chosen_branch():
@@ -358,6 +397,13 @@ def test_negative_base_with_fractional_exponent_raises_instead_of_nan():
 def test_take_along_axis_rejects_out_of_range_indices_instead_of_wrapping(index):
     with pytest.raises(ValueError, match=rf"index {index} at position \(1, 0\) is outside \[0, 4\)"):
         ad.take_along_axis(np.ones((2, 4)), np.array([[0], [index]]), axis=1)
+
+
+def test_non_integer_axis_is_a_type_error_not_truncated():
+    with pytest.raises(TypeError, match="axis must be an int"):
+        Tensor(np.ones((2, 3))).sum(axis=0.5)
+    with pytest.raises(TypeError, match="axis must be an int"):
+        Tensor(np.ones((2, 3))).mean(axis=(0, 1.0))
 
 
 def test_out_of_range_axis_raises():
