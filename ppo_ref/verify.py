@@ -143,7 +143,7 @@ def _one_output(x, name: str, shape, where: str):
         arr = _to_numpy(x)
     except Exception as e:  # noqa: BLE001 - whatever the object, report it
         raise BadFunction(f"{where}: {name} could not be converted with np.asarray "
-                          f"({type(e).__name__}: {e}); got {type(x).__name__}") from None
+                          f"({_one_line(e)}); got {type(x).__name__}") from None
     if arr.dtype.kind not in "biuf":
         raise BadFunction(f"{where}: {name} is not numeric: got {_show(x)} (dtype {arr.dtype})")
     precision = arr.dtype.name if arr.dtype.kind == "f" else "float64"
@@ -156,13 +156,18 @@ def _one_output(x, name: str, shape, where: str):
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
-        raise BadFunction(f"{where}: {name} is {arr[i]} at index {list(i)}")
+        raise BadFunction(f"{where}: {name} is {arr[i]}" + (f" at index {list(i)}" if i else ""))
     return arr, precision
 
 
 def _show(x) -> str:
-    text = repr(x)
+    text = " ".join(repr(x).split())
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as 'Type: message' on one line (torch's messages often span several)."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 def _split_outputs(q: Quantity, raw, where: str) -> list:
@@ -210,13 +215,16 @@ def _call(fn, args):
 
 
 def _interval(q: Quantity, fn, args, delta: float, n_outputs: int):
-    """(value, lo, hi) of fn's outputs: at args, and the range with the kink argument moved
-    by -delta, 0, +delta."""
-    shifts = (0.0,) if q.kink_arg is None or delta == 0 else (0.0, -delta, delta)
+    """(value, lo, hi) of fn's outputs: at args, and their range with the kink argument moved
+    by -delta, 0, +delta (and by -+delta * kink_side)."""
+    shifts = [0.0] if q.kink_arg is None or delta == 0 else [0.0, -delta, delta]
+    if len(shifts) > 1 and q.kink_side is not None:   # every element outwards, or inwards
+        side = q.kink_side(args)
+        shifts += [-delta * side, delta * side]
     runs = []
     for s in shifts:
         a = list(args)
-        if s:
+        if np.any(s):
             a[q.kink_arg] = a[q.kink_arg] + s
         raw = _call(fn, a)
         outs = _split_outputs(q, raw, "reference")[:n_outputs]
@@ -273,7 +281,8 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
         try:
             raw = _call(fn, case.args)
         except Exception as e:  # noqa: BLE001 - report whatever the user's code raised
-            return _error(report, f"{where}: {label} raised {type(e).__name__}: {e}")
+            hint = f" (the adapter signature is {q.signature})" if isinstance(e, TypeError) else ""
+            return _error(report, f"{where}: {label} raised {_one_line(e)}{hint}")
         try:
             got, precisions = _convert(q, raw, _shapes(q, expected), where)
         except BadFunction as e:
@@ -398,14 +407,14 @@ def load_function(target: str):
                 sys.path.insert(0, os.getcwd())   # as `python -m` does, also for the ppo-ref script
             module = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001 - any failure while importing is the user's to see
-        raise BadFunction(f"cannot import {module_name}: {type(e).__name__}: {e}") from None
+        raise BadFunction(f"cannot import {module_name}: {_one_line(e)}") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise BadFunction(f"{module_name} has no attribute {attr!r}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise BadFunction(f"{target} is not callable (it is a {type(obj).__name__})")
+        raise BadFunction(f"{target} is not callable (it is of type {type(obj).__name__})")
     return obj
 
 
@@ -448,7 +457,11 @@ def main(argv=None) -> int:
             report.error = str(e)
     print(report)
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        except OSError as e:
+            print(f"ERROR ppo_ref verify: cannot write --json {args.json}: {_one_line(e)}")
+            return 2
     return report.exit_code
 
 

@@ -20,7 +20,9 @@ For each quantity:
   names the one the user's outputs agree with.
 * kink_arg: the input whose value decides a branch (clip boundaries). Within float
   rounding of the boundary either branch is right, so the kit accepts anything between
-  the reference evaluated just below and just above it; for a gradient, anything
+  the reference evaluated just below and just above it (and, with kink_side, with each
+  element moved outwards or inwards: a mean over elements near both edges of a band,
+  like clip_fraction's, takes its extremes there); for a gradient, anything
   between 0 and that (where two branches' values tie after rounding, torch and ppo_ref
   split the gradient 1/2 : 1/2 between a live and a clipped branch).
 """
@@ -70,6 +72,7 @@ class Quantity:
     kink_arg: int | None = None
     near_kink: Callable | None = None   # (args, delta) -> bool per element: within delta of a kink
     kink_precision: str | None = None   # a band at least this wide, whatever dtype comes back
+    kink_side: Callable | None = None   # args -> +-1 per element: the side of its band it is on
     list_outputs: tuple = ()    # outputs that are lists of arrays
     note: str = ""
 
@@ -124,6 +127,28 @@ def _gae_args(x):
                                           "truncated")) + (x["gamma"], x["lam"])
 
 
+def _consistent_rollout(args):
+    """args with next_values[t] = values[t+1] wherever no episode ends at t < T-1, as in any
+    real rollout (both are V of the same observation). Some golden cases reuse one
+    next_values column for every flag pattern; without this, a GAE that reads values[t+1]
+    there (CleanRL, SB3: correct on real data) would fail for a difference no rollout has."""
+    r, v, nv, term, trunc, gamma, lam = args
+    nv = nv.copy()
+    nv[:-1] = np.where(term[:-1] | trunc[:-1], nv[:-1], v[1:])
+    return r, v, nv, term, trunc, gamma, lam
+
+
+def _golden_gae_cases():
+    cases = []
+    for c in _golden("compute_gae", _gae_args):
+        args = _consistent_rollout(c.args)
+        if not np.array_equal(args[2], c.args[2]):
+            c = Case(c.name, c.description + " (next_values[t] set to values[t+1] where no "
+                     "episode ends at t, as in a real rollout)", args)
+        cases.append(c)
+    return cases
+
+
 def _rollout(rng, T, N, p_term, p_trunc, gamma=0.99, lam=0.95):
     rewards, values = _grid(rng.normal(size=(T, N))), _grid(rng.normal(size=(T, N)))
     terminated, truncated = rng.random((T, N)) < p_term, rng.random((T, N)) < p_trunc
@@ -133,7 +158,7 @@ def _rollout(rng, T, N, p_term, p_trunc, gamma=0.99, lam=0.95):
 
 
 def _gae_cases(rng):
-    cases = _golden("compute_gae", _gae_args)
+    cases = _golden_gae_cases()
     for T, N, p_term, p_trunc, g, lam in [(1, 6, 0.3, 0.3, 0.99, 0.95), (2, 3, 0.3, 0.3, 0.9, 0.8),
                                           (9, 2, 0.15, 0.15, 1.0, 1.0), (33, 3, 0.05, 0.05, 0.99, 0.95),
                                           (16, 4, 0.1, 0.1, 0.95, 0.0)]:
@@ -146,13 +171,13 @@ def _gae_cases(rng):
 def _gae_variant(terminated=None, truncated=None, next_values=None):
     """compute_gae with some of its inputs replaced: the shape every GAE mistake takes."""
     def fn(r, v, nv, term, trunc, gamma, lam):
-        return compute_gae(r, v, next_values(v, nv) if next_values else nv,
+        return compute_gae(r, v, next_values(v, nv, trunc) if next_values else nv,
                            terminated(term, trunc) if terminated else term,
                            truncated(term, trunc) if truncated else trunc, gamma, lam)
     return fn
 
 
-def _no_last_bootstrap(v, nv):
+def _no_last_bootstrap(v, nv, trunc):
     nv = nv.copy()
     nv[-1] = 0.0
     return nv
@@ -177,7 +202,12 @@ GAE = Quantity(
      "bootstrap_from_next_row": Mistake(
         "a truncated step bootstraps from values[t+1], the first state of the NEXT episode, "
         "instead of next_values[t] = V(final observation)",
-        _gae_variant(next_values=lambda v, nv: np.concatenate([v[1:], nv[-1:]])))},
+        _gae_variant(next_values=lambda v, nv, trunc: np.concatenate([v[1:], nv[-1:]]))),
+     "truncated_not_bootstrapped": Mistake(
+        "truncated steps are not bootstrapped (gamma V(final obs) is dropped) and the GAE sum is "
+        "not cut there either: at a truncation use next_values[t], then stop the sum",
+        _gae_variant(truncated=lambda te, tr: np.zeros_like(tr),
+                     next_values=lambda v, nv, trunc: np.where(trunc, 0.0, nv)))},
     note="(T,) golden cases are passed as (T, 1)")
 
 
@@ -401,6 +431,12 @@ def _clip_fraction_cases(rng):
     for n, spread, eps in [(1, 0.3, 0.2), (33, 0.2, 0.2), (100, 0.3, 0.1)]:
         new, old = _logp_pair(rng, n, _grid(rng.normal(0, spread, n)))
         cases.append(Case(f"random/N{n}_eps{eps}", f"log r ~ N(0, {spread}^2)", (new, old, eps)))
+    for eps in (0.2, 0.1):   # well outside float32 rounding of the edges, and at them
+        edges = np.array([math.log1p(eps), math.log1p(-eps)])
+        near = np.concatenate([edges + k for k in (-1e-3, -1e-5, 0.0, 1e-5, 1e-3)])
+        new, old = _logp_pair(rng, near.size, near)
+        cases.append(Case(f"random/ratios_at_and_near_1+-{eps}", "ratios at both clip "
+                          "boundaries and 1e-5, 1e-3 (in log r) either side", (new, old, eps)))
     return cases
 
 
@@ -412,7 +448,7 @@ CLIP_FRACTION = Quantity(
                                lambda new, old, eps: np.mean(np.abs(new - old) > eps)),
      "upper_side_only": Mistake("only r > 1 + eps is counted; r < 1 - eps is outside the band too",
                                 lambda new, old, eps: np.mean(np.exp(new - old) > 1 + eps))},
-    kink_arg=0, kink_precision="float32",
+    kink_arg=0, kink_precision="float32", kink_side=lambda a: np.sign(a[0] - a[1]),
     note="a fraction of booleans is float64 whatever precision the ratios had, so ratios "
          "within float32 rounding of 1 +- eps may count either way")
 

@@ -57,8 +57,20 @@ FIELDS = {
     "batch.npz/returns": "(B,) value targets R",
     "batch.npz/minibatches": "(update_epochs * num_minibatches, minibatch_size) int64 row "
                              "indices into the batch, in the order the gradient steps are taken",
-    "hyperparameters": "lr, adam_betas, adam_eps, clip_eps (also the value-clipping range), "
-                       "vf_coef, ent_coef, max_grad_norm, norm_adv, clip_vloss",
+    "hyperparameters/lr": "Adam's learning rate, constant through the update",
+    "hyperparameters/adam_betas": "Adam's (beta1, beta2)",
+    "hyperparameters/adam_eps": "Adam's eps, added to sqrt(v_hat) (torch semantics)",
+    "hyperparameters/clip_eps": "the ratio's clip range eps, and the value-clipping range",
+    "hyperparameters/vf_coef": "weight of the value loss in the total loss",
+    "hyperparameters/ent_coef": "weight of the entropy bonus (subtracted) in the total loss",
+    "hyperparameters/max_grad_norm": "global L2 norm the gradients are clipped to before each "
+                                     "step (some minibatches exceed it, some do not)",
+    "hyperparameters/norm_adv": "normalise the advantages within each minibatch (ddof = 1)",
+    "hyperparameters/clip_vloss": "use the clipped value loss, centred on batch.npz/values",
+    "hyperparameters/update_epochs": "passes over the batch (each a fresh permutation)",
+    "hyperparameters/num_minibatches": "gradient steps per pass",
+    "hyperparameters/batch_size": "B; minibatches has update_epochs * num_minibatches rows of "
+                                  "B / num_minibatches indices",
     "network": "obs_dim, action space, hidden sizes, activation, and every parameter's key, "
                "shape and role",
     "expected_losses": "one dict per minibatch step: loss, policy_loss, value_loss, entropy, "
@@ -92,7 +104,7 @@ def _grid(x, bits: int = 10) -> np.ndarray:
 def _config(hidden) -> PPOConfig:
     return PPOConfig(num_envs=4, num_steps=16, num_minibatches=4, update_epochs=3, lr=1e-2,
                      total_steps=64, clip_eps=0.2, norm_adv=True, clip_vloss=True, ent_coef=0.01,
-                     vf_coef=0.5, max_grad_norm=0.5, hidden=tuple(hidden), activation="tanh")
+                     vf_coef=0.5, max_grad_norm=0.4, hidden=tuple(hidden), activation="tanh")
 
 
 def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dict:
@@ -341,7 +353,11 @@ def scenario_main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", default=[8, 8], metavar="H")
     args = p.parse_args(argv)
-    out = write_scenario(args.out, args.continuous, args.seed, args.hidden)
+    try:
+        out = write_scenario(args.out, args.continuous, args.seed, args.hidden)
+    except OSError as e:
+        print(f"ERROR ppo_ref verify scenario: cannot write {args.out}: {type(e).__name__}: {e}")
+        return 2
     print(f"wrote {out}/scenario.json, initial_weights.npz, batch.npz, expected_weights.npz")
     return 0
 
@@ -384,7 +400,12 @@ def main(argv=None) -> int:
                     report.status = "fail"
     print(report)
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        except OSError as e:
+            print(f"ERROR ppo_ref verify-update: cannot write --json {args.json}: "
+                  f"{type(e).__name__}: {e}")
+            return 2
     return report.exit_code
 
 

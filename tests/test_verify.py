@@ -322,6 +322,54 @@ def test_an_unknown_mistake_gets_no_diagnosis():
     assert "none of the known mistakes matches" in str(report)
 
 
+def gae_next_row(r, v, nv, term, trunc, gamma, lam, fix_truncation=True):
+    """CleanRL's loop: the next value is values[t+1] inside the rollout, next_values only at its
+    end; with fix_truncation, a truncated step bootstraps from next_values[t] (V(final obs))."""
+    adv, last = np.zeros_like(r), np.zeros_like(r[0])
+    for t in reversed(range(len(r))):
+        nxt = nv[t] if t == len(r) - 1 else np.where(trunc[t], nv[t], v[t + 1])
+        boot = 1.0 - (term[t] if fix_truncation else term[t] | trunc[t])
+        last = r[t] + gamma * boot * nxt - v[t] + gamma * lam * (1.0 - (term[t] | trunc[t])) * last
+        adv[t] = last
+    return adv, adv + v
+
+
+def test_a_gae_that_reads_values_of_the_next_row_passes_on_real_rollouts():
+    for case in verify.cases("gae"):   # next_values[t] is values[t+1] unless an episode ends at t
+        r, v, nv, term, trunc = case.args[:5]
+        np.testing.assert_array_equal(np.where(term | trunc, nv, np.roll(v, -1, 0))[:-1], nv[:-1])
+    for precision in ("float64", "float32"):
+        cast = (lambda f: f) if precision == "float64" else as_float32
+        assert verify.check(cast(gae_next_row), "gae").passed
+        report = verify.check(cast(functools.partial(gae_next_row, fix_truncation=False)), "gae")
+        assert report.mistake == "truncation_as_termination", report
+
+
+def test_a_gae_that_neither_bootstraps_nor_cuts_at_truncation_is_named():
+    def neither(r, v, nv, term, trunc, gamma, lam):
+        return gae_loop(r, v, np.where(trunc, 0.0, nv), term, trunc, gamma, lam,
+                        1.0 - term, 1.0 - term)
+    report = verify.check(as_float32(neither), "gae")
+    assert report.mistake == "truncated_not_bootstrapped", report
+    assert "not cut there either" in report.diagnosis
+
+
+@pytest.mark.parametrize("counted", [
+    lambda r, eps: np.abs(r - 1) > eps,
+    lambda r, eps: (r > 1 + eps) | (r < 1 - eps),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clip_fraction_at_both_clip_edges_accepts_either_count_within_rounding(counted, dtype):
+    # one case holds ratios at 1 - eps AND 1 + eps: rounding may count both, one or neither
+    names = [c.name for c in verify.cases("clip_fraction")]
+    assert "random/ratios_at_and_near_1+-0.2" in names
+
+    def fraction(new, old, eps):
+        r = np.exp(new.astype(dtype) - old.astype(dtype))
+        return np.mean(counted(r, dtype(eps)).astype(dtype))
+    assert verify.check(fraction, "clip_fraction").passed
+
+
 # ----- what a user function may return, and what it may not -----------------------------------
 
 class FakeTorchTensor:
@@ -359,6 +407,16 @@ def test_a_bad_function_gives_a_one_line_error_naming_the_case(fn, words):
     assert report.status == "error" and report.exit_code == 2
     text = str(report)
     assert "\n" not in text and words in text and "case golden/single_step_terminated" in text
+
+
+def test_a_multi_line_exception_stays_one_line_and_a_wrong_arity_shows_the_signature():
+    def torch_like(v, r):
+        raise RuntimeError("The size of tensor a (3) must match\nthe size of tensor b (4)")
+    text = str(verify.check(torch_like, "value_loss"))
+    assert "\n" not in text and "must match the size of tensor b (4)" in text
+    text = str(verify.check(lambda v: v, "value_loss"))
+    assert "raised TypeError" in text and "the adapter signature is fn(values (B,), returns (B,))" in text
+    assert str(verify.check(lambda v, r: np.nan, "value_loss")).endswith("loss is nan")
 
 
 def test_not_callable_and_unknown_quantity():
@@ -445,6 +503,12 @@ def test_cli_file_path_target_tolerance_flags_and_list(user_module, capsys):
     assert all(name in listing for name in QUANTITIES)
 
 
+def test_cli_an_unwritable_json_file_is_one_line_and_exit_2(user_module, capsys):
+    target = str(user_module / "no_such_dir" / "r.json")
+    assert verify.main(["user_ppo:good", "--quantity", "gae", "--json", target]) == 2
+    assert capsys.readouterr().out.splitlines()[-1].startswith("ERROR ppo_ref verify: cannot write")
+
+
 @pytest.mark.parametrize("flag, value", [("--rtol", "-1"), ("--atol", "nan")])
 def test_cli_rejects_a_negative_or_nan_tolerance_with_exit_2(user_module, capsys, flag, value):
     assert verify.main(["user_ppo:good", "--quantity", "gae", flag, value]) == 2
@@ -478,6 +542,12 @@ def test_scenario_files_document_every_field(scenario):
     assert doc["initial_weights"]["pi.layers.0.weight"].shape == (4, 8)        # (in, out)
     assert "torch" in (REPO / "ppo_ref" / "verify_update.py").read_text()
     assert all(k in doc["files"] for k in ("batch.npz/minibatches", "expected_weights.npz"))
+    documented = " ".join(doc["files"])
+    assert all(f"hyperparameters/{k}" in documented for k in doc["hyperparameters"])
+    # the update exercises gradient-norm clipping: some minibatches above max_grad_norm, some below
+    norms = [info["grad_norm"] for info in doc["expected_losses"]]
+    max_norm = doc["hyperparameters"]["max_grad_norm"]
+    assert min(norms) < max_norm < max(norms)
 
 
 def test_replaying_the_scenario_with_ppo_ref_passes(scenario):
@@ -518,19 +588,25 @@ def test_update_tolerance_follows_the_precision_of_the_weights(scenario, tmp_pat
     assert np.dtype(dtype).name in capsys.readouterr().out
 
 
-def test_a_wrong_update_is_caught(scenario):
+@pytest.mark.parametrize("change, differs", [
+    ({"vf_coef": 1.0}, "vf.layers.0.weight"),         # a value loss without its 0.5
+    ({"max_grad_norm": 1e9}, "pi.layers.0.weight"),   # no gradient clipping
+    ({"clip_vloss": False}, "vf.layers.0.weight"),    # no value clipping
+])
+def test_a_wrong_update_is_caught_even_in_float32(scenario, tmp_path, change, differs):
     doc = verify_update.load_scenario(scenario)
-    # a value loss without its 0.5 = ppo_ref with vf_coef doubled
     scenario_json = json.loads((scenario / "scenario.json").read_text())
-    wrong = Path(str(scenario) + "_wrong")
-    wrong.mkdir(exist_ok=True)
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
     for name in ("initial_weights.npz", "batch.npz", "expected_weights.npz"):
         (wrong / name).write_bytes((scenario / name).read_bytes())
-    scenario_json["hyperparameters"]["vf_coef"] *= 2
+    scenario_json["hyperparameters"].update(change)
     (wrong / "scenario.json").write_text(json.dumps(scenario_json))
     weights, _ = verify_update.replay(wrong)
     report = verify_update.compare_weights(doc["expected_weights"], weights)
-    assert report.status == "fail" and "vf.layers.0.weight" in report.differing
+    assert report.status == "fail" and differs in report.differing
+    weights32 = {k: v.astype(np.float32) for k, v in weights.items()}
+    assert verify_update.compare_weights(doc["expected_weights"], weights32).status == "fail"
 
 
 def test_torch_layout_and_bad_weight_files(scenario, tmp_path, capsys):
