@@ -34,8 +34,8 @@ def _check_hyperparameters(lr, betas, eps) -> tuple:
     betas = tuple(float(b) for b in betas)
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
-    if not eps >= 0:
-        raise ValueError(f"Adam: eps must be >= 0, got {eps}")
+    if not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"Adam: eps must be finite and >= 0, got {eps}")
     return float(lr), betas, float(eps)
 
 
@@ -165,12 +165,19 @@ class Adam:
         steps = np.asarray(state["steps"])
         if steps.shape != (n,):
             raise ValueError(f"Adam.load_state_dict: steps has shape {steps.shape}, expected ({n},)")
+        if steps.dtype.kind not in "iu" or (steps < 0).any():
+            raise ValueError(f"Adam.load_state_dict: steps must be counts >= 0, got {steps}")
         for i, p in enumerate(self.params):
             for k in "mv":
-                shape = np.shape(state[f"{k}.{i}"])
-                if shape != p.shape:
-                    raise ValueError(f"Adam.load_state_dict: {k}.{i} has shape {shape}, "
+                value = np.asarray(state[f"{k}.{i}"])
+                if value.shape != p.shape:
+                    raise ValueError(f"Adam.load_state_dict: {k}.{i} has shape {value.shape}, "
                                      f"params[{i}] has shape {p.shape}")
+                # a nan moment, or a negative v (sqrt of it), would put nan into every later step
+                if value.dtype.kind not in "iuf" or not np.isfinite(value).all() or \
+                        (k == "v" and (value < 0).any()):
+                    raise ValueError(f"Adam.load_state_dict: {k}.{i} must hold finite numbers"
+                                     f"{', all >= 0' if k == 'v' else ''}")
         self.lr, self.betas, self.eps = _check_hyperparameters(
             float(state["lr"]), np.asarray(state["betas"]).tolist(), float(state["eps"]))
         self.steps = [int(t) for t in steps]

@@ -176,10 +176,29 @@ def test_load_state_dict_rejects_wrong_keys_and_shapes():
         Adam(params).load_state_dict(dict(state, betas=np.array([1.5, 0.9])))
 
 
+@pytest.mark.parametrize("key,value,message", [
+    ("m.1", np.array([0.0, np.nan, 0.0]), "m.1 must hold finite numbers"),
+    ("v.0", np.array([np.inf, 0.0]), "v.0 must hold finite numbers"),
+    ("v.1", np.array([0.0, -1e-3, 0.0]), r"v.1 must hold finite numbers, all >= 0"),  # sqrt(v) = nan
+    ("steps", np.array([2, -1]), "steps must be counts >= 0"),
+    ("steps", np.array([2.0, 1.5]), "steps must be counts >= 0"),   # not silently truncated to 1
+])
+def test_load_state_dict_rejects_state_that_would_make_nan_steps_and_changes_nothing(key, value,
+                                                                                      message):
+    params = split_params()
+    opt = Adam(params, lr=0.05)
+    run(opt, params, [0.05] * 2)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(dict(before, **{key: value}))
+    after = opt.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
 @pytest.mark.parametrize("kwargs,name", [
     ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"), ({"lr": float("nan")}, "lr"),
     ({"betas": (1.0, 0.999)}, "betas"), ({"betas": (0.9, -0.1)}, "betas"), ({"betas": (0.9,)}, "betas"),
-    ({"eps": -1e-8}, "eps"),
+    ({"eps": -1e-8}, "eps"), ({"eps": float("inf")}, "eps"),
 ])
 def test_adam_rejects_bad_hyperparameters_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
