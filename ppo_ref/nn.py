@@ -35,6 +35,8 @@ def orthogonal_init(shape, gain: float, rng: np.random.Generator) -> np.ndarray:
     shape = tuple(int(n) for n in shape)
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f"orthogonal_init: shape must be (rows, cols) with both >= 1, got {shape}")
+    if not np.isfinite(gain):  # a nan gain would make every weight nan
+        raise ValueError(f"orthogonal_init: gain must be finite, got {gain}")
     rows, cols = shape
     gaussian = rng.standard_normal((max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(gaussian)                    # q (max, min), orthonormal columns
@@ -85,6 +87,8 @@ class MLP:
 
     def __init__(self, sizes, activation: str = "tanh", output_gain: float = 1.0,
                  rng: np.random.Generator | None = None, dtype=np.float64):
+        if any(int(n) != n for n in sizes):  # 3.5 would silently become 3
+            raise ValueError(f"MLP: sizes must be whole numbers, got {list(sizes)}")
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"MLP: sizes must list at least an input and an output size, all >= 1, "

@@ -181,6 +181,11 @@ def test_mlp_rejects_bad_arguments():
         MLP([2, 2], activation="sigmoid")
     with pytest.raises(ValueError, match="sizes"):
         MLP([2])
+    with pytest.raises(ValueError, match=r"whole numbers, got \[3.5, 2\]"):
+        MLP([3.5, 2])
+    with pytest.raises(ValueError, match="gain must be finite, got nan"):
+        MLP([3, 2], output_gain=float("nan"))
+    assert MLP([np.int64(3), 2.0]).sizes == [3, 2]   # whole numbers of any type are fine
 
 
 def test_mlp_forward_reports_input_shape_mismatch():
