@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ppo_ref import autodiff as ad
 from ppo_ref import verify
 from ppo_ref.autodiff import Tensor
 from ppo_ref.gae import compute_gae
@@ -314,6 +315,36 @@ def test_the_default_tolerance_follows_the_returned_precision(dtype, off_by, agr
     assert report.dtype == np.dtype(dtype).name
     # the largest advantage is the scale in some case, so the error reaches off_by of it
     assert report.worst_rel_error == pytest.approx(off_by, rel=0.2)
+
+
+def test_a_float32_loss_returned_as_a_python_float_beside_a_float32_gradient_passes():
+    # torch's `return loss.item(), logp_new.grad`: the whole function is held to float32
+    def item_and_grad(*args):
+        loss, grad = FLOAT32["clipped_surrogate"](*args)
+        return float(loss), grad
+    report = verify.check(item_and_grad, "clipped_surrogate")
+    assert report.passed and report.dtype == "float32" and report.gradient_checked, report
+
+
+@pytest.mark.parametrize("precision", [np.float64, np.float32])
+def test_wrong_variants_that_return_their_gradient_are_diagnosed_too(precision):
+    def clip_without_min(new, old, a, e):
+        return with_gradient(lambda t, old, a: -(ad.clip((t - old).exp(), 1 - e, 1 + e) * a).mean(),
+                             precision)(new, old, a)
+
+    def value_loss_without_half(v, r):
+        return with_gradient(lambda t, r: ((t - r) * (t - r)).mean(), precision)(v, r)
+    for fn, name, mistake in [(clip_without_min, "clipped_surrogate", "clip_without_min"),
+                              (value_loss_without_half, "value_loss", "missing_half")]:
+        report = verify.check(fn, name)
+        assert report.gradient_checked and report.mistake == mistake, report
+        assert report.dtype == np.dtype(precision).name
+
+
+def test_the_report_says_which_tolerance_was_given():
+    report = verify.check(compute_gae, "gae", atol=1e-12)
+    assert report.rtol == 1e-10 and report.atol == 1e-12
+    assert "(rtol float64 default, atol given)" in str(report)
 
 
 def test_an_unknown_mistake_gets_no_diagnosis():
