@@ -102,8 +102,10 @@ def gradcheck(fn, inputs, eps: float = 1e-6, rtol: float = 1e-6, atol: float = 1
     inputs: arrays (or Tensors); each is differentiated. Non-scalar outputs are
     reduced with a fixed random projection drawn from default_rng(seed).
     """
-    if eps <= 0:
-        raise ValueError(f"gradcheck: eps must be > 0, got {eps}")
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"gradcheck: eps must be finite and > 0, got {eps}")
+    if not (rtol >= 0 and atol >= 0):
+        raise ValueError(f"gradcheck: rtol and atol must be >= 0, got rtol {rtol}, atol {atol}")
     arrays = _as_float64(inputs)
     params = [Tensor(a.copy(), requires_grad=True) for a in arrays]
     y = fn(*params)

@@ -66,8 +66,11 @@ def test_bad_arguments_raise():
         gradcheck(lambda t: t.sum(), [np.array([np.nan])])
     with pytest.raises(TypeError, match="Tensor"):
         gradcheck(lambda t: 1.0, [np.ones(2)])
-    with pytest.raises(ValueError, match="eps"):
-        gradcheck(lambda t: t.sum(), [np.ones(2)], eps=0.0)
+    for eps in (0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="eps"):
+            gradcheck(lambda t: t.sum(), [np.ones(2)], eps=eps)
+    with pytest.raises(ValueError, match="rtol"):
+        gradcheck(lambda t: t.sum(), [np.ones(2)], rtol=float("nan"))
     with pytest.raises(ValueError, match="does not depend"):
         gradcheck(lambda t: Tensor(np.ones(1)), [np.ones(2)])
 
