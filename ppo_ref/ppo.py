@@ -30,7 +30,9 @@ Conventions where implementations disagree:
 * Early stop (`target_kl`): before each minibatch step the approx_kl of the current policy against
   pi_old on that minibatch is measured; above target_kl the remaining steps are skipped (SB3 checks
   the same point with 1.5 * target_kl; CleanRL checks once per epoch).
-* Logged metrics are means over the minibatch steps of the update (SB3); CleanRL logs the last.
+* Logged metrics are means over the minibatches of the update (SB3; CleanRL logs the last),
+  the one whose approx_kl stopped it included (it was measured, not stepped); grad_norm is the
+  mean over the steps taken.
 """
 from __future__ import annotations
 
@@ -104,16 +106,20 @@ class PPOConfig:
     trpo_damping: float = _field(0.1, "trpo: damping added to the Fisher matrix")
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        positive_ints = ("total_steps", "num_envs", "num_steps", "num_minibatches",
-                         "update_epochs", "eval_episodes")
-        for name in positive_ints:
+        hidden = self.hidden
+        object.__setattr__(self, "hidden", tuple(hidden) if isinstance(hidden, (list, tuple))
+                           else (hidden,))
+        if not isinstance(self.env_id, str):
+            raise ValueError(f"env_id must be a gymnasium env id string, got {self.env_id!r}")
+        ints = {"seed": 0, "total_steps": 1, "num_envs": 1, "num_steps": 2, "num_minibatches": 1,
+                "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0, "trpo_cg_iters": 1}
+        for name, low in ints.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if self.num_steps < 2:  # T = 1: a rollout can be nothing but reset steps (rollout.py)
-            raise ValueError(f"num_steps must be >= 2, got {self.num_steps}: with next-step "
-                             f"autoreset a one-step rollout may hold no transition to learn from")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                why = (": with next-step autoreset a one-step rollout may hold no transition to "
+                       "learn from, only reset steps" if name == "num_steps" else "")
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}{why}")
+            object.__setattr__(self, name, int(v))    # numpy ints -> int (config.json)
         if self.batch_size % self.num_minibatches:
             raise ValueError(f"num_minibatches={self.num_minibatches} must divide the batch "
                              f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = "
@@ -121,21 +127,32 @@ class PPOConfig:
         if self.total_steps < self.batch_size:
             raise ValueError(f"total_steps={self.total_steps} is less than one batch "
                              f"(num_envs*num_steps = {self.batch_size})")
-        for name in ("lr", "adam_eps", "clip_eps", "max_grad_norm", "kl_beta", "kl_target",
-                     "trpo_max_kl"):
+
+        def real(name):  # a float field's value; bools and strings are not numbers here
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0 and not math.isnan(v)):
-                raise ValueError(f"{name} must be > 0, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{name} must be a number, got {v!r}")
+            object.__setattr__(self, name, float(v))  # numpy floats -> float (config.json)
+            return float(v)
+        for name in ("lr", "adam_eps", "clip_eps", "kl_beta", "kl_target", "trpo_max_kl"):
+            if not (0 < real(name) < math.inf):
+                raise ValueError(f"{name} must be > 0 and finite, got {getattr(self, name)!r}")
         for name in ("gamma", "lam"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
+            if not 0.0 <= real(name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
         for name in ("ent_coef", "vf_coef", "trpo_damping"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0):
-                raise ValueError(f"{name} must be >= 0, got {v!r}")
-        if self.target_kl is not None and not self.target_kl > 0:
+            if not 0 <= real(name) < math.inf:
+                raise ValueError(f"{name} must be >= 0 and finite, got {getattr(self, name)!r}")
+        if not real("max_grad_norm") > 0:      # inf allowed: no clipping
+            raise ValueError(f"max_grad_norm must be > 0 (inf: off), got {self.max_grad_norm!r}")
+        if self.target_kl is not None and not real("target_kl") > 0:
             raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl!r}")
+        for f in dataclasses.fields(self):
+            if f.type == "bool":
+                if not isinstance(getattr(self, f.name), (bool, np.bool_)):
+                    raise ValueError(f"{f.name} must be True or False, got "
+                                     f"{getattr(self, f.name)!r}")
+                object.__setattr__(self, f.name, bool(getattr(self, f.name)))
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective == "trpo" and importlib.util.find_spec("ppo_ref.trpo") is None:
@@ -144,11 +161,10 @@ class PPOConfig:
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must list layer sizes >= 1, got {self.hidden!r}")
-        if self.checkpoint_every < 0 or self.trpo_cg_iters < 1:
-            raise ValueError(f"checkpoint_every must be >= 0 and trpo_cg_iters >= 1, got "
-                             f"{self.checkpoint_every!r} and {self.trpo_cg_iters!r}")
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, (int, np.integer))
+                                  or h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must list integer layer sizes >= 1, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
 
     @property
     def batch_size(self) -> int:
@@ -216,6 +232,10 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         exactly the rows an uninterrupted run would have (timing columns aside).
     callback: called with each history row after it is logged (raise inside it to stop).
     """
+    spec = getattr(env, "spec", None) if hasattr(env, "num_envs") else None
+    if spec is not None and spec.id != config.env_id:  # evaluation and checkpoints use env_id
+        raise ValueError(f"the VectorEnv passed in is {spec.id!r} but config.env_id is "
+                         f"{config.env_id!r}; set env_id to match")
     run = _RunState.start(config, env)
     folder = None
     if out_dir is not None:
@@ -224,9 +244,10 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         if resume:
             run.restore(folder)
         else:
-            if folder.metrics_path.exists():
-                raise ValueError(f"{out_dir} already holds a run (metrics.csv); resume it or "
-                                 f"choose another out_dir")
+            from .checkpoint import list_checkpoints
+            if folder.metrics_path.exists() or list_checkpoints(folder.checkpoints):
+                raise ValueError(f"{out_dir} already holds a run (metrics.csv or checkpoints); "
+                                 f"resume it or choose another out_dir")
             folder.write_json("config.json", config.to_dict())
     elif resume:
         raise ValueError("resume=True needs out_dir, the run folder to continue")
@@ -343,9 +364,11 @@ class _RunState:
     def log_row(self, infos: list, batch: dict, clip_eps: float, kl_exact: float, time_s: float,
                 steps_per_s: float) -> dict:
         """One row of metrics.csv (runs.METRIC_COLUMNS): the losses and diagnostics are means over
-        the update's minibatch steps; kl_exact is the exact mean KL(pi_old || pi_new) after it."""
+        the update's minibatches (module docstring); kl_exact is the exact mean
+        KL(pi_old || pi_new) after it."""
         recent = [r for _, r, _ in self.episodes[-RETURN_WINDOW:]]
         mean = lambda k: float(np.mean([i[k] for i in infos]))  # noqa: E731
+        stepped = [i["grad_norm"] for i in infos if not i.get("stopped", False)]
         kl_objective = self.config.objective in ("kl_adaptive", "kl_fixed")
         return {"update": self.update, "global_step": self.global_step,
                 "episodic_return": float(np.mean(recent)) if recent else math.nan,
@@ -356,7 +379,7 @@ class _RunState:
                 "explained_variance": float(explained_variance(batch["values"], batch["returns"])),
                 "lr": self.optimizer.lr, "clip_eps": float(clip_eps),
                 "beta": float(self.beta) if kl_objective else math.nan,
-                "grad_norm": mean("grad_norm"),
+                "grad_norm": float(np.mean(stepped)) if stepped else 0.0,
                 "minibatches": sum(not i.get("stopped", False) for i in infos),
                 "time_s": float(time_s), "steps_per_s": float(steps_per_s)}
 
@@ -382,6 +405,7 @@ class _RunState:
                  "kl_penalty_beta": float(self.kl_penalty.beta), "time_s": self.time_s,
                  "env": env_bytes, "env_error": env_error, "episodes": ep}
         from .checkpoint import save_checkpoint
+        folder.sync_metrics()   # the rows this checkpoint counts are on disk before it is
         save_checkpoint(folder.checkpoints / f"update_{self.update:06d}", state)
 
     def restore(self, folder) -> None:
@@ -435,12 +459,17 @@ def load_agent(run_dir):
     path = latest_checkpoint(Path(run_dir) / "checkpoints")
     if path is None:
         raise ValueError(f"{run_dir}: no checkpoint")
-    state = load_checkpoint(path, expect={"env_id": config.env_id})
     envs = make_vec_env(config.env_id, 1)
-    agent = build_agent(config, envs.single_observation_space, envs.single_action_space,
-                        np.random.default_rng(0))
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
     envs.close()
-    agent.load_state_dict(state["agent"])
+    state = load_checkpoint(path, expect={"env_id": config.env_id, "dtype": config.dtype,
+                                          "hidden": list(config.hidden),
+                                          "obs_shape": list(obs_space.shape)})
+    agent = build_agent(config, obs_space, action_space, np.random.default_rng(0))
+    try:
+        agent.load_state_dict(state["agent"])
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} does not fit {config.env_id}'s network: {e}") from None
     normalizer = None
     if "obs_normalizer" in state["collector"]:
         normalizer = ObservationNormalizer(tuple(state["obs_shape"]))

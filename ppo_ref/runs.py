@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes
@@ -51,6 +52,13 @@ class RunFolder:
             if new:
                 f.write(",".join(METRIC_COLUMNS) + "\n")
             f.write(",".join(_fmt(row[c]) for c in METRIC_COLUMNS) + "\n")
+
+    def sync_metrics(self) -> None:
+        """fsync metrics.csv, so that after a system crash it holds at least the rows of every
+        checkpoint saved after this call (resume needs them; it drops any later rows)."""
+        if self.metrics_path.exists():
+            with open(self.metrics_path, "rb+") as f:
+                os.fsync(f.fileno())
 
     def truncate_metrics(self, updates: int) -> None:
         """Keep the header and the rows of the first `updates` updates (resume after a crash:

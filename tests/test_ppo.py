@@ -43,7 +43,10 @@ def _rows_equal(xs, ys):
     ("num_minibatches", 3), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
     ("gamma", -0.1), ("lam", 2.0), ("objective", "ppo2"), ("num_envs", 0), ("total_steps", 10),
     ("dtype", "float16"), ("activation", "gelu"), ("target_kl", 0.0), ("max_grad_norm", -1.0),
-    ("num_steps", 1),
+    ("num_steps", 1), ("lr", math.inf), ("clip_eps", math.inf), ("vf_coef", math.inf),
+    ("ent_coef", math.nan), ("kl_beta", math.inf), ("gamma", math.nan), ("seed", -1),
+    ("seed", 1.5), ("checkpoint_every", -1), ("trpo_cg_iters", 0), ("norm_adv", "no"),
+    ("lr", "1e-3"), ("hidden", (64, 0)),
 ])
 def test_invalid_config_is_a_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -66,6 +69,13 @@ def test_config_round_trips_through_a_dict():
     assert PPOConfig.from_dict(TINY.to_dict()) == TINY
     with pytest.raises(ValueError, match="unknown config fields"):
         PPOConfig.from_dict({**TINY.to_dict(), "learning_rate": 1.0})
+
+
+def test_numpy_scalars_in_a_config_become_python_numbers_that_json_can_write():
+    config = PPOConfig(seed=np.int64(3), lr=np.float32(0.5), norm_adv=np.bool_(False),
+                       hidden=[np.int64(8)])
+    assert PPOConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert type(config.seed) is int and type(config.lr) is float and config.hidden == (8,)
 
 
 # ----- the update's pieces -----------------------------------------------------------------------
@@ -184,6 +194,18 @@ def test_target_kl_stops_the_update_before_the_offending_step():
     assert infos[1]["stopped"] and infos[1]["approx_kl"] > 1e-12
 
 
+def test_logged_grad_norm_averages_only_the_steps_taken():
+    # target_kl = 1e-12 stops every update at its second minibatch (measured, not stepped), so
+    # each update takes one step. The first update's step is the very step a run with a single
+    # minibatch per update takes (the same first permutation of the same batch): its grad_norm
+    # is the logged one, not halved by the stopped minibatch's missing step.
+    base = dict(num_minibatches=1, total_steps=128)
+    stopped = train(dataclasses.replace(TINY, update_epochs=2, target_kl=1e-12, **base)).history
+    single = train(dataclasses.replace(TINY, update_epochs=1, **base)).history
+    assert stopped[0]["minibatches"] == 1 and single[0]["minibatches"] == 1
+    assert stopped[0]["grad_norm"] == single[0]["grad_norm"] > 0
+
+
 def test_kl_penalty_measures_kl_from_a_frozen_pi_old_even_when_log_std_moves():
     """kl_fixed on a Gaussian policy: the KL seen by the second minibatch is KL(pi_old || pi
     after the first step), with pi_old's log_std frozen, not the live parameter Adam moves."""
@@ -274,6 +296,18 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
         train(TINY, out_dir=tmp_path / "empty", resume=True)
     with pytest.raises(ValueError, match="already holds a run"):
         train(TINY, out_dir=tmp_path / "run")
+    # a folder whose metrics.csv is gone but whose checkpoints remain is not silently reused
+    (tmp_path / "run" / "metrics.csv").unlink()
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(TINY, out_dir=tmp_path / "run")
+
+
+def test_load_agent_refuses_a_checkpoint_of_another_network_naming_it(tmp_path):
+    train(TINY, out_dir=tmp_path / "run")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**config, "hidden": [32]}))
+    with pytest.raises(ValueError, match=r"update_000006.json does not match: hidden is \[16\]"):
+        load_agent(tmp_path / "run")
 
 
 # ----- objectives, dtypes, spaces ----------------------------------------------------------------
@@ -340,6 +374,10 @@ def test_train_accepts_a_vector_env_and_refuses_one_of_another_size():
     assert _rows_equal(_without_timing(given.history), _without_timing(train(TINY).history))
     with pytest.raises(ValueError, match="num_envs=4 but the VectorEnv passed in has 3"):
         train(TINY, env=make_vec_env("CartPole-v1", 3))
+    # a VectorEnv of another env than config.env_id: evaluation and checkpoints would use env_id
+    with pytest.raises(ValueError, match="VectorEnv passed in is 'Acrobot-v1' but config.env_id "
+                                         "is 'CartPole-v1'"):
+        train(TINY, env=make_vec_env("Acrobot-v1", TINY.num_envs))
 
 
 class CountingEnv(gym.Env):
