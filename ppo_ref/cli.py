@@ -62,14 +62,19 @@ def _train_parser():
     choices = {"objective": OBJECTIVES, "dtype": ("float64", "float32"),
                "activation": ("tanh", "relu")}
     p = _Parser(prog="ppo-ref train", description="Train PPO. Flags override the preset (by "
-                "default the preset of --env, if there is one; else the PPOConfig defaults).")
+                "default the preset of --env, if there is one; else the PPOConfig defaults, the "
+                "ones shown below, which are CartPole-v1's).")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start from this preset")
     p.add_argument("--out", help="run folder (default runs/ENV__OBJECTIVE__sSEED__TIME)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its "
                    "last checkpoint (its own config; no other config flags)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    defaults = PPOConfig()
     for f in dataclasses.fields(PPOConfig):
-        help_ = f.metadata.get("help", "")
+        # default=None marks "not given", so the help names the PPOConfig default itself
+        default = getattr(defaults, f.name)
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        help_ = f"{f.metadata.get('help', '')} (default: {shown})"
         kw = {"default": None, "help": help_, "dest": f.name}
         if f.type in ("bool", bool):
             p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
@@ -162,7 +167,7 @@ def _usage() -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
+        print(_usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

@@ -77,6 +77,9 @@ def test_python_dash_m_is_the_same_command(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--lr", "-1"], "lr must be > 0"),
     (["train", "--num-minibatches", "3"], "num_minibatches=3 must divide"),
+    (["train", "--clip-eps", "inf"], "clip_eps must be > 0 and finite, got inf"),
+    (["train", "--gamma", "1.01"], "gamma must lie in [0, 1], got 1.01"),
+    (["train", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "--objective", "ppo2"], "invalid choice: 'ppo2'"),
     (["train", "--resume", "x", "--lr", "0.1"], "drop ['--lr']"),
@@ -127,6 +130,18 @@ def test_bad_flag_in_a_subprocess_has_no_traceback():
     proc = _run("train", "--env", "NoSuchEnv-v0", "--no-progress", "--out", os.devnull + "/x")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown env id 'NoSuchEnv-v0'" in proc.stderr
+
+
+def test_train_help_names_each_default_and_no_command_is_usage_on_stderr(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())     # argparse wraps the help lines
+    assert exit_.value.code == 0
+    assert "--lr LR Adam learning rate (default: 0.001)" in out
+    assert "(default: 64 64)" in out and "(default: CartPole-v1)" in out
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: ppo-ref")
 
 
 def test_registry_holds_train_and_eval():
