@@ -577,10 +577,13 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     def vjp(g):
         full = np.zeros_like(v)
         idx_b = np.broadcast_to(idx, out.shape)  # indices may broadcast against x
-        if idx.shape[axis] == 1:  # one pick per row: no index can repeat, assignment suffices
+        x_broadcast = any(n == 1 and m != 1 for i, (n, m) in enumerate(zip(v.shape, out.shape))
+                          if i != axis % v.ndim)   # a row of x picked from more than once
+        if idx.shape[axis] == 1 and not x_broadcast:  # one pick per row: assignment suffices
             np.put_along_axis(full, idx_b, g, axis=axis)
-        else:  # repeated picks must accumulate
+        else:  # repeated picks (or rows of x reused by broadcasting) must accumulate
             grid = list(np.indices(out.shape, sparse=True))
+            grid = [np.zeros_like(i) if n == 1 else i for i, n in zip(grid, v.shape)]  # row 0
             grid[axis] = idx_b
             np.add.at(full, tuple(grid), g)
         return (full,)

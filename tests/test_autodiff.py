@@ -249,6 +249,22 @@ def test_take_along_axis_gradient_including_repeats_and_broadcast_indices(indice
     assert_gradcheck(lambda t: ad.take_along_axis(t, indices, axis), [x])
 
 
+@pytest.mark.parametrize("shape_x,indices,axis", [
+    ((1, 4), np.array([[0], [0], [2]]), 1), ((1, 4), np.array([[0, 3], [0, 0], [2, 1]]), 1),
+    ((3, 1), np.array([[0, 0, 0, 0]]), 0), ((2, 1, 3), np.array([[[0], [2]]]), -1),
+], ids=["one_pick", "two_picks", "axis0", "3d_negative_axis"])
+def test_take_along_axis_gradient_when_x_is_broadcast_against_the_indices(shape_x, indices, axis):
+    # numpy broadcasts x's size-1 dimensions against the indices: one row of x is picked from
+    # several times, and its gradient must add up every pick.
+    assert_gradcheck(lambda t: ad.take_along_axis(t, indices, axis), [rand(*shape_x)])
+
+
+def test_take_along_axis_broadcast_row_gradient_by_hand():
+    x = Tensor(np.zeros((1, 4)), requires_grad=True)
+    ad.take_along_axis(x, np.array([[0], [0], [2]]), axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2.0, 0.0, 1.0, 0.0]])   # index 0 picked twice
+
+
 def test_concatenate_and_stack_split_gradients_back():
     a, b = rand(2, 3, seed=1), rand(2, 2, seed=2)
     assert_gradcheck(lambda x, y: ad.concatenate([x, y], axis=1), [a, b])
