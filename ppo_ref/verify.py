@@ -137,8 +137,9 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _one_output(x, name: str, shape, where: str):
+def _one_output(x, name: str, expected, where: str, description: str = ""):
     """(float64 array, precision name) of one returned value, or BadFunction."""
+    shape = np.shape(expected)
     try:
         arr = _to_numpy(x)
     except Exception as e:  # noqa: BLE001 - whatever the object, report it
@@ -156,7 +157,9 @@ def _one_output(x, name: str, shape, where: str):
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
-        raise BadFunction(f"{where}: {name} is {arr[i]}" + (f" at index {list(i)}" if i else ""))
+        raise BadFunction(f"{where}: {name} is {arr[i]}" + (f" at index {list(i)}" if i else "")
+                          + f" where ppo_ref gives {float(np.asarray(expected)[i]):.9g}"
+                          + (f" ({description})" if description else ""))
     return arr, precision
 
 
@@ -185,27 +188,24 @@ def _split_outputs(q: Quantity, raw, where: str) -> list:
     return list(raw)
 
 
-def _convert(q: Quantity, raw, shapes: list, where: str) -> tuple:
-    """([float64 arrays, list outputs flattened], [precisions]) of a function's return value."""
+def _convert(q: Quantity, raw, expected: list, where: str, description: str = "") -> tuple:
+    """([float64 arrays, list outputs flattened], [precisions]) of a function's return value;
+    expected: ppo_ref's outputs (their shapes, and the values named when a result is nan/inf)."""
     arrays, precisions = [], []
-    for name, value, shape in zip(q.outputs, _split_outputs(q, raw, where), shapes):
+    for name, value, exp in zip(q.outputs, _split_outputs(q, raw, where), expected):
         if name in q.list_outputs:
-            if not isinstance(value, (list, tuple)) or len(value) != len(shape):
-                raise BadFunction(f"{where}: {name} should be a list of {len(shape)} arrays, "
+            if not isinstance(value, (list, tuple)) or len(value) != len(exp):
+                raise BadFunction(f"{where}: {name} should be a list of {len(exp)} arrays, "
                                   f"got {_show(value)}")
-            parts = [_one_output(v, f"{name}[{i}]", s, where) for i, (v, s) in enumerate(zip(value, shape))]
+            parts = [_one_output(v, f"{name}[{i}]", e, where, description)
+                     for i, (v, e) in enumerate(zip(value, exp))]
             arrays.append(np.concatenate([p[0].ravel() for p in parts]))
             precisions.append(max((p[1] for p in parts), key=DEFAULT_RTOL.get))
         else:
-            arr, precision = _one_output(value, name, shape, where)
+            arr, precision = _one_output(value, name, exp, where, description)
             arrays.append(arr)
             precisions.append(precision)
     return arrays, precisions
-
-
-def _shapes(q: Quantity, outputs) -> list:
-    return [[np.shape(v) for v in out] if name in q.list_outputs else np.shape(out)
-            for name, out in zip(q.outputs, outputs)]
 
 
 def _call(fn, args):
@@ -284,7 +284,7 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
             hint = f" (the adapter signature is {q.signature})" if isinstance(e, TypeError) else ""
             return _error(report, f"{where}: {label} raised {_one_line(e)}{hint}")
         try:
-            got, precisions = _convert(q, raw, _shapes(q, expected), where)
+            got, precisions = _convert(q, raw, expected, where, case.description)
         except BadFunction as e:
             return _error(report, str(e))
         runs.append((case, got, precisions, q.scale(case.args, expected)))

@@ -447,7 +447,22 @@ def test_a_multi_line_exception_stays_one_line_and_a_wrong_arity_shows_the_signa
     assert "\n" not in text and "must match the size of tensor b (4)" in text
     text = str(verify.check(lambda v: v, "value_loss"))
     assert "raised TypeError" in text and "the adapter signature is fn(values (B,), returns (B,))" in text
-    assert str(verify.check(lambda v, r: np.nan, "value_loss")).endswith("loss is nan")
+    text = str(verify.check(lambda v, r: np.inf, "value_loss"))   # a scalar: no index
+    assert "loss is inf where ppo_ref gives 0.722" in text and "index" not in text
+
+
+def test_a_torch_style_categorical_kl_that_overflows_is_named_with_the_finite_answer():
+    # torch.distributions' Categorical KL uses probs: where q's probability underflows to 0 it
+    # returns inf; ppo_ref (log_softmax throughout) gives the finite KL
+    def kl_from_probs(logits, actions, other):
+        log_prob, entropy, _ = categorical_adapter(logits, actions, other)
+        p, q = np.exp(log_softmax(logits)), np.exp(log_softmax(other))
+        with np.errstate(divide="ignore", invalid="ignore"):   # torch: 0 where p = 0
+            return log_prob, entropy, np.where(p == 0, 0.0, p * (np.log(p) - np.log(q))).sum(-1)
+    report = verify.check(kl_from_probs, "categorical")
+    assert report.exit_code == 2 and "\n" not in str(report)
+    assert "case golden/extreme_logits: kl is inf at index [2] where ppo_ref gives 999.3" in str(report)
+    assert "Logits of +-1000" in str(report)    # the case's description says what is extreme
 
 
 def test_not_callable_and_unknown_quantity():
