@@ -68,6 +68,21 @@ def test_heads_are_orthogonal_with_gains_0_01_policy_and_1_value():
     np.testing.assert_allclose(probs, 0.5, atol=0.02)  # nearly uniform at init
 
 
+@pytest.mark.parametrize("act_space", [spaces.Discrete(2), BOX2])
+def test_hidden_layers_are_orthogonal_with_gain_sqrt2_biases_zero_log_std_zero(act_space):
+    agent = ActorCritic(OBS4, act_space, np.random.default_rng(1))
+    for net in (agent.pi, agent.vf):
+        w_in, w_mid = net.layers[0].weight.data, net.layers[1].weight.data   # (4, 64), (64, 64)
+        np.testing.assert_allclose(w_in @ w_in.T, 2.0 * np.eye(4), atol=1e-12)  # wide: rows
+        np.testing.assert_allclose(w_mid.T @ w_mid, 2.0 * np.eye(64), atol=1e-12)
+        for layer in net.layers:
+            assert not layer.bias.data.any()
+    if agent.log_std is not None:   # state-independent: one parameter per action dimension, std 1
+        assert agent.log_std.data.shape == (2,) and not agent.log_std.data.any()
+        dist = agent.distribution(np.random.default_rng(2).standard_normal((5, 4)))
+        assert dist.log_std is agent.log_std    # the parameter itself, not a function of s
+
+
 @pytest.mark.parametrize("obs_space, act_space, named", [
     (OBS4, spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
     (OBS4, spaces.Box(-1, 1, (2, 2)), "Box"),

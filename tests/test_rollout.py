@@ -101,6 +101,43 @@ def test_gae_on_a_rollout_with_a_termination_and_a_truncation_matches_hand_compu
     np.testing.assert_array_equal(batch["obs"][:, 0], [0.5, 1.5, 2.5, 0.25, 0.75, -1.0])
 
 
+class PaysOnResetSteps(gym.vector.VectorWrapper):
+    """Returns a reward of 1000 on every reset step (gymnasium's own vector envs return 0 there):
+    if that reward reached an advantage, a return, the reward scaler or an episode's return,
+    the numbers would show it."""
+
+    def reset(self, **kwargs):
+        self.resetting = np.zeros(self.num_envs, dtype=bool)
+        return self.env.reset(**kwargs)
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        rewards = np.where(self.resetting, 1000.0, rewards)
+        self.resetting = terminated | truncated
+        return obs, rewards, terminated, truncated, info
+
+
+def test_a_reset_steps_reward_enters_no_advantage_return_statistic_or_scaler():
+    def collect(wrap):
+        envs = SyncVectorEnv([ScriptedEnv])
+        envs = PaysOnResetSteps(envs) if wrap else envs
+        scaler = RewardScaler(1, gamma=0.9)
+        buf = RolloutCollector(envs, ValueIsObsAgent(), 8, np.random.default_rng(0),
+                               reward_scaler=scaler).collect()
+        return buf, buf.compute_advantages(0.9, 0.8), scaler.state_dict()
+    plain, (adv, ret), scaler = collect(wrap=False)      # advantages checked by hand above
+    paid, (adv_paid, ret_paid), scaler_paid = collect(wrap=True)
+    # the two reset steps' rewards are in the buffer (scaled, but the scaler does not learn from
+    # them) and nowhere else
+    assert (~paid.valid).sum() == 2 and (paid.rewards[~paid.valid] > 100).all()
+    assert (plain.rewards[~plain.valid] == 0).all()
+    np.testing.assert_array_equal(adv_paid, adv)
+    np.testing.assert_array_equal(ret_paid, ret)
+    np.testing.assert_array_equal(paid.episode_returns, [1 + 2 + 3, 4 + 5])
+    for key in ("mean", "var", "count", "returns"):
+        np.testing.assert_array_equal(scaler_paid[key], scaler[key], err_msg=key)
+
+
 def test_episode_statistics_are_unscaled_returns_and_lengths_of_finished_episodes():
     buf = collector_for({}, reward_scaler=RewardScaler(1, gamma=0.9)).collect()
     np.testing.assert_array_equal(buf.episode_returns, [1 + 2 + 3, 4 + 5])
