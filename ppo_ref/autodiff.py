@@ -426,11 +426,14 @@ class Tensor:
         return Tensor._make(out, (self,), vjp, "reshape")
 
     def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):  # t.transpose((1, 0)) too
+            axes = tuple(axes[0])
         axes = axes if axes else None
         out = np.transpose(self.data, axes)
 
-        def vjp(g):  # undo the permutation
-            return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+        def vjp(g):  # undo the permutation (axes taken mod ndim: -1 is the last)
+            return (np.transpose(g, None if axes is None
+                                 else np.argsort([a % self.ndim for a in axes])),)
         return Tensor._make(out, (self,), vjp, "transpose")
 
     @property

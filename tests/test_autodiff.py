@@ -99,7 +99,9 @@ def test_mean_gradient_is_one_over_count():
 @pytest.mark.parametrize("fn", [
     lambda t: t.reshape(4, 6), lambda t: t.reshape((6, 4)), lambda t: t.reshape(-1),
     lambda t: t.transpose(), lambda t: t.transpose(1, 2, 0), lambda t: t.T,
-], ids=["reshape_args", "reshape_tuple", "flatten", "transpose", "permute", "T"])
+    lambda t: t.transpose(-1, 0, 1), lambda t: t.transpose((2, 0, 1)),
+], ids=["reshape_args", "reshape_tuple", "flatten", "transpose", "permute", "T",
+        "permute_negative_axis", "permute_tuple"])
 def test_shape_operations_route_gradients_back(fn):
     assert_gradcheck(fn, [rand(2, 3, 4)])
 
