@@ -36,6 +36,19 @@ def _check_finite(x: Tensor, name: str, owner: str) -> None:
         raise ValueError(f"{owner}: {name} has a non-finite entry {x.data[i].item()!r} at index {i}")
 
 
+def _inv_std(log_std: Tensor, owner: str) -> Tensor:
+    """1 / std = exp(-log_std), refusing a log_std so negative that this overflows (below about
+    -709 in float64, -88 in float32): z = (a - mean) * inf would be nan where a = mean."""
+    with np.errstate(over="ignore"):
+        inv = (-log_std).exp()
+    bad = ~np.isfinite(inv.data)
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise ValueError(f"{owner}: log_std {log_std.data[i].item()!r} at index {i} is too small for "
+                         f"{inv.dtype}: 1 / std = exp(-log_std) overflows")
+    return inv
+
+
 class Categorical:
     """pi(a) = softmax(logits)_a over A actions, for each row of a batch.
 
@@ -172,7 +185,7 @@ class DiagGaussian:
             raise ValueError(f"DiagGaussian.log_prob: actions have shape {a.shape}, "
                              f"the mean has shape {self.mean.shape}")
         _check_finite(as_tensor(a), "actions", "DiagGaussian.log_prob")
-        z = (a - self.mean) * (-self._log_std).exp()     # (B, D); multiply by 1/std, never divide by 0
+        z = (a - self.mean) * _inv_std(self._log_std, "DiagGaussian.log_prob")  # (B, D); times 1/std
         return (-0.5 * (z * z) - self._log_std - 0.5 * _LOG_2PI).sum(axis=-1)
 
     def entropy(self) -> Tensor:
@@ -188,6 +201,7 @@ class DiagGaussian:
             raise ValueError(f"DiagGaussian.kl: mean shapes {self.mean.shape} and "
                              f"{other.mean.shape} differ")
         log_ratio = self._log_std - other._log_std                     # log(std_p / std_q)
-        dz = (self.mean - other.mean) * (-other._log_std).exp()        # (mean_p - mean_q) / std_q
+        # (mean_p - mean_q) / std_q
+        dz = (self.mean - other.mean) * _inv_std(other._log_std, "DiagGaussian.kl")
         terms = 0.5 * ((2.0 * log_ratio).exp() + dz * dz) - log_ratio - 0.5
         return terms.sum(axis=-1)

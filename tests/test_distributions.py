@@ -275,6 +275,20 @@ def test_gaussian_tiny_std_gives_finite_values_and_hand_computed_gradients():
         assert all(np.all(np.isfinite(t.grad)) for t in wrt)
 
 
+@pytest.mark.parametrize("dtype,log_std", [(np.float64, -710.0), (np.float32, -89.0)])
+def test_gaussian_log_std_so_small_that_one_over_std_overflows_raises_instead_of_nan(dtype,
+                                                                                   log_std):
+    # At a = mean, z = (a - mean) / std would be 0 * inf = nan: refuse, naming the entry.
+    mean = np.zeros((2, 2), dtype=dtype)
+    tiny = DiagGaussian(mean, np.array([0.0, log_std], dtype=dtype))
+    pattern = rf"log_std {log_std} at index \(0, 1\) is too small for {np.dtype(dtype).name}"
+    with pytest.raises(ValueError, match="DiagGaussian.log_prob: " + pattern):
+        tiny.log_prob(mean)
+    with pytest.raises(ValueError, match="DiagGaussian.kl: " + pattern):
+        DiagGaussian(mean, np.zeros(2, dtype=dtype)).kl(tiny)
+    assert np.isfinite(tiny.entropy().data).all()        # H is linear in log_std: still finite
+
+
 def test_gaussian_float32_stays_float32():
     d = DiagGaussian(MEAN.astype(np.float32), LOG_STD.astype(np.float32))
     a = d.sample(np.random.default_rng(0))
