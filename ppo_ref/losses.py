@@ -272,7 +272,8 @@ class AdaptiveKLPenalty:
         otherwise            beta unchanged
 
     beta_min / beta_max optionally clamp beta (the paper does not; they stop beta from
-    running away when the KL stays off target for many updates).
+    running away when the KL stays off target for many updates: without beta_min, about
+    1075 halvings in a row underflow beta to 0.0, which doubling can never revive).
     """
 
     def __init__(self, beta: float, target_kl: float, beta_min=None, beta_max=None):

@@ -620,3 +620,16 @@ def test_other_bad_arguments():
         ProportionalKLController(beta=1.0, target_kl=0.1, horizon=10).update(0.0, n_steps=60)
     with pytest.raises(ValueError, match="kl"):
         AdaptiveKLPenalty(beta=1.0, target_kl=0.1).update(float("nan"))
+
+
+def test_adaptive_kl_penalty_without_beta_min_underflows_after_1075_halvings_as_documented():
+    # 2^-1074 is the smallest float64; one more halving gives 0.0, and 0 * 2 stays 0.
+    c = AdaptiveKLPenalty(beta=1.0, target_kl=0.01)
+    for _ in range(1074):
+        c.update(0.0)
+    assert c.beta == 2.0 ** -1074
+    assert c.update(0.0) == 0.0 and c.update(1.0) == 0.0
+    c = AdaptiveKLPenalty(beta=1.0, target_kl=0.01, beta_min=1e-6)
+    for _ in range(1100):
+        c.update(0.0)
+    assert c.beta == 1e-6 and c.update(1.0) == 2e-6
