@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import pickle
 import sys
 import time
 from dataclasses import dataclass, field
@@ -417,15 +418,15 @@ class _RunState:
         if path is None:
             raise ValueError(f"{folder.path}: no checkpoint to resume from")
         state = load_checkpoint(path, expect=self._header())
-        if state["config"] != self.config.to_dict():
-            diff = sorted(k for k, v in self.config.to_dict().items()
-                          if state["config"].get(k) != v)
-            raise ValueError(f"checkpoint {path} was written with another config (fields {diff} "
-                             f"differ); resume with the run's own config.json")
-        if state["env"] is None:
-            raise ValueError(f"cannot resume {folder.path} exactly: its environment could not be "
-                             f"saved ({state['env_error']})")
         try:
+            if state["config"] != self.config.to_dict():
+                diff = sorted(k for k, v in self.config.to_dict().items()
+                              if state["config"].get(k) != v)
+                raise ValueError(f"checkpoint {path} was written with another config (fields "
+                                 f"{diff} differ); resume with the run's own config.json")
+            if state["env"] is None:
+                raise ValueError(f"cannot resume {folder.path} exactly: its environment could "
+                                 f"not be saved ({state['env_error']})")
             self.agent.load_state_dict(state["agent"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.envs.close()
@@ -435,9 +436,11 @@ class _RunState:
             self.beta, self.kl_penalty.beta = state["beta"], state["kl_penalty_beta"]
             self.update, self.global_step = int(state["update"]), int(state["global_step"])
             self.time_s = float(state["time_s"])
-        except (KeyError, TypeError) as e:
+            self.episodes = [(int(s), float(r), int(n)) for s, r, n in state["episodes"]]
+        # a hand-edited .json (the .npz is hashed), or a pickled env another gymnasium cannot read
+        except (KeyError, TypeError, AttributeError, ImportError, EOFError,
+                pickle.UnpicklingError) as e:
             raise ValueError(f"checkpoint {path} is incomplete or malformed: {e!r}") from None
-        self.episodes = [(int(s), float(r), int(n)) for s, r, n in state["episodes"]]
         folder.truncate_metrics(self.update)     # drop rows logged after this checkpoint
         self.history = read_metrics(folder.path)
         if len(self.history) != self.update:

@@ -302,6 +302,21 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
         train(TINY, out_dir=tmp_path / "run")
 
 
+@pytest.mark.parametrize("damage", ["no config", "unreadable env"])
+def test_resume_from_a_well_formed_but_incomplete_checkpoint_is_a_value_error(tmp_path, damage):
+    from ppo_ref.checkpoint import save_checkpoint
+    train(TINY, out_dir=tmp_path / "run")
+    last = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    state = load_checkpoint(last)
+    if damage == "no config":
+        del state["config"]
+    else:
+        state["env"] = b"not a pickle"
+    save_checkpoint(last, state)          # a valid file (hash and all) holding a bad state
+    with pytest.raises(ValueError, match="update_000006 is incomplete or malformed"):
+        train(TINY, out_dir=tmp_path / "run", resume=True)
+
+
 def test_load_agent_refuses_a_checkpoint_of_another_network_naming_it(tmp_path):
     train(TINY, out_dir=tmp_path / "run")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
