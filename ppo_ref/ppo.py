@@ -471,12 +471,13 @@ def load_agent(run_dir):
     agent = build_agent(config, obs_space, action_space, np.random.default_rng(0))
     try:
         agent.load_state_dict(state["agent"])
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} does not fit {config.env_id}'s network: {e}") from None
-    normalizer = None
-    if "obs_normalizer" in state["collector"]:
-        normalizer = ObservationNormalizer(tuple(state["obs_shape"]))
-        normalizer.load_state_dict(state["collector"]["obs_normalizer"])
+        normalizer = None
+        if "obs_normalizer" in state["collector"]:
+            normalizer = ObservationNormalizer(tuple(state["obs_shape"]))
+            normalizer.load_state_dict(state["collector"]["obs_normalizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} does not fit {config.env_id}'s network or is "
+                         f"incomplete: {e!r}") from None
     return agent, normalizer, config
 
 

@@ -315,6 +315,12 @@ def test_resume_from_a_well_formed_but_incomplete_checkpoint_is_a_value_error(tm
     save_checkpoint(last, state)          # a valid file (hash and all) holding a bad state
     with pytest.raises(ValueError, match="update_000006 is incomplete or malformed"):
         train(TINY, out_dir=tmp_path / "run", resume=True)
+    if damage == "no config":   # eval's loader needs only the weights: it still works
+        assert load_agent(tmp_path / "run")[2] == TINY
+    del state["agent"]
+    save_checkpoint(last, state)
+    with pytest.raises(ValueError, match="update_000006 does not fit .* or is incomplete"):
+        load_agent(tmp_path / "run")
 
 
 def test_load_agent_refuses_a_checkpoint_of_another_network_naming_it(tmp_path):
