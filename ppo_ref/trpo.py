@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_finite, check_scalar
 from .autodiff import Tensor, no_grad
 from .distributions import Categorical, DiagGaussian
 from .losses import policy_gradient_surrogate
@@ -92,7 +93,16 @@ def _check_obs(mlp, obs) -> np.ndarray:
     in_features = mlp.layers[0].weight.shape[0]
     if obs.ndim != 2 or obs.shape[1] != in_features or obs.shape[0] == 0:
         raise ValueError(f"obs: expected shape (B, {in_features}) with B >= 1, got {obs.shape}")
+    check_finite("obs", obs)
     return obs.astype(mlp.layers[0].weight.dtype, copy=False)
+
+
+def _check_count(name: str, value, low: int) -> int:
+    """`value` as an int, which must be a whole number >= low (iteration counts)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 # ----- Fisher-vector products --------------------------------------------------------------------
@@ -148,8 +158,7 @@ def fisher_operator(policy, obs, damping: float = 0.0):
     """
     mlp, log_std, params = policy_parts(policy)
     obs = _check_obs(mlp, obs)
-    if damping < 0:
-        raise ValueError(f"damping must be >= 0, got {damping}")
+    damping = check_scalar("damping", damping, 0.0)
     B = obs.shape[0]
     net_params = params[:len(params) - (log_std is not None)]
     out = mlp(Tensor(obs))                      # graph kept for the J^T pass
@@ -165,6 +174,7 @@ def fisher_operator(policy, obs, damping: float = 0.0):
     def apply(v):
         v = np.asarray(v, dtype=np.float64)
         pieces = _split(v, params)
+        check_finite("v", v)
         Jv = _mlp_jvp(mlp, obs, pieces[:len(net_params)])               # (B, out)
         if log_std is None:
             w = probs * Jv - probs * (probs * Jv).sum(axis=1, keepdims=True)
@@ -211,12 +221,12 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
         raise ValueError(f"b must be a vector (P,), got shape {b.shape}")
     if not np.all(np.isfinite(b)):
         raise ValueError(f"b has a non-finite entry at index {int(np.argmin(np.isfinite(b)))}")
-    if int(iters) < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+    iters = _check_count("iters", iters, 1)
+    tol = check_scalar("tol", tol, 0.0)
     x = np.zeros_like(b)
     r, p = b.copy(), b.copy()
     rr = r @ r
-    for k in range(int(iters)):
+    for k in range(iters):
         if rr <= tol:     # converged (with tol = 0: only an exact solution stops early)
             break
         Ap = np.asarray(Avp(p), dtype=np.float64)
@@ -241,6 +251,7 @@ def _natural_direction(policy, obs, actions, advantages, logp_old, cg_iters, dam
     """What both steps share: theta_old, g, x = F^{-1} g, F x, and closures to measure a step."""
     mlp, log_std, params = policy_parts(policy)
     obs = _check_obs(mlp, obs)
+    cg_iters = _check_count("cg_iters", cg_iters, 1)
     B = obs.shape[0]
     advantages = np.asarray(advantages, dtype=np.float64)
     if advantages.shape != (B,):
@@ -295,7 +306,8 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
     2. The full step s = sqrt(2 max_kl / x^T F x) x, the largest with 1/2 s^T F s = max_kl.
     3. Backtracking: theta = theta_old + backtrack_coef^k s for k = 0, 1, ..., max_backtracks-1,
        accepting the first with L(theta) - L(theta_old) > 0 and the exact
-       mean KL(pi_old || pi_theta) <= max_kl; if none passes, theta stays theta_old.
+       mean KL(pi_old || pi_theta) <= max_kl; if none passes, theta stays theta_old. A candidate
+       so far out that its distribution is not finite (overflowing logits) counts as failed.
 
     obs (B, obs_dim), actions (B,) or (B, D), advantages (B,); logp_old (B,) defaults to the
     current policy's log-probabilities (the on-policy case). Returns floats: kl (measured, of the
@@ -303,10 +315,10 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
     (backtrack_coef^k accepted, 0 if none), accepted (bool), backtracks (k), surrogate_before,
     grad_norm, cg_residual (|F x - g|).
     """
-    if max_kl <= 0:
-        raise ValueError(f"max_kl must be > 0, got {max_kl}")
-    if not 0 < backtrack_coef < 1:
-        raise ValueError(f"backtrack_coef must lie in (0, 1), got {backtrack_coef}")
+    max_kl = check_scalar("max_kl", max_kl, 0.0, low_inclusive=False)
+    backtrack_coef = check_scalar("backtrack_coef", backtrack_coef, 0.0, 1.0,
+                                  low_inclusive=False, high_inclusive=False)
+    max_backtracks = _check_count("max_backtracks", max_backtracks, 1)
     params, theta_old, L_old, g, x, Fx, measure = _natural_direction(
         policy, obs, actions, advantages, logp_old, cg_iters, damping)
     xFx = float(x @ Fx)
@@ -317,15 +329,22 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
         return info
     step = np.sqrt(2.0 * max_kl / xFx) * x
     info["expected_improvement"] = float(g @ step)
-    for k in range(int(max_backtracks)):
-        frac = backtrack_coef ** k
-        set_flat_params(params, theta_old + frac * step)
-        L_new, kl = measure()
-        improvement = L_new - L_old
-        if np.isfinite(L_new) and np.isfinite(kl) and improvement > 0 and kl <= max_kl:
-            info.update(kl=kl, improvement=improvement, step_fraction=frac, accepted=True,
-                        backtracks=k)
-            return info
+    try:
+        for k in range(max_backtracks):
+            frac = backtrack_coef ** k
+            set_flat_params(params, theta_old + frac * step)
+            try:
+                L_new, kl = measure()
+            except ValueError:   # non-finite logits/mean at this candidate: reject, shrink
+                continue
+            improvement = L_new - L_old
+            if np.isfinite(L_new) and np.isfinite(kl) and improvement > 0 and kl <= max_kl:
+                info.update(kl=kl, improvement=improvement, step_fraction=frac, accepted=True,
+                            backtracks=k)
+                return info
+    except BaseException:
+        set_flat_params(params, theta_old)       # never leave a half-tried step behind
+        raise
     set_flat_params(params, theta_old)           # every fraction failed: keep the old policy
     return info
 
@@ -339,10 +358,15 @@ def natural_gradient_step(policy, obs, actions, advantages, logp_old=None, *,
     truth. Same arguments as trpo_step; returns floats kl (measured), predicted_kl, improvement,
     surrogate_before, grad_norm, cg_residual.
     """
+    step_size = check_scalar("step_size", step_size, 0.0, low_inclusive=False)
     params, theta_old, L_old, g, x, Fx, measure = _natural_direction(
         policy, obs, actions, advantages, logp_old, cg_iters, damping)
     set_flat_params(params, theta_old + step_size * x)
-    L_new, kl = measure()
+    try:
+        L_new, kl = measure()
+    except BaseException:        # e.g. logits overflowed: put theta_old back before raising
+        set_flat_params(params, theta_old)
+        raise
     return {"kl": kl, "predicted_kl": float(0.5 * step_size ** 2 * (x @ Fx)),
             "improvement": L_new - L_old, "surrogate_before": L_old,
             "grad_norm": float(np.linalg.norm(g)), "cg_residual": float(np.linalg.norm(Fx - g))}

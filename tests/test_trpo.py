@@ -286,6 +286,53 @@ def test_trpo_step_on_an_actor_critic_moves_only_its_policy_parameters(action_sp
     assert not np.array_equal(flat_params(agent.policy_parameters()), policy_before)
 
 
+def test_a_candidate_whose_logits_overflow_is_rejected_and_the_policy_restored():
+    # delta = 1e308 makes the full step ~1e154 per weight; through relu the logits overflow to
+    # inf - inf = nan. The line search must count such candidates as failures, and a step that
+    # fails every fraction must leave theta exactly as it was.
+    rng = np.random.default_rng(0)
+    mlp = MLP([3, 4, 2], activation="relu", output_gain=1.0, rng=rng)
+    obs, actions, adv = rng.normal(size=(5, 3)), np.array([0, 1, 0, 1, 1]), rng.normal(size=5)
+    theta = flat_params(mlp.parameters()).copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        info = trpo_step(mlp, obs, actions, adv, max_kl=1e308, damping=1e-3, max_backtracks=3)
+    assert not info["accepted"]
+    np.testing.assert_array_equal(flat_params(mlp.parameters()), theta)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_kl": float("nan")}, "max_kl must lie in"), ({"max_kl": 0.0}, "max_kl must lie in"),
+    ({"backtrack_coef": 1.0}, "backtrack_coef"), ({"max_backtracks": 0}, "max_backtracks"),
+    ({"cg_iters": 0}, "cg_iters"), ({"damping": -1.0}, "damping"),
+    ({"damping": float("nan")}, "damping")])
+def test_trpo_step_rejects_bad_hyperparameters_before_moving(kwargs, message):
+    mlp, obs, actions, adv = _categorical_batch(12, B=8)
+    theta = flat_params(mlp.parameters()).copy()
+    with pytest.raises(ValueError, match=message):
+        trpo_step(mlp, obs, actions, adv, **kwargs)
+    np.testing.assert_array_equal(flat_params(mlp.parameters()), theta)
+
+
+def test_bad_inputs_to_the_second_order_pieces_name_the_argument():
+    mlp, obs, actions, adv = _categorical_batch(13, B=8)
+    P = flat_params(mlp.parameters()).size
+    theta = flat_params(mlp.parameters()).copy()
+    for step_size in (float("nan"), -0.1):
+        with pytest.raises(ValueError, match="step_size"):
+            natural_gradient_step(mlp, obs, actions, adv, step_size=step_size)
+    bad_obs = obs.copy()
+    bad_obs[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"obs contains a non-finite value nan at index \(2, 1\)"):
+        trpo_step(mlp, bad_obs, actions, adv)
+    np.testing.assert_array_equal(flat_params(mlp.parameters()), theta)
+    with pytest.raises(ValueError, match="v contains a non-finite"):
+        fisher_vector_product(mlp, obs, np.full(P, np.inf))
+    with pytest.raises(ValueError, match="tol"):
+        conjugate_gradient(lambda v: v, np.ones(3), tol=-1.0)
+    with pytest.raises(ValueError, match="iters must be an integer"):
+        conjugate_gradient(lambda v: v, np.ones(3), iters=2.5)
+
+
 # ----- the trainer objective and the demo --------------------------------------------------------------
 
 def test_trainer_objective_trpo_keeps_every_update_within_delta():
@@ -309,8 +356,10 @@ def test_quick_demo_writes_figures_and_a_finite_summary(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
     summary = json.loads((tmp_path / "trust_regions_summary.json").read_text())
     required = {"delta", "trpo_max_kl", "ppo_kl_p50", "ppo_kl_p95", "ppo_kl_max"}
-    assert required <= set(summary)
+    assert set(summary) == required | {"seconds_per_update"}      # exactly issue 9's keys
     assert set(summary["seconds_per_update"]) == {"pg", "ppo", "trpo"}
+    details = json.loads((tmp_path / "trust_regions.json").read_text())
+    assert details["summary"] == summary and max(details["kl_exact"]["trpo"]) <= summary["delta"]
     numbers = [summary[k] for k in required] + list(summary["seconds_per_update"].values())
     assert all(isinstance(x, float) and math.isfinite(x) for x in numbers)
     assert summary["trpo_max_kl"] <= summary["delta"]
