@@ -343,12 +343,26 @@ def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
             if worst > at + rt * s and not failed:
                 failed = True
                 i = np.unravel_index(int(np.argmax(dist)), dist.shape) if dist.ndim else ()
+                output, index = _locate(q, k, case.args, i)
                 failures.append(dict(case=case.name, description=case.description,
-                                     output=q.outputs[k], index=[int(j) for j in i],
+                                     output=output, index=index,
                                      expected=float(m[i]), accepted=[float(l[i]), float(h[i])],
                                      got=float(g[i]), abs_error=worst, tolerance=at + rt * s,
                                      scale=float(s), inputs=_plain(case.args)))
     return failures
+
+
+def _locate(q: Quantity, k: int, args, i: tuple):
+    """(output name, index) of element i of output k; a list output (compared flattened and
+    concatenated) is named by its part: clipped_grads[2] at [1, 0]."""
+    name = q.outputs[k]
+    if name not in q.list_outputs:
+        return name, [int(j) for j in i]
+    parts = _split_outputs(q, _call(q.reference, args), "reference")[k]
+    ends = np.cumsum([np.size(part) for part in parts])
+    n = int(np.searchsorted(ends, i[0], side="right"))
+    local = int(i[0]) - (int(ends[n - 1]) if n else 0)
+    return f"{name}[{n}]", [int(j) for j in np.unravel_index(local, np.shape(parts[n]))]
 
 
 def _diagnose(q: Quantity, runs, rtol, atol):

@@ -341,6 +341,19 @@ def test_wrong_variants_that_return_their_gradient_are_diagnosed_too(precision):
         assert report.dtype == np.dtype(precision).name
 
 
+def test_a_wrong_entry_of_a_list_output_is_named_by_its_array_and_index():
+    def one_entry_off(grads, max_norm):
+        norm, clipped = clip_grad_norm_arrays(grads, max_norm)
+        clipped[0].flat[1] += 1.0     # the second entry of the first array, whatever its shape
+        return norm, clipped
+    report = verify.check(one_entry_off, "clip_grad_norm")
+    f = report.failing_case
+    shape = np.shape(verify.cases("clip_grad_norm")[0].args[0][0])
+    index = [int(j) for j in np.unravel_index(1, shape)]
+    assert (f["case"], f["output"], f["index"]) == ("golden/below_max_norm", "clipped_grads[0]", index)
+    assert f"clipped_grads[0][{', '.join(map(str, index))}]: expected" in str(report)
+
+
 def test_the_report_says_which_tolerance_was_given():
     report = verify.check(compute_gae, "gae", atol=1e-12)
     assert report.rtol == 1e-10 and report.atol == 1e-12
