@@ -14,7 +14,9 @@ undiscounted sequence return); the episode ends at END or at max_len, both true 
 
 One iteration, as in PPO's Algorithm 1 (Schulman et al. 2017):
   1. sample `batch_size` sequences from pi_theta; score them with r_phi; compute r_t;
-  2. advantages by GAE over the tokens of each sequence (ppo_ref.gae.compute_gae);
+  2. advantages by GAE over the tokens of each sequence (ppo_ref.gae.compute_gae), normalised
+     once over all tokens of the batch (ddof=1), so every minibatch sees one scale (the CartPole
+     trainer normalises per minibatch instead);
   3. `update_epochs` passes of minibatch Adam on the clipped surrogate plus the value loss
      (ppo_ref.losses.ppo_loss), over all tokens of the batch;
   4. with a KL target, move beta by the proportional controller (ProportionalKLController).
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_scalar
+from .._checks import check_finite, check_scalar
 from ..autodiff import no_grad
 from ..gae import compute_gae
 from ..losses import ProportionalKLController, normalize_advantages, ppo_loss
@@ -56,6 +58,28 @@ class RLHFConfig:
     eval_every: int = 5            # iterations between evaluations on fresh samples
     eval_samples: int = 500        # sequences per evaluation
 
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """ValueError naming the first hyperparameter out of range (rlhf_finetune calls it too,
+        since a dataclass field can be changed after construction)."""
+        for name, low in (("iterations", 0), ("batch_size", 1), ("update_epochs", 1),
+                          ("num_minibatches", 1), ("eval_every", 1), ("eval_samples", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        check_scalar("beta", self.beta, 0.0)
+        check_scalar("lam", self.lam, 0.0, 1.0)
+        check_scalar("vf_coef", self.vf_coef, 0.0)
+        for name in ("lr", "clip_eps", "max_grad_norm", "kl_horizon"):
+            check_scalar(name, getattr(self, name), 0.0, low_inclusive=False)
+        if self.target_kl is not None:
+            check_scalar("target_kl", self.target_kl, 0.0, low_inclusive=False)
+            if self.beta == 0:
+                raise ValueError("beta must be > 0 when target_kl is set: the controller "
+                                 "multiplies beta, so it could never leave 0")
+
 
 def token_rewards(logp, logp_ref, mask, scores, beta: float) -> np.ndarray:
     """(B, L) per-token rewards r_t (module docstring) from the sampled tokens' log-probabilities
@@ -69,6 +93,12 @@ def token_rewards(logp, logp_ref, mask, scores, beta: float) -> np.ndarray:
                          f"must share one (B, L) shape")
     if scores.shape != logp.shape[:1]:
         raise ValueError(f"scores has shape {scores.shape}, expected ({logp.shape[0]},)")
+    if not mask.any(axis=1).all():
+        raise ValueError(f"mask row {int(np.argmin(mask.any(axis=1)))} is empty: every sequence "
+                         f"has at least one token")
+    check_finite("scores", scores)
+    check_finite("logp", np.where(mask, logp, 0.0))        # padding positions are never read
+    check_finite("logp_ref", np.where(mask, logp_ref, 0.0))
     rewards = np.where(mask, -beta * (logp - logp_ref), 0.0)
     last = mask.sum(axis=1) - 1                  # index of each sequence's final token
     rewards[np.arange(len(rewards)), last] += scores
@@ -119,7 +149,7 @@ def rlhf_finetune(policy, reference, reward_fn, config: RLHFConfig, rng: np.rand
     every `eval_every` iterations (and at the end), and one dict of training statistics per
     iteration (beta, kl of the batch, proxy, approx_kl, clip_fraction, ...).
     """
-    check_scalar("beta", config.beta, 0.0)
+    config.validate()
     controller = None
     if config.target_kl is not None:
         controller = ProportionalKLController(config.beta, config.target_kl, config.kl_horizon)

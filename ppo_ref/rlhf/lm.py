@@ -135,6 +135,8 @@ def pretrain(policy: TokenPolicy, corpus, rng: np.random.Generator, epochs: int 
     fresh random order. Returns the mean negative log-likelihood per token (nats) of each epoch.
     """
     corpus = validate_tokens(corpus, policy.vocab_size, policy.max_len, name="corpus")
+    if len(corpus) == 0:
+        raise ValueError("corpus is empty: there are no sequences to pretrain on")
     mask = sequence_mask(corpus)
     contexts = policy.features(corpus)[mask]  # (N, feature_dim), one row per token to predict
     targets = corpus[mask]                    # (N,)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_finite
 from ..autodiff import Tensor, as_tensor, logsumexp, no_grad, stack
 from ..nn import MLP
 from ..optim import Adam
@@ -51,9 +52,14 @@ def label_preferences(seq_a, seq_b, gold_a, gold_b, rng: np.random.Generator,
         raise ValueError(f"label_noise must lie in [0, 0.5], got {label_noise}")
     seq_a, seq_b = np.asarray(seq_a), np.asarray(seq_b)
     gold_a, gold_b = np.asarray(gold_a, dtype=float), np.asarray(gold_b, dtype=float)
-    if not (len(seq_a) == len(seq_b) == len(gold_a) == len(gold_b)):
-        raise ValueError(f"seq_a ({len(seq_a)}), seq_b ({len(seq_b)}), gold_a ({len(gold_a)}) and "
-                         f"gold_b ({len(gold_b)}) must have one entry per pair")
+    if seq_a.ndim != 2 or seq_a.shape != seq_b.shape:
+        raise ValueError(f"seq_a {seq_a.shape} and seq_b {seq_b.shape} must be (n, L) token "
+                         f"arrays of one shape")
+    if not (len(seq_a) == len(gold_a) == len(gold_b)) or gold_a.ndim != 1 or gold_b.ndim != 1:
+        raise ValueError(f"seq_a ({len(seq_a)} pairs), gold_a {gold_a.shape} and gold_b "
+                         f"{gold_b.shape} must have one entry per pair")
+    check_finite("gold_a", gold_a)
+    check_finite("gold_b", gold_b)
     a_wins = gold_a > gold_b
     a_wins ^= rng.random(len(a_wins)) < label_noise  # the noisy labeller
     keep = gold_a != gold_b
@@ -71,6 +77,8 @@ def bradley_terry_loss(r_chosen, r_rejected) -> Tensor:
                          f"(n,) arrays of one shape")
     if r_chosen.size == 0:
         raise ValueError("r_chosen is empty: the Bradley-Terry loss needs at least one pair")
+    check_finite("r_chosen", r_chosen.data)
+    check_finite("r_rejected", r_rejected.data)
     z = r_rejected - r_chosen
     zeros = np.zeros(z.shape, dtype=z.dtype)
     return logsumexp(stack([zeros, z], axis=1), axis=1).mean()  # softplus(z) = log(e^0 + e^z)
@@ -121,6 +129,9 @@ def train_reward_model(model: RewardModel, prefs: Preferences, rng: np.random.Ge
     chosen = validate_tokens(prefs.chosen, model.vocab_size, model.max_len, name="prefs.chosen")
     rejected = validate_tokens(prefs.rejected, model.vocab_size, model.max_len,
                                name="prefs.rejected")
+    if len(chosen) != len(rejected):
+        raise ValueError(f"prefs.chosen has {len(chosen)} sequences but prefs.rejected has "
+                         f"{len(rejected)}; they must pair up")
     f_w, f_l = model.features(chosen), model.features(rejected)  # (n, K) each
     optimizer = Adam(model.parameters(), lr=lr)
     history = []

@@ -19,6 +19,7 @@ __all__ = ["END", "validate_tokens", "sequence_mask", "sequence_lengths", "pad_a
            "enumerate_sequences", "decode"]
 
 END = 0  # the end-of-sequence token
+MAX_ENUMERATED = 1_000_000  # enumerate_sequences refuses more (memory grows like K^L rows)
 
 
 def validate_tokens(tokens, vocab_size: int, max_len: int | None = None,
@@ -73,6 +74,11 @@ def enumerate_sequences(vocab_size: int, max_len: int) -> np.ndarray:
     if vocab_size < 2 or max_len < 1:
         raise ValueError(f"enumerate_sequences needs vocab_size >= 2 and max_len >= 1, got "
                          f"vocab_size={vocab_size}, max_len={max_len}")
+    count = sum((vocab_size - 1) ** k for k in range(max_len + 1))
+    if count > MAX_ENUMERATED:
+        raise ValueError(f"vocab_size={vocab_size}, max_len={max_len} has {count:,} sequences, "
+                         f"more than the {MAX_ENUMERATED:,} enumerate_sequences will list; "
+                         f"estimate the KL from samples instead (kl.stepwise_kl)")
     letters = range(1, vocab_size)
     rows = []
     for k in range(max_len + 1):
@@ -84,5 +90,6 @@ def enumerate_sequences(vocab_size: int, max_len: int) -> np.ndarray:
 
 def decode(tokens: np.ndarray, alphabet: str) -> list[str]:
     """Each sequence as a string, one character per token (alphabet[0] is END), padding dropped."""
+    tokens = validate_tokens(tokens, len(alphabet))
     mask = sequence_mask(tokens)
     return ["".join(alphabet[t] for t in row[m]) for row, m in zip(tokens, mask)]

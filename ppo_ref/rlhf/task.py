@@ -96,6 +96,8 @@ class MarkovSource:
 
 def letter_values(vocab_size: int) -> np.ndarray:
     """(vocab_size,) the gold value of each token: 0 for END, then 1 down to -1 for the letters."""
+    if vocab_size < 3:   # END and at least two letters, so that a and the last letter differ
+        raise ValueError(f"vocab_size must be >= 3, got {vocab_size}")
     k = vocab_size - 1
     return np.concatenate([[0.0], 1.0 - 2.0 * np.arange(k) / (k - 1)])
 
