@@ -106,8 +106,8 @@ class Report:
         tol = (f"|error| <= {self.atol:g} + {self.rtol:g} * scale ({self.tolerance_source})")
         lines = [head, f"{self.status.upper()}  {self.n_cases - self.n_failed} of {self.n_cases} "
                        f"cases agree; outputs {self.dtype}; tolerance {tol}",
-                 f"worst abs error {self.worst_abs_error:.3g}, worst rel error (to scale) "
-                 f"{self.worst_rel_error:.3g} in {self.worst_case}"]
+                 f"worst abs error {self.worst_abs_error:.3g} (in {self.worst_case}), worst rel "
+                 f"error (to scale) {self.worst_rel_error:.3g}"]
         if self.gradient_checked is False:
             lines.append("gradient not checked: return (value, gradient) to check it too")
         if self.failing_case:

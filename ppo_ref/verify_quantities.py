@@ -185,7 +185,8 @@ def _no_last_bootstrap(v, nv, trunc):
 
 GAE = Quantity(
     "gae", "fn(rewards, values, next_values, terminated, truncated, gamma, lam) -> (advantages, returns)",
-    "GAE(gamma, lam) with termination and truncation; all arrays (T, N), flags bool",
+    "GAE(gamma, lam); arrays (T, N), flags bool; next_values[t] = V(final obs) where an episode "
+    "ends at t, = values[t+1] elsewhere (read either)",
     ("advantages", "returns"), compute_gae, _gae_cases,
     lambda a, e: (_max_abs(*a[:3], *e),) * 2,
     {"truncation_as_termination": Mistake(
