@@ -351,6 +351,20 @@ def test_no_grad_records_nothing():
         y.backward()
 
 
+def test_no_grad_nests_and_restores_recording_after_an_exception():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with ad.no_grad():
+        with ad.no_grad():
+            pass
+        assert not ad.is_grad_enabled()          # the inner exit does not switch recording back on
+    with pytest.raises(KeyError):
+        with ad.no_grad():
+            raise KeyError("boom")
+    assert ad.is_grad_enabled()
+    (x * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
 def test_detach_cuts_the_graph():
     x = Tensor(np.ones(2), requires_grad=True)
     y = (x * 3.0).detach() * x
