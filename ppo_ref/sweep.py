@@ -7,7 +7,7 @@ is just a map over the grid:
     histories = executor.map(job, configs, seeds)
 
 which is why any `concurrent.futures.Executor` can run it: a ProcessPoolExecutor on this machine
-(the default, sized to os.cpu_count()), a ThreadPoolExecutor for debugging, or a distributed one
+(the default, one worker per usable core), a ThreadPoolExecutor for debugging, or a distributed one
 (Dask's `Client.get_executor()`) unchanged -- the job, its config and its history are picklable.
 
 Results are gathered in grid order, not completion order, so the CSV of a sweep does not depend
@@ -31,13 +31,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import operator
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-__all__ = ["SweepJob", "make_grid", "train_history", "run_sweep", "write_csv", "read_csv",
-           "KEY_COLUMNS"]
+__all__ = ["SweepJob", "make_grid", "usable_cores", "train_history", "run_sweep", "write_csv",
+           "read_csv", "KEY_COLUMNS"]
 
 KEY_COLUMNS = ("run", "seed", "env_id", "objective", "global_step")
 
@@ -51,8 +52,20 @@ class SweepJob:
 
 
 def make_grid(configs: Mapping[str, object] | Sequence[object], seeds: Iterable[int]) -> list[SweepJob]:
-    """Every (config, seed) pair, configs outermost. A sequence of configs is named env_id/objective."""
-    seeds = [int(s) for s in seeds]
+    """Every (config, seed) pair, configs outermost; a list of configs is named env_id/objective.
+
+    Seeds must be distinct integers: a repeated seed would give two runs with the same (run, seed)
+    key, which the CSV and the plots could not tell apart.
+    """
+    checked = []
+    for i, s in enumerate(seeds):
+        try:
+            checked.append(operator.index(s))       # int or numpy integer; 1.5 or "1" is an error
+        except TypeError:
+            raise TypeError(f"make_grid: seeds[{i}] must be an integer, got {s!r}") from None
+        if checked[-1] in checked[:-1]:
+            raise ValueError(f"make_grid: seeds[{i}] repeats the seed {s}")
+    seeds = checked
     if not seeds:
         raise ValueError("make_grid: seeds is empty; give at least one seed")
     if not isinstance(configs, Mapping):
@@ -67,6 +80,14 @@ def make_grid(configs: Mapping[str, object] | Sequence[object], seeds: Iterable[
     if not configs:
         raise ValueError("make_grid: configs is empty; give at least one config")
     return [SweepJob(name, config, seed) for name, config in configs.items() for seed in seeds]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS reports one (a container
+    or `taskset` can allow fewer than os.cpu_count()), else os.cpu_count()."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def train_history(config, seed: int) -> list[dict]:
@@ -85,8 +106,8 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
     """Run `job(config, seed)` for every cell of make_grid(configs, seeds); return the long-format rows.
 
     executor: any concurrent.futures.Executor; None builds a ProcessPoolExecutor with
-        min(os.cpu_count(), number of jobs) workers and shuts it down afterwards. An executor you pass
-        in stays open (you own it).
+        min(cores this process may use, number of jobs) workers and shuts it down afterwards. An
+        executor you pass in stays open (you own it).
     job: a picklable callable (config, seed) -> list of dicts, each with a "global_step" key.
     csv_path: if given, the rows are also written there (see write_csv).
 
@@ -95,7 +116,7 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
     grid = make_grid(configs, seeds)
     own = executor is None
     if own:
-        executor = ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(grid)))
+        executor = ProcessPoolExecutor(max_workers=min(usable_cores(), len(grid)))
     try:
         futures = [executor.submit(job, cell.config, cell.seed) for cell in grid]
         histories = [f.result() for f in futures]  # grid order, whatever the completion order

@@ -106,3 +106,19 @@ def test_process_pool_of_two_reproduces_serial_training_bit_for_bit():
                     if key in TIMING_COLUMNS:
                         continue
                     assert got[key] == value or (math.isnan(got[key]) and math.isnan(value)), key
+
+
+def test_grid_rejects_a_non_integer_or_repeated_seed_naming_its_index():
+    # int(1.5) would silently have run seed 1; a repeated seed would merge two runs in the CSV
+    with pytest.raises(TypeError, match=r"seeds\[1\] must be an integer, got 1.5"):
+        sweep.make_grid({"x": FakeConfig()}, seeds=[0, 1.5])
+    with pytest.raises(ValueError, match=r"seeds\[2\] repeats the seed 0"):
+        sweep.make_grid({"x": FakeConfig()}, seeds=[0, 1, 0])
+
+
+def test_default_pool_is_sized_to_the_cores_this_process_may_use():
+    import os
+    n = sweep.usable_cores()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert n == len(os.sched_getaffinity(0))
