@@ -217,6 +217,8 @@ def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
         ax.grid(alpha=0.3)
         if metric == "approx_kl":
             _log_axis(ax, [band["mean"] for band in drawn[metric].values()])
+        if metric == "clip_fraction":
+            ax.set_ylim(bottom=0.0)   # a fraction: a band's mean - std below 0 is not a value
     return drawn
 
 
@@ -234,18 +236,28 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
     import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
 
+    if not paths:
+        raise ValueError("plot_runs: no runs given; pass run folders or sweep CSV files")
     groups = {}
     for p in paths:
         if Path(p).is_file() and Path(p).name != "metrics.csv":      # a sweep CSV
-            groups.update(groups_from_rows(read_csv(p)))
+            groups.update(groups_from_rows(_read_sweep_csv(p)))
     folders = [p for p in paths if not (Path(p).is_file() and Path(p).name != "metrics.csv")]
     if folders:
         for label, runs in group_runs(load_runs(folders)).items():
             groups.setdefault(label, []).extend(runs)
     available = set().union(*(r["metrics"] for runs in groups.values() for r in runs))
-    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in available]
-    if not metrics:
-        raise ValueError(f"plot_runs: none of the metrics are in the runs (they have {sorted(available)})")
+    if metrics:                # asked for by name: each must be in at least one run
+        unknown = [m for m in metrics if m not in available]
+        if unknown:
+            raise ValueError(f"plot_runs: no run has the metric(s) {', '.join(unknown)}; "
+                             f"they have {', '.join(sorted(available))}")
+    else:                      # the defaults: draw those the runs have
+        metrics = [m for m in DEFAULT_METRICS if m in available]
+        if not metrics:
+            raise ValueError(f"plot_runs: the runs have none of the default metrics "
+                             f"{', '.join(DEFAULT_METRICS)}; they have "
+                             f"{', '.join(sorted(available))}; choose some with --metrics")
 
     ncols = min(2, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
@@ -253,7 +265,7 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     drawn = plot_groups(axes.ravel(), groups, metrics, smooth=smooth)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
-    axes.ravel()[0].legend(fontsize=8)
+    axes.ravel()[0].legend(fontsize=9)
     n_runs = sum(len(r) for r in groups.values())
     smoothed = f", each run averaged over its last {smooth} updates" if smooth > 1 else ""
     fig.suptitle(title or f"Learning curves: mean ± std over seeds ({n_runs} runs, "
@@ -264,6 +276,21 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return drawn
+
+
+def _read_sweep_csv(path) -> list[dict]:
+    """read_csv, refusing a file that is not a sweep CSV (the message names the file)."""
+    try:
+        rows = read_csv(path)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: not a sweep CSV ({err})") from None
+    if not rows:
+        raise ValueError(f"{path}: a sweep CSV with no rows")
+    missing = [c for c in ("run", "seed", "global_step") if c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: not a run folder or a sweep CSV "
+                         f"(no column {', '.join(missing)})")
+    return rows
 
 
 def main(argv=None) -> int:

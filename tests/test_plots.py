@@ -120,3 +120,33 @@ def test_moving_average_is_the_trailing_mean_skipping_nans():
     assert np.isnan(plots.moving_average(np.array([nan, nan, 2.0]), 2)[1])
     with pytest.raises(ValueError, match="window"):
         plots.moving_average(y, 0)
+
+
+def test_a_named_metric_that_no_run_has_is_an_error_even_beside_known_ones(tmp_path):
+    a = write_run(tmp_path / "s0", {"env_id": "CartPole-v1", "seed": 0}, [1], [1.0], [0.0])
+    # used to draw the entropy panel and drop the misspelt name without a word
+    with pytest.raises(ValueError, match=r"no run has the metric\(s\) entropyy; they have .*entr"):
+        plots.plot_runs([a], tmp_path / "x.png", metrics=["entropyy", "entropy"])
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_no_runs_or_a_file_that_is_not_a_sweep_csv_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ValueError, match="no runs given"):
+        plots.plot_runs([], tmp_path / "x.png")
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello\nworld\n")
+    with pytest.raises(ValueError, match=r"notes.txt: not a run folder or a sweep CSV \(no column "
+                                         r"run, seed"):
+        plots.plot_runs([junk], tmp_path / "x.png")
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("run,seed,env_id,objective,global_step\n")
+    with pytest.raises(ValueError, match="empty.csv: a sweep CSV with no rows"):
+        plots.plot_runs([header_only], tmp_path / "x.png")
+
+
+def test_plot_command_missing_run_folder_exits_2_with_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(tmp_path / "no_such_run"), "--out", str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_run" in err[0]
