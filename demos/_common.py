@@ -40,6 +40,31 @@ def train_in_folder(config, seed: int, root) -> list:
     return list(train(config, out_dir=Path(root) / f"seed{seed}").history)
 
 
+def _number(kind, low, strict):
+    """An argparse type: text -> kind(text), which must be finite and > low (>= low if not strict).
+
+    A bad value is then argparse's one-line usage error naming the option, never a traceback
+    from deep inside training (or, worse, a silent fallback to the default for a 0)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            bound = f"{'>' if strict else '>='} {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    parse.__name__ = kind.__name__      # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 0, strict=True)
+nonnegative_int = _number(int, 0, strict=False)
+positive_float = _number(float, 0.0, strict=True)
+nonnegative_float = _number(float, 0.0, strict=False)
+
+
 def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:
     """--out DIR (created if missing), --quick, plus demo-specific options added by `extra(parser)`."""
     parser = argparse.ArgumentParser(description=description)
@@ -50,7 +75,10 @@ def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:       # --out names a file, or a folder we may not create
+        parser.error(f"--out {args.out}: cannot create the folder ({err.strerror or err})")
     return args
 
 

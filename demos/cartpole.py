@@ -34,7 +34,8 @@ def first_step_at_or_above(steps, values, threshold):
 
 def main(argv=None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=int, default=None, help="number of seeds (default 5; 2 with --quick)"))
+        "--seeds", type=_common.positive_int, default=None,
+        help="number of seeds (default 5; 2 with --quick)"))
     import matplotlib.pyplot as plt
 
     config = PRESETS["CartPole-v1"]
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     band = next(iter(drawn.values()))
     ax.axhline(SOLVED, color="0.4", ls="--", lw=0.8, label=f"solved threshold ({SOLVED:g})")
     ax.set_ylabel("training episodic return\n(last 20 episodes, stochastic policy)")
+    ax.set_ylim(0, 520)          # the episode cap is 500: a band's mean + std above it is no value
     ax.legend(loc="lower right", fontsize=8)
 
     seeds = sorted(evals)

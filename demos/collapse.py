@@ -27,7 +27,6 @@ import _common
 
 import dataclasses
 import functools
-import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -37,6 +36,7 @@ from ppo_ref.losses import normalize_advantages, ppo_loss
 from ppo_ref.optim import Adam
 from ppo_ref.ppo import PRESETS, build_agent, evaluate, train
 from ppo_ref.rollout import RolloutCollector, make_vec_env
+from ppo_ref.sweep import usable_cores
 
 CLIP_EPS = 0.2
 # ppo_loss's objective names -> legend labels
@@ -112,10 +112,13 @@ def experiment(seed: int, pretrain: int, batch_steps: int, steps: int, lr: float
 
 def main(argv=None) -> int:
     def extra(p):
-        p.add_argument("--steps", type=int, default=None, help="update steps (default 100; 4 quick)")
-        p.add_argument("--lr", type=float, default=3e-2, help="Adam step size of every update")
-        p.add_argument("--beta", type=float, default=3.0, help="KL penalty coefficient")
-        p.add_argument("--seeds", type=int, nargs="+", default=None,
+        p.add_argument("--steps", type=_common.positive_int, default=None,
+                       help="update steps (default 100; 4 quick)")
+        p.add_argument("--lr", type=_common.positive_float, default=3e-2,
+                       help="Adam step size of every update")
+        p.add_argument("--beta", type=_common.nonnegative_float, default=3.0,
+                       help="KL penalty coefficient")
+        p.add_argument("--seeds", type=_common.nonnegative_int, nargs="+", default=None,
                        help="one experiment (pi_old and batch) per seed (default 0 1 2; 0 quick)")
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra)
     import matplotlib.pyplot as plt
@@ -130,10 +133,10 @@ def main(argv=None) -> int:
     if len(seeds) == 1:
         results = [job(seeds[0])]
     else:          # the seeds are independent experiments: one process each
-        with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, len(seeds))) as pool:
+        with ProcessPoolExecutor(max_workers=min(usable_cores(), len(seeds))) as pool:
             results = list(pool.map(job, seeds))
 
-    fig, axes = plt.subplots(2, len(seeds), figsize=(4.2 * len(seeds) + 1, 7), squeeze=False,
+    fig, axes = plt.subplots(2, len(seeds), figsize=(3.6 * len(seeds) + 1, 7.4), squeeze=False,
                              sharex=True)
     x = np.arange(steps + 1)
     for col, res in enumerate(results):
@@ -147,13 +150,14 @@ def main(argv=None) -> int:
         ax_kl.set_title(f"seed {res['seed']}: π_old returns {res['initial_eval_return']:.0f}, "
                         f"batch of {res['batch_size']}", fontsize=10)
         ax_ret.set_ylim(0, 520)
-        ax_ret.set_xlabel(f"update step on the same batch (Adam, lr = {args.lr:g})")
+        ax_ret.set_xlabel(f"update step on the same batch\n(Adam, lr = {args.lr:g})")
         for ax in (ax_kl, ax_ret):
             ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("KL(π_old ‖ π_new) on the batch states\n(exact, mean, nats)")
+    axes[0, 0].set_ylabel("KL(π_old ‖ π_new) on the batch states\n(exact, mean, nats; "
+                          "linear below 0.01)")
     axes[1, 0].set_ylabel(f"evaluation return after the step\n({eval_episodes} episodes, "
                           f"deterministic)")
-    axes[0, 0].legend(fontsize=8, loc="center right")
+    axes[0, 0].legend(fontsize=9, loc="center right")
     fig.suptitle("Many large steps on one CartPole batch: the unclipped policy gradient walks far "
                  "from π_old\n(KL ≫ 1) and loses its return; PPO-clip and the KL penalty stay "
                  f"close to π_old (π_old: PPO for {pretrain // 1000}k steps)", fontsize=11)

@@ -32,6 +32,8 @@ from ppo_ref.sweep import run_sweep
 ENVS = ("CartPole-v1", "Acrobot-v1")
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
 METRICS = ("episodic_return", "approx_kl", "clip_fraction", "entropy")
+SHORT_LABELS = ("episodic return\n(sum of rewards)", "approx KL(π_old‖π_new)\nper update (nats)",
+                "clip fraction\n(share of samples)", "policy entropy (nats)")
 
 
 def quick_config(config):
@@ -65,7 +67,8 @@ def finite_points(band):
 
 def main(argv=None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=int, default=None, help="seeds per (env, objective) (default 5; 2 quick)"))
+        "--seeds", type=_common.positive_int, default=None,
+        help="seeds per (env, objective) (default 5; 2 quick)"))
     import matplotlib.pyplot as plt
 
     n_seeds = args.seeds or (2 if args.quick else 5)
@@ -77,7 +80,9 @@ def main(argv=None) -> int:
     rows = run_sweep(configs, seeds=range(n_seeds), csv_path=args.out / "compare_objectives.csv")
     print(f"wrote {args.out / 'compare_objectives.csv'} ({len(rows)} rows)")
 
-    fig, axes = plt.subplots(len(ENVS), len(METRICS), figsize=(17, 4.0 * len(ENVS)), squeeze=False)
+    # One column per env, one row per metric: a tall figure stays legible at README width.
+    fig, axes = plt.subplots(len(METRICS), len(ENVS), figsize=(5.4 * len(ENVS), 3.1 * len(METRICS)),
+                             squeeze=False)
     summary, curves, smoothing = {}, {}, {}
     for i, env_id in enumerate(ENVS):
         summary[env_id] = {obj: summarise(rows, env_id, obj) for obj in OBJECTIVES}
@@ -86,25 +91,31 @@ def main(argv=None) -> int:
                     groups[obj] for obj, s in summary[env_id].items()}
         # Per-update diagnostics are noisy: average each run over ~1/40 of its updates.
         smoothing[env_id] = max(1, configs[f"{env_id}/clip"].num_updates // 40)
-        drawn = plot_groups(axes[i], labelled, METRICS, smooth=smoothing[env_id])
+        column = axes[:, i]
+        drawn = plot_groups(column, labelled, METRICS, smooth=smoothing[env_id])
         curves[env_id] = {m: {label.split(":")[0]: finite_points(band)
                               for label, band in by_label.items()}
                           for m, by_label in drawn.items()}
-        axes[i, 0].set_title(f"{env_id}: training return", fontsize=10)
-        axes[i, 1].set_title(f"{env_id}: how far each update moves π", fontsize=10)
-        axes[i, 2].set_title(f"{env_id}: share of samples outside [1−ε, 1+ε]", fontsize=10)
-        axes[i, 3].set_title(f"{env_id}: exploration left", fontsize=10)
-        axes[i, 0].legend(fontsize=8, loc="best")
+        column[0].set_title(f"{env_id}: training return", fontsize=10)
+        column[1].set_title(f"{env_id}: how far each update moves π (log axis)", fontsize=10)
+        column[2].set_title(f"{env_id}: share of samples outside [1−ε, 1+ε]", fontsize=10)
+        column[3].set_title(f"{env_id}: exploration left", fontsize=10)
+        column[0].legend(fontsize=8.5, loc="lower right", title="objective: final return ± std",
+                         title_fontsize=8.5)
+        for ax, ylabel in zip(column, SHORT_LABELS):   # the titles say what each row shows
+            ax.set_ylabel(ylabel if i == 0 else "")
+        for ax in column[:-1]:
+            ax.set_xlabel("")         # the bottom row names the x axis for its column
 
     kl_ratio = {env_id: summary[env_id]["none"]["training_mean_approx_kl"]
                 / max(summary[env_id]["clip"]["training_mean_approx_kl"], 1e-12) for env_id in ENVS}
-    fig.suptitle(f"PPO's objectives compared: mean ± std over {n_seeds} seeds, presets otherwise "
-                 f"(each run averaged over its last {smoothing[ENVS[0]]} / {smoothing[ENVS[1]]} "
-                 f"updates).\nWithout a trust region ('none') an update moves the policy "
-                 + " and ".join(f"{kl_ratio[e]:.0f}x as far as clip's on {e}" for e in ENVS)
-                 + " (mean approx_kl)", fontsize=11)
+    fig.suptitle(f"PPO's objectives compared: mean ± std over {n_seeds} seeds, presets otherwise.\n"
+                 f"Without a trust region ('none') an update moves the policy "
+                 + " and ".join(f"{kl_ratio[e]:.0f}x ({e})" for e in ENVS)
+                 + "\nas far as PPO-clip's (mean approx_kl). Curves: each run's trailing mean over "
+                 + " / ".join(f"{smoothing[e]}" for e in ENVS) + " updates", fontsize=11)
     fig.tight_layout()
-    _common.save_figure(fig, args.out / "compare_objectives.png", dpi=85)  # 8 panels: keep it small
+    _common.save_figure(fig, args.out / "compare_objectives.png", dpi=90)
     _common.save_json({"envs": ENVS, "objectives": OBJECTIVES, "seeds": list(range(n_seeds)),
                        "total_steps": {e: configs[f"{e}/clip"].total_steps for e in ENVS},
                        "smoothing_updates": smoothing,

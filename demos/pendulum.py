@@ -33,7 +33,8 @@ TARGET = -250.0
 
 def main(argv=None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=int, default=None, help="number of seeds (default 5; 2 with --quick)"))
+        "--seeds", type=_common.positive_int, default=None,
+        help="number of seeds (default 5; 2 with --quick)"))
     import matplotlib.pyplot as plt
 
     config = PRESETS["Pendulum-v1"]

@@ -75,3 +75,28 @@ def check_collapse_numbers(data):
             # one value before the first step (KL(pi_old || pi_old) = 0) plus one per step
             assert len(run["kl"]) == len(run["eval_return"]) == steps + 1
             assert run["kl"][0] == 0.0
+
+
+@pytest.mark.parametrize("demo, args, named", [
+    ("cartpole", ["--seeds", "0"], "--seeds"),          # 0 used to fall back to the default
+    ("collapse", ["--lr", "-1"], "--lr"),               # used to be a traceback from Adam
+    ("collapse", ["--steps", "-3"], "--steps"),         # used to be a traceback from matplotlib
+    ("compare_objectives", ["--seeds", "two"], "--seeds"),
+])
+def test_demo_bad_option_is_a_one_line_error_naming_it(demo, args, named, tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "demos" / f"{demo}.py"), "--out",
+                           str(tmp_path), "--quick", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "error" in last and named in last and "Traceback" not in proc.stderr
+
+
+def test_demo_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    proc = subprocess.run([sys.executable, str(REPO / "demos" / "clip_objective.py"), "--out",
+                           str(not_a_folder)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--out {not_a_folder}" in proc.stderr.strip().splitlines()[-1]
