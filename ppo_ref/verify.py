@@ -15,8 +15,9 @@ floats, torch CPU tensors (detached for you), JAX arrays. The kit never imports 
 or jax. It runs your function on the golden cases (ppo_ref/golden/*.json) and on
 randomized edge cases, and compares with ppo_ref evaluated in float64.
 
-Tolerance. Your function's precision is read from what it returns: float64 outputs
-must agree to rtol = 1e-10, float32 ones to 1e-5 (float16 to 1e-2), in units of the
+Tolerance. Your function's precision is read from what it returns, the lowest of all
+its outputs (`return loss.item(), logp.grad` from float32 torch is float32): float64
+must agree to rtol = 1e-10, float32 to 1e-5 (float16 to 1e-2), in units of the
 quantity's scale (see verify_quantities: the magnitude of the numbers the
 computation combines, so honest rounding passes and cancellation does not trip it):
 
