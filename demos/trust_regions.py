@@ -185,7 +185,7 @@ def main(argv=None) -> int:
         "seconds_per_update": {m: float(np.median(secs[m])) for m in METHODS},   # wall clock
     }
     extra = {
-        "cpu_seconds_per_update": {m: float(np.median(cpu[m])) for m in METHODS},
+        "cpu_seconds_per_update_median": {m: float(np.median(cpu[m])) for m in METHODS},
         "ppo_fraction_of_updates_above_delta": above,
         # PPO's clip range and lr decay to 0, so its late updates are tiny; the first half of
         # training (clip_eps >= 0.1) is where it is comparable with a fixed delta.

@@ -360,6 +360,7 @@ def test_quick_demo_writes_figures_and_a_finite_summary(tmp_path):
     assert set(summary["seconds_per_update"]) == {"pg", "ppo", "trpo"}
     details = json.loads((tmp_path / "trust_regions.json").read_text())
     assert details["summary"] == summary and max(details["kl_exact"]["trpo"]) <= summary["delta"]
+    assert set(details["cpu_seconds_per_update_median"]) == {"pg", "ppo", "trpo"}
     numbers = [summary[k] for k in required] + list(summary["seconds_per_update"].values())
     assert all(isinstance(x, float) and math.isfinite(x) for x in numbers)
     assert summary["trpo_max_kl"] <= summary["delta"]
