@@ -6,9 +6,9 @@ Three correct pieces written the way a PyTorch PPO writes them (GAE, the clipped
 its gradient, torch.optim.Adam) pass in float32, and three classic bugs are caught and
 named: a GAE that treats truncation as termination (CleanRL-style `dones`), a clipped
 loss that clips the ratio but skips min(...), and a value loss written with
-F.mse_loss (no 0.5). Then a whole PPO update: the scenario written by
-`ppo-ref verify scenario` is replayed in torch from its files alone and its weights checked
-with verify-update. The reports also go to DIR/verify_torch.json.
+F.mse_loss (no 0.5). Then whole PPO updates, discrete and continuous: the scenarios written
+by `ppo-ref verify scenario [--continuous]` are replayed in torch from their files alone and
+their weights checked with verify-update. The reports also go to DIR/verify_torch.json.
 
 torch is never a dependency of ppo_ref: without it this demo says so and exits 0.
 """
@@ -104,14 +104,20 @@ def torch_replay(directory) -> dict:
         obs, adv = f32(batch["obs"][idx]), f32(batch["advantages"][idx])
         if hp["norm_adv"]:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        dist = torch.distributions.Categorical(logits=mlp("pi", obs))   # the discrete scenario
-        logp = dist.log_prob(torch.as_tensor(batch["actions"][idx]))
+        if "log_std" in params:   # Box actions: N(mean, exp(log_std)), densities summed over D
+            dist = torch.distributions.Normal(mlp("pi", obs), params["log_std"].exp())
+            logp = dist.log_prob(f32(batch["actions"][idx])).sum(-1)
+            entropy = dist.entropy().sum(-1)
+        else:
+            dist = torch.distributions.Categorical(logits=mlp("pi", obs))
+            logp = dist.log_prob(torch.as_tensor(batch["actions"][idx]))
+            entropy = dist.entropy()
         values, returns, old = mlp("vf", obs)[:, 0], f32(batch["returns"][idx]), f32(batch["values"][idx])
         ratio = (logp - f32(batch["logp"][idx])).exp()
         policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv).mean()
         value_loss = 0.5 * torch.max((values - returns) ** 2,
                                      (old + (values - old).clamp(-eps, eps) - returns) ** 2).mean()
-        loss = policy_loss + hp["vf_coef"] * value_loss - hp["ent_coef"] * dist.entropy().mean()
+        loss = policy_loss + hp["vf_coef"] * value_loss - hp["ent_coef"] * entropy.mean()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params.values(), hp["max_grad_norm"])
@@ -144,14 +150,17 @@ def main(argv=None) -> int:
         if report.passed != should_pass:
             print(f"unexpected: {fn.__name__} {'failed' if should_pass else 'passed'}")
             return 1
-    scenario = write_scenario(args.out / "scenario")
-    expected = load_scenario(scenario)
-    update = compare_weights(expected["expected_weights"], torch_replay(scenario),
-                             lr=expected["hyperparameters"]["lr"])
-    print(f"whole update replayed in torch from {scenario}:\n{update}")
+    updates = {}
+    for name, continuous in (("update", False), ("update_continuous", True)):
+        scenario = write_scenario(args.out / f"scenario_{'box' if continuous else 'discrete'}",
+                                  continuous=continuous)
+        expected = load_scenario(scenario)
+        updates[name] = compare_weights(expected["expected_weights"], torch_replay(scenario),
+                                        lr=expected["hyperparameters"]["lr"])
+        print(f"whole update replayed in torch from {scenario}:\n{updates[name]}")
     save_json({"torch_version": torch.__version__, "reports": reports,
-               "update": update.to_dict()}, args.out / "verify_torch.json")
-    return update.exit_code
+               **{k: u.to_dict() for k, u in updates.items()}}, args.out / "verify_torch.json")
+    return max(u.exit_code for u in updates.values())
 
 
 if __name__ == "__main__":

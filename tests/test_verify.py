@@ -732,7 +732,8 @@ def test_torch_demo_passes_the_good_pieces_names_the_bugs_and_replays_the_update
     assert [r["mistake"] for r in data["reports"][3:]] == [
         "truncation_as_termination", "clip_without_min", "missing_half"]
     assert all(r["dtype"] == "float32" for r in data["reports"])
-    assert data["update"]["status"] == "pass" and data["update"]["dtype"] == "float32"
+    for update in (data["update"], data["update_continuous"]):   # Categorical, Normal
+        assert update["status"] == "pass" and update["dtype"] == "float32", update
 
 
 def test_torch_demo_says_so_plainly_without_torch(tmp_path):
