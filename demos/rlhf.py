@@ -74,7 +74,7 @@ def plot(results, target_kl, path):
                  ylabel="proxy reward r_φ (std. devs of π_ref's samples)")
     ax_gold.set(title="Gold reward: with small β it peaks, then collapses",
                 xlabel="PPO iteration", ylabel="gold reward (judge's score)")
-    ax_kl.set(title="KL(π_θ ‖ π_ref): unbounded without a penalty, bounded with one",
+    ax_kl.set(title="KL(π_θ ‖ π_ref): the larger β, the closer π_θ stays to π_ref",
               xlabel="PPO iteration", ylabel="KL (nats per sequence)")
     ax_front.set(title="Gold vs KL: gold rises with KL, then falls past a point",
                  xlabel="KL(π_θ ‖ π_ref) (nats per sequence)",
