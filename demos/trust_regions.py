@@ -75,21 +75,9 @@ def _finite_or_none(values):
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float)]
 
 
-def _seed_count(text: str) -> int:
-    """argparse type of --seeds: an integer >= 1 (0 would silently mean the default)."""
-    import argparse
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return n
-
-
 def main(argv=None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=_seed_count, default=None,
+        "--seeds", type=_common.positive_int, default=None,
         help="number of seeds, >= 1 (default 4; 2 with --quick)"))
     import matplotlib.pyplot as plt
 
