@@ -600,7 +600,10 @@ def evaluate(agent, env_id, episodes: int = 20, seed: int = 0, obs_normalizer=No
     deterministic policy (the mode: argmax action, or the Gaussian mean clipped to the bounds).
 
     env_id: an env id or a callable returning an Env. The episodes run side by side in one vector
-    env of `episodes` copies; copy i is reset with seed + i, so the result is reproducible.
+    env of `episodes` copies, reset once with reset(seed=seed), so the result is reproducible
+    (a SyncVectorEnv seeds copy i with seed + i; CartPole's numpy vector env draws every
+    copy's start state from one generator seeded with seed, so the first k of n episodes
+    are not the k episodes of an evaluation with `episodes=k`).
     obs_normalizer: the training run's normaliser; used frozen (its statistics do not change).
     Returns {"mean_return", "std_return", "episodes", "returns"}.
     """
