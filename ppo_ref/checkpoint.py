@@ -51,9 +51,14 @@ def atomic_write_bytes(path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:   # a directory that cannot be opened for reading: the rename stands
+            return
         try:
             os.fsync(dfd)
+        except OSError:   # some file systems (network, FUSE) cannot fsync a directory: the
+            pass          # file is complete and renamed; only the rename's durability is unproven
         finally:
             os.close(dfd)
 

@@ -56,6 +56,22 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
 
 
+def test_a_file_system_that_cannot_fsync_a_directory_still_gets_the_file(tmp_path, monkeypatch):
+    import stat
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        calls.append(is_dir)
+        if is_dir:
+            raise OSError(22, "Invalid argument (simulated: no directory fsync)")
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    checkpoint.atomic_write_bytes(tmp_path / "f.bin", b"contents")
+    assert (tmp_path / "f.bin").read_bytes() == b"contents" and calls == [False, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
 def test_crash_between_npz_and_json_keeps_the_previous_checkpoint_latest(tmp_path, monkeypatch):
     save_checkpoint(tmp_path / "update_000001", _state())
     real = checkpoint.atomic_write_bytes
