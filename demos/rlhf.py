@@ -21,7 +21,7 @@ It writes rlhf.png, rlhf_summary.json (the held-out reward-model accuracy and, p
 "adaptive", final KL, final proxy and gold reward, best gold reward) and rlhf.json (the curves
 drawn, samples, configs).
 
-    python demos/rlhf.py --out out/rlhf     # about 3 minutes on 2 shared cores; --quick: seconds
+    python demos/rlhf.py --out out/rlhf     # 65-90 s on 2 shared cores; --quick: seconds
 """
 from __future__ import annotations
 
