@@ -19,8 +19,9 @@ Conventions:
   pi_new(a|s) / pi_old(a|s) exact. (Clipping is what most PPO code does, e.g. CleanRL
   clips in a wrapper; squashing with tanh, as SAC does, is another choice.)
 * Observations are cast to the agent's dtype (float64 by default; float32 allowed).
-* act() runs under autodiff.no_grad: rollouts build no graph. Gradients are taken in
-  the update, by calling distribution() and value() again on the stored observations.
+* sample(), evaluate() and act() run under autodiff.no_grad: rollouts build no graph.
+  Gradients are taken in the update, by calling distribution() and value() again on the
+  stored observations.
 """
 from __future__ import annotations
 
@@ -108,18 +109,34 @@ class ActorCritic:
         x = self._input(obs)
         return self.vf(x).reshape(x.shape[0])
 
-    def act(self, obs, rng: np.random.Generator, deterministic: bool = False):
-        """Sample a ~ pi(.|s) (or take the mode if deterministic) without building a graph.
+    def sample(self, obs, rng: np.random.Generator, deterministic: bool = False) -> np.ndarray:
+        """a ~ pi(.|s) for a batch of observations (B, obs_dim), or the mode if deterministic,
+        without building a graph: actions (B,) int64 or (B, D) unclipped. Only the policy
+        network runs: this is all a rollout step needs to choose its actions."""
+        with no_grad():
+            dist = self.distribution(obs)
+            return dist.mode() if deterministic else dist.sample(rng)
 
-        Returns numpy arrays: actions (B,) int64 or (B, D) unclipped, log pi(a|s) (B,), V(s) (B,).
-        """
+    def evaluate(self, obs, actions):
+        """log pi(a|s) (B,) and V(s) (B,) as plain arrays, without building a graph.
+
+        A rollout stores the actions it sampled and evaluates them here once, over all T*N
+        rows in one batched forward, instead of row by row: the policy does not change during
+        the rollout, so the numbers are the same and the cost is one large call per layer."""
+        with no_grad():
+            x = self._input(obs)
+            logp = self.distribution(x).log_prob(actions).data
+            values = self.value(x).data
+        return logp, values
+
+    def act(self, obs, rng: np.random.Generator, deterministic: bool = False):
+        """sample() and evaluate() in one: actions (B,) int64 or (B, D) unclipped,
+        log pi(a|s) (B,), V(s) (B,), as numpy arrays (the same draws as sample())."""
         with no_grad():
             x = self._input(obs)
             dist = self.distribution(x)
             actions = dist.mode() if deterministic else dist.sample(rng)
-            logp = dist.log_prob(actions).data
-            values = self.value(x).data
-        return actions, logp, values
+            return actions, dist.log_prob(actions).data, self.value(x).data
 
     def env_action(self, actions) -> np.ndarray:
         """The action to send to the env: Discrete -> shifted by the space's start (usually 0);

@@ -217,8 +217,10 @@ class RolloutCollector:
     """Steps a vector env with an agent and fills a RolloutBuffer.
 
     envs: a gymnasium VectorEnv with NEXT_STEP autoreset (see make_vec_env).
-    agent: anything with act(obs, rng) -> (actions, logp, values) arrays, value(obs)
-        (Tensor or array (N,)), env_action(actions) and a dtype (ActorCritic has them).
+    agent: anything with sample(obs, rng) -> actions (called once per step),
+        evaluate(obs, actions) -> (logp, values) arrays (called once per rollout, on all
+        T*N rows), value(obs) (Tensor or array (N,)), env_action(actions) and a dtype
+        (ActorCritic has them).
     num_steps: T, the rollout length per env. rng: numpy Generator for action sampling.
     obs_normalizer: an ObservationNormalizer; observations are updated into it and
         normalised before the policy sees them (and stored normalised).
@@ -283,10 +285,9 @@ class RolloutCollector:
         ep_returns, ep_lengths = [], []
         for t in range(self.num_steps):
             obs = self._policy_obs(self.obs, update=True)
-            actions, logp, values = agent.act(obs, self.rng)
+            actions = agent.sample(obs, self.rng)        # the policy network only
             valid = ~self.autoreset                      # (N,) False: the env will reset, ignoring the action
-            buf.obs[t], buf.actions[t], buf.logp[t], buf.values[t] = obs, actions, logp, values
-            buf.valid[t] = valid
+            buf.obs[t], buf.actions[t], buf.valid[t] = obs, actions, valid
 
             next_obs, rewards, terminated, truncated, _ = self.envs.step(agent.env_action(actions))
             if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
@@ -312,6 +313,14 @@ class RolloutCollector:
             self.autoreset = done
             self.obs = next_obs
 
+        # log pi_old(a_t|s_t) and V_old(s_t) for all T*N rows in one batched forward: the policy
+        # did not change during the rollout, so this equals evaluating row by row, for a
+        # fraction of the calls (the loop it replaces: logp[t], values[t] = evaluate(obs[t], a[t])).
+        T, N = self.num_steps, self.num_envs
+        logp, values = agent.evaluate(buf.obs.reshape(T * N, *buf.obs.shape[2:]),
+                                      buf.actions.reshape(T * N, *buf.actions.shape[2:]))
+        buf.logp[...] = np.reshape(logp, (T, N))
+        buf.values[...] = np.reshape(values, (T, N))
         # next_values[t] = V(s_{t+1}): the next row's value, and V(obs after the last step)
         # for the last row (statistics of the normaliser not updated with it: it is acted on,
         # and counted, at the start of the next collect()).

@@ -186,3 +186,15 @@ def test_log_prob_entropy_and_value_gradients_match_finite_differences(act_space
     for fn in (policy_terms, value):
         report = gradcheck(fn, params)
         assert report.passed, f"{fn.__name__}: {report}"
+
+
+@pytest.mark.parametrize("act_space", [spaces.Discrete(3), BOX2])
+def test_sample_draws_what_act_draws_and_evaluate_gives_its_logp_and_value(act_space):
+    agent = ActorCritic(OBS4, act_space, np.random.default_rng(0))
+    obs = np.random.default_rng(1).standard_normal((5, 4))
+    actions, logp, values = agent.act(obs, np.random.default_rng(7))
+    np.testing.assert_array_equal(agent.sample(obs, np.random.default_rng(7)), actions)
+    logp2, values2 = agent.evaluate(obs, actions)
+    np.testing.assert_array_equal(logp2, logp)
+    np.testing.assert_array_equal(values2, values)
+    np.testing.assert_allclose(values, _forward(agent.vf, obs)[:, 0], rtol=1e-12)

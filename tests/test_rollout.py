@@ -49,9 +49,11 @@ class ValueIsObsAgent:
     """Stub agent: V(obs) = obs[0]; random actions from the rng; log-prob log(1/2)."""
     dtype = np.float64
 
-    def act(self, obs, rng):
-        n = obs.shape[0]
-        return rng.integers(2, size=n), np.full(n, np.log(0.5)), obs[:, 0].copy()
+    def sample(self, obs, rng):
+        return rng.integers(2, size=obs.shape[0])
+
+    def evaluate(self, obs, actions):
+        return np.full(obs.shape[0], np.log(0.5)), obs[:, 0].copy()
 
     def value(self, obs):
         return obs[:, 0].copy()
@@ -269,3 +271,27 @@ def test_real_agent_on_cartpole_counts_steps_and_episodes():
     assert len(buf.episode_returns) == ((buf.terminated | buf.truncated) & buf.valid).sum()
     # CartPole pays 1 per step, so an episode's return equals its length
     np.testing.assert_array_equal(buf.episode_returns, buf.episode_lengths)
+
+
+def test_batched_logp_and_values_equal_a_row_by_row_numpy_forward():
+    # collect() evaluates log pi_old and V_old once over all T*N rows; written out here row by
+    # row in plain numpy (tanh MLPs, log-softmax), they must agree.
+    from ppo_ref.policy import ActorCritic
+
+    def forward(net, x):
+        for layer in net.layers[:-1]:
+            x = np.tanh(x @ layer.weight.data + layer.bias.data)
+        return x @ net.layers[-1].weight.data + net.layers[-1].bias.data
+
+    envs = make_vec_env("CartPole-v1", 3)
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        np.random.default_rng(0), hidden=(16, 16))
+    buf = RolloutCollector(envs, agent, 40, np.random.default_rng(0), seed=0).collect()
+    for t in range(40):
+        logits = forward(agent.pi, buf.obs[t])
+        log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))[:, None] \
+            - logits.max(1)[:, None]
+        np.testing.assert_allclose(buf.logp[t], log_softmax[np.arange(3), buf.actions[t]],
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(buf.values[t], forward(agent.vf, buf.obs[t])[:, 0],
+                                   rtol=1e-12, atol=1e-12)
