@@ -518,9 +518,14 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
         if config.norm_adv:
             advantages = normalize_advantages(advantages)
         kl = _select(old_dist, idx).kl(dist) if old_dist is not None else None
+        if config.ent_coef > 0:
+            entropy = dist.entropy()
+        else:  # only logged: computed outside the graph, so backward() does not walk through it
+            with no_grad():
+                entropy = dist.entropy()
         loss, info = ppo_loss(
             dist.log_prob(batch["actions"][idx]), batch["logp"][idx], advantages, values,
-            batch["returns"][idx], dist.entropy(), objective=objective, clip_eps=clip_eps,
+            batch["returns"][idx], entropy, objective=objective, clip_eps=clip_eps,
             vf_coef=config.vf_coef, ent_coef=config.ent_coef,
             old_values=batch["values"][idx] if config.clip_vloss else None,
             vf_clip_eps=clip_eps if config.clip_vloss else None, kl=kl, beta=beta)
