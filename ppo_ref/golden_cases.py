@@ -90,6 +90,8 @@ def _gae_cases(rng):
     five = dict(rewards=np.array([1.0, 0.5, -1.0, 2.0, 0.25]),
                 values=np.array([0.5, 1.0, 0.75, -0.5, 1.5]),
                 next_values=np.array([1.0, 0.75, 3.0, 1.5, 2.0]))  # next_values[2] = V(final obs)
+    # where no episode ends at t = 2, next_values[2] is V(s_3) = values[3], as in a real rollout
+    cont = dict(five, next_values=np.array([1.0, 0.75, -0.5, 1.5, 2.0]))
     mid = np.array([False, False, True, False, False])
     both = np.array([False, True, False, False, False])
     cases = [
@@ -105,10 +107,10 @@ def _gae_cases(rng):
          "V(final obs) = 3.0 (not values[3]) and the GAE sum stops at t = 2.",
          dict(five, terminated=~t.repeat(5), truncated=mid)),
         ("terminated_and_truncated_same_step", "Both flags at t = 1: terminated wins, no bootstrap.",
-         dict(five, terminated=both, truncated=both)),
+         dict(cont, terminated=both, truncated=both)),
     ]
     out = [_case(n, d, _gae, dict(inp, gamma=0.99, lam=0.95)) for n, d, inp in cases]
-    episode = dict(five, terminated=~t.repeat(5), truncated=~t.repeat(5))
+    episode = dict(cont, terminated=~t.repeat(5), truncated=~t.repeat(5))
     for name, g, lam, what in [("gamma_zero", 0.0, 0.95, "A = r - V"),
                                ("lam_zero", 0.9, 0.0, "A_t = delta_t, the one-step TD error"),
                                ("lam_one", 0.9, 1.0, "A_t = discounted return (bootstrapped at "

@@ -143,6 +143,16 @@ def test_gae_vectors_match_a_forward_sum(shipped, name):
     close(adv + x["values"], c, c["expected"]["returns"])
 
 
+def test_gae_rollouts_are_consistent_next_values_equal_values_of_the_next_row(shipped):
+    # In a real rollout next_values[t] and values[t+1] are V of the same observation unless an
+    # episode ends at t; a GAE written from values[t+1] alone (CleanRL, SB3) must pass them.
+    for c in shipped["compute_gae"]["cases"]:
+        x = c["inputs"]
+        ends = (x["terminated"] | x["truncated"])[:-1]
+        same = np.where(ends, x["values"][1:], x["next_values"][:-1])
+        np.testing.assert_array_equal(same, x["values"][1:], err_msg=c["name"])
+
+
 def test_gae_truncation_case_by_hand(shipped):
     c = case(shipped, "compute_gae", "truncation_mid_rollout")
     # t = 2 is truncated: delta_2 = -1 + 0.99 * 3.0 - 0.75 = 1.22, and A_2 = delta_2.
