@@ -266,16 +266,24 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=9)
-    n_runs = sum(len(r) for r in groups.values())
-    smoothed = f", each run averaged over its last {smooth} updates" if smooth > 1 else ""
-    fig.suptitle(title or f"Learning curves: mean ± std over seeds ({n_runs} runs, "
-                          f"{len(groups)} config{'s' if len(groups) > 1 else ''}{smoothed})")
+    fig.suptitle(title or _default_title(groups, smooth))
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return drawn
+
+
+def _default_title(groups: Mapping[str, list], smooth: int) -> str:
+    """Say what is drawn: mean ± std only when some config has more than one run."""
+    n_runs, n_configs = sum(len(r) for r in groups.values()), len(groups)
+    counts = (f"{n_runs} run{'s' if n_runs > 1 else ''}, "
+              f"{n_configs} config{'s' if n_configs > 1 else ''}")
+    smoothed = f", each run averaged over its last {smooth} updates" if smooth > 1 else ""
+    if n_runs == n_configs:      # one run per config: nothing to take a std over
+        return f"Learning curves, one run per config ({counts}{smoothed})"
+    return f"Learning curves: mean ± std over the seeds of each config ({counts}{smoothed})"
 
 
 def _read_sweep_csv(path) -> list[dict]:

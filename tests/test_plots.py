@@ -150,3 +150,12 @@ def test_plot_command_missing_run_folder_exits_2_with_one_line(tmp_path, capsys)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_run" in err[0]
+
+
+def test_default_title_claims_mean_and_std_only_when_a_config_has_several_runs():
+    one = {"a": [{}]}
+    assert plots._default_title(one, 1) == "Learning curves, one run per config (1 run, 1 config)"
+    two = {"a": [{}, {}], "b": [{}]}
+    assert plots._default_title(two, 5) == ("Learning curves: mean ± std over the seeds of each "
+                                            "config (3 runs, 2 configs, each run averaged over "
+                                            "its last 5 updates)")
