@@ -30,6 +30,9 @@ from ppo_ref.ppo import PRESETS
 from ppo_ref.sweep import run_sweep
 
 ENVS = ("CartPole-v1", "Acrobot-v1")
+# The returns an episode can have (500 steps at most; CartPole pays +1 per step, Acrobot -1 until
+# it swings up): the return axis shows this range, which a band's mean +- std can overshoot.
+RETURN_RANGE = {"CartPole-v1": (0.0, 500.0), "Acrobot-v1": (-500.0, 0.0)}
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
 METRICS = ("episodic_return", "approx_kl", "clip_fraction", "entropy")
 SHORT_LABELS = ("episodic return\n(sum of rewards)", "approx KL(π_old‖π_new)\nper update (nats)",
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
                               for label, band in by_label.items()}
                           for m, by_label in drawn.items()}
         column[0].set_title(f"{env_id}: training return", fontsize=10)
+        lo, hi = RETURN_RANGE[env_id]
+        column[0].set_ylim(lo - 0.04 * (hi - lo), hi + 0.04 * (hi - lo))
         column[1].set_title(f"{env_id}: how far each update moves π (log axis)", fontsize=10)
         column[2].set_title(f"{env_id}: share of samples outside [1−ε, 1+ε]", fontsize=10)
         column[3].set_title(f"{env_id}: exploration left", fontsize=10)
