@@ -1,4 +1,5 @@
-"""Input checks shared by gae.py and losses.py.
+"""Input checks shared by the modules that validate what users pass in (at present gae.py,
+losses.py, optim.py, trpo.py and rlhf/).
 
 They run on every minibatch, so the passing path is as cheap as it can be: one
 vectorised test per argument. The slow work (finding the first bad index and
@@ -45,13 +46,23 @@ def check_nonempty(name: str, arr: np.ndarray) -> None:
         raise ValueError(f"{name} is empty (shape {arr.shape}); there is nothing to average")
 
 
+def as_real(name: str, value) -> float:
+    """`value` as a float: a Python or numpy real number, or a 0-d array of one (np.array(0.99)).
+    TypeError naming `name` for a bool, a string, None, or an array of any other shape."""
+    zero_d = isinstance(value, np.ndarray) and value.ndim == 0
+    if isinstance(value, (bool, np.bool_)) or not (np.isscalar(value) or zero_d) or \
+            np.asarray(value).dtype.kind not in "iuf":
+        got = f"an array of shape {value.shape}, dtype {value.dtype}" if isinstance(value, np.ndarray) \
+            else repr(value)
+        raise TypeError(f"{name} must be a real number, got {got}")
+    return float(value)
+
+
 def check_scalar(name: str, value, low: float, high: float = np.inf,
                  low_inclusive: bool = True, high_inclusive: bool = True) -> float:
-    """`value` as a float, which must be finite and lie in [low, high] (ends open or closed as asked)."""
-    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value) or \
-            np.asarray(value).dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
+    """`value` as a float (see as_real), which must be finite and lie in [low, high] (ends open or
+    closed as asked)."""
+    v = as_real(name, value)
     above = v >= low if low_inclusive else v > low
     below = v <= high if high_inclusive else v < high
     if not (np.isfinite(v) and above and below):

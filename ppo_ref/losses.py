@@ -61,7 +61,7 @@ def normalize_advantages(advantages, eps: float = 1e-8):
     rounding; no gradient flows through that zero std (its derivative does not exist).
     """
     as_tensor = isinstance(advantages, Tensor)
-    check_scalar("eps", eps, 0.0, low_inclusive=False)
+    eps = check_scalar("eps", eps, 0.0, low_inclusive=False)
     (adv,) = _checked(advantages=advantages)
     n = adv.size
     if n == 1:

@@ -332,6 +332,24 @@ def test_gamma_and_lam_must_lie_in_unit_interval(gamma, lam):
         compute_gae(**good_args(), gamma=gamma, lam=lam)
 
 
+@pytest.mark.parametrize("gamma", [np.array(0.5), np.float32(0.5), np.float64(0.5), 0.5])
+def test_gamma_and_lam_may_be_numpy_scalars_or_zero_dimensional_arrays(gamma):
+    # two steps, nothing ends, V = 0: A_1 = delta_1 = 1, A_0 = 1 + gamma lam A_1 = 1.25
+    z = np.zeros(2)
+    adv, _ = compute_gae(np.ones(2), z, z, z, z, gamma=gamma, lam=np.array(0.5))
+    np.testing.assert_array_equal(adv, [1.25, 1.0])
+    np.testing.assert_array_equal(discounted_returns(np.ones(2), z, z, gamma=gamma), [1.5, 1.0])
+
+
+@pytest.mark.parametrize("bad", [True, np.bool_(True), np.array(True), "0.9", None,
+                                 np.array([0.9]), np.array([0.9, 0.9]), [0.9]])
+def test_gamma_or_lam_that_is_not_one_real_number_is_a_type_error_naming_it(bad):
+    with pytest.raises(TypeError, match="gamma must be a real number"):
+        compute_gae(**good_args(), gamma=bad)
+    with pytest.raises(TypeError, match="lam must be a real number"):
+        compute_gae(**good_args(), lam=bad)
+
+
 @pytest.mark.parametrize("name", ["rewards", "values", "next_values"])
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
 def test_non_finite_input_names_argument_and_first_index(name, bad_value):

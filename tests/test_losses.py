@@ -520,6 +520,20 @@ def test_clip_eps_must_be_positive(bad_eps):
             call()
 
 
+@pytest.mark.parametrize("clip_eps", [np.array(0.25), np.float32(0.25)])
+def test_clip_eps_may_be_a_numpy_scalar_or_zero_dimensional_array(clip_eps):
+    # r = e^1 is clipped to 1.25 for A = 1: loss -1.25; fraction clipped 1
+    assert clipped_surrogate(np.ones(1), np.zeros(1), np.ones(1), clip_eps).item() == -1.25
+    assert clip_fraction(np.ones(1), np.zeros(1), clip_eps) == 1.0
+
+
+@pytest.mark.parametrize("bad", [True, "0.2", None, np.array([0.2]), np.array([0.2, 0.2])])
+def test_clip_eps_that_is_not_one_real_number_is_a_type_error_naming_it(bad):
+    a = np.zeros(3)
+    with pytest.raises(TypeError, match="clip_eps must be a real number"):
+        clipped_surrogate(a, a, a, bad)
+
+
 def test_range_messages_state_the_interval_that_is_accepted():
     a = np.zeros(3)
     with pytest.raises(ValueError, match=r"clip_eps must lie in \(0, inf\), got 0"):
