@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ._checks import as_real, first_index
 from .autodiff import Tensor
 
 __all__ = ["Adam", "clip_grad_norm", "linear_schedule"]
@@ -29,14 +30,17 @@ def _check_params(params, owner: str) -> list:
 
 
 def _check_hyperparameters(lr, betas, eps) -> tuple:
-    if not lr > 0:
-        raise ValueError(f"Adam: lr must be > 0, got {lr}")
-    betas = tuple(float(b) for b in betas)
+    lr, eps = as_real("Adam: lr", lr), as_real("Adam: eps", eps)   # TypeErrors naming them
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"Adam: lr must be finite and > 0, got {lr}")
+    if not (isinstance(betas, (tuple, list)) or (isinstance(betas, np.ndarray) and betas.ndim == 1)):
+        raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+    betas = tuple(as_real(f"Adam: betas[{i}]", b) for i, b in enumerate(betas))
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"Adam: eps must be finite and >= 0, got {eps}")
-    return float(lr), betas, float(eps)
+    return lr, betas, eps
 
 
 class Adam:
@@ -55,7 +59,10 @@ class Adam:
     * A parameter whose .grad is None is skipped: its moments and its own step count t
       stay as they were (as torch, which keeps one step count per parameter).
     * A nan/inf gradient raises ValueError before anything changes (torch would write nan
-      into the parameter and its moments, for good).
+      into the parameter and its moments, for good). So does a finite gradient whose square
+      overflows (|g| > ~1.3e154 in float64, ~1.8e19 in float32): v would become inf and
+      the step m_hat / (sqrt(inf) + eps) = 0 would freeze that element for good, silently
+      (as torch does). The check is the one over g^2 that the update computes anyway.
     * torch evaluates the same update in another order (lr / (1 - beta1^t) * m /
       (sqrt(v) / sqrt(1 - beta2^t) + eps)); the two differ only by float rounding.
     `lr` may be changed between steps (learning-rate annealing).
@@ -88,9 +95,10 @@ class Adam:
     @lr.setter
     def lr(self, value: float) -> None:
         # 0 is allowed here (a schedule annealed to its end); negative or nan is not.
+        value = as_real("Adam: lr", value)
         if not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"Adam: lr must be finite and >= 0, got {value}")
-        self._lr = float(value)
+        self._lr = value
 
     def zero_grad(self) -> None:
         """Clear every parameter's gradient (sets .grad = None, as torch's default)."""
@@ -130,7 +138,8 @@ class Adam:
         # about 10 numpy calls in all instead of 8 per parameter.
         beta1, beta2 = self.betas
         g = np.concatenate([g.ravel() for g in grads])
-        if not np.isfinite(g).all():   # one check over all; then name the culprit
+        g2 = g * g                     # nan/inf where g is, and where g^2 overflows
+        if not np.isfinite(g2).all():  # one check over all; then name the culprit
             _check_finite_grads(grads, range(len(grads)))
         self.steps = [self.steps[0] + 1] * len(self.params)
         t = self.steps[0]
@@ -138,7 +147,7 @@ class Adam:
         m *= beta1
         m += (1.0 - beta1) * g
         v *= beta2
-        v += (1.0 - beta2) * (g * g)
+        v += (1.0 - beta2) * g2
         m_hat = m / (1.0 - beta1 ** t)
         v_hat = v / (1.0 - beta2 ** t)
         update = self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
@@ -187,9 +196,18 @@ class Adam:
 
 
 def _check_finite_grads(grads, indices, owner: str = "Adam.step") -> None:
+    """ValueError naming the first gradient element that is nan/inf, or whose square overflows."""
     for i, g in zip(indices, grads):
-        if g is not None and not np.all(np.isfinite(g)):
-            j = tuple(int(k) for k in np.argwhere(~np.isfinite(g))[0])
+        if g is None:
+            continue
+        with np.errstate(over="ignore"):  # an overflow is reported below, as an error
+            bad = ~np.isfinite(g * g)     # nan/inf where g is, and where g^2 overflows
+        if bad.any():
+            j = first_index(bad)
+            if np.isfinite(g[j]):
+                raise ValueError(f"{owner}: the gradient of params[{i}] is {g[j]} at index {j}; its "
+                                 f"square overflows {g.dtype}, so Adam's second moment v would be inf "
+                                 f"and the step m / sqrt(v) = 0 would freeze it silently")
             raise ValueError(f"{owner}: the gradient of params[{i}] is {g[j]} at index {j}; a nan/inf "
                              f"step would spread into every later update")
 
@@ -202,11 +220,13 @@ def clip_grad_norm(params, max_norm: float) -> float:
 
     Returns the norm before clipping (the number worth logging). Conventions: the 1e-6 in
     the denominator is torch's, so a norm exactly at max_norm is still scaled by a hair;
-    the sum of squares is accumulated in float64; a nan/inf gradient raises ValueError
-    (torch's error_if_nonfinite=True) instead of spreading nan into every parameter.
+    the sum of squares is accumulated in float64; a nan/inf gradient, or a norm that overflows
+    float64 (gradients around 1e154), raises ValueError (torch's error_if_nonfinite=True)
+    instead of spreading nan into every parameter or scaling every gradient to 0.
     """
     params = _check_params(params, "clip_grad_norm")
-    if not max_norm > 0:
+    max_norm = as_real("clip_grad_norm: max_norm", max_norm)
+    if not max_norm > 0:                                        # inf allowed: no clipping
         raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
     grads = [(i, p.grad) for i, p in enumerate(params) if p.grad is not None]
     if not grads:
@@ -218,6 +238,10 @@ def clip_grad_norm(params, max_norm: float) -> float:
         for i, g in grads:
             if not np.all(np.isfinite(g)):
                 raise ValueError(f"clip_grad_norm: the gradient of params[{i}] contains nan or inf")
+        i, g = max(grads, key=lambda ig: np.abs(ig[1]).max(initial=0.0))
+        raise ValueError(f"clip_grad_norm: the global gradient norm overflows float64 (params[{i}] "
+                         f"has a gradient of {np.abs(g).max():g}); max_norm / inf would zero every "
+                         f"gradient")
     norm = math.sqrt(squares)
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
@@ -229,6 +253,8 @@ def clip_grad_norm(params, max_norm: float) -> float:
 def linear_schedule(start: float, end: float, progress: float) -> float:
     """start + (end - start) * progress, for progress in [0, 1] (e.g. learning-rate annealing,
     progress = fraction of training done)."""
+    start, end = as_real("linear_schedule: start", start), as_real("linear_schedule: end", end)
+    progress = as_real("linear_schedule: progress", progress)
     if not 0.0 <= progress <= 1.0:
         raise ValueError(f"linear_schedule: progress must lie in [0, 1], got {progress}")
     return start + (end - start) * progress

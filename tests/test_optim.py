@@ -205,6 +205,25 @@ def test_adam_rejects_bad_hyperparameters_naming_them(kwargs, name):
         Adam(split_params(), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs,name", [
+    ({"lr": "0.1"}, "lr"), ({"lr": None}, "lr"), ({"lr": np.array([0.1, 0.2])}, "lr"),
+    ({"eps": "1e-8"}, "eps"), ({"eps": True}, "eps"),
+    ({"betas": 0.9}, "betas"), ({"betas": None}, "betas"), ({"betas": ("0.9", 0.999)}, "betas"),
+])
+def test_adam_hyperparameters_of_the_wrong_type_are_type_errors_naming_them(kwargs, name):
+    with pytest.raises(TypeError, match=f"Adam: {name}"):
+        Adam(split_params(), **kwargs)
+    if name == "lr":
+        with pytest.raises(TypeError, match="Adam: lr"):
+            Adam(split_params()).lr = kwargs["lr"]
+
+
+def test_adam_accepts_numpy_scalars_and_zero_dimensional_arrays_as_plain_floats():
+    opt = Adam(split_params(), lr=np.array(0.5), betas=np.array([0.5, 0.25]), eps=np.float32(0.125))
+    assert (opt.lr, opt.betas, opt.eps) == (0.5, (0.5, 0.25), 0.125)
+    assert all(type(x) is float for x in (opt.lr, *opt.betas, opt.eps))
+
+
 def test_adam_lr_setter_allows_zero_but_not_negative():
     opt = Adam(split_params())
     opt.lr = 0.0  # the end of a linearly annealed schedule
@@ -240,6 +259,32 @@ def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing)
         opt.step()
     assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
     assert opt.steps == [0, 0, 0] and all(not m.any() for m in opt.m)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("one_missing", [False, True])   # the flat path and the per-parameter loop
+@pytest.mark.parametrize("dtype,big", [(np.float64, 1e200), (np.float32, 1e20)])
+def test_adam_rejects_a_gradient_whose_square_overflows_and_changes_nothing(dtype, big, one_missing):
+    # v = g^2 would be inf, and the step m / (sqrt(inf) + eps) = 0 would freeze the element
+    params = [Tensor(np.ones(2, dtype), requires_grad=True), Tensor(np.ones(3, dtype), requires_grad=True),
+              Tensor(np.ones(1, dtype), requires_grad=True)]
+    opt = Adam(params, lr=0.1)
+    for p in params:
+        p.grad = np.full(p.shape, 0.5, dtype)
+    params[1].grad[2] = big
+    if one_missing:
+        params[2].grad = None
+    with pytest.raises(ValueError, match=r"params\[1\] is [0-9.e+]+ at index \(2,\); its square overflows"):
+        opt.step()
+    assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
+    assert opt.steps == [0, 0, 0] and all(not v.any() for v in opt.v)
+
+
+def test_adam_still_steps_with_a_large_gradient_whose_square_is_finite():
+    p = Tensor(np.zeros(1), requires_grad=True)
+    p.grad = np.array([1e150])           # g^2 = 1e300 < 1.8e308; the first step is lr * sign(g)
+    Adam([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [-0.1], rtol=1e-12)
 
 
 # ----- clip_grad_norm ------------------------------------------------------------------------
@@ -293,6 +338,28 @@ def test_clip_grad_norm_rejects_nonfinite_gradients_and_bad_max_norm():
         clip_grad_norm([a], 0.0)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_clip_grad_norm_rejects_a_global_norm_that_overflows_instead_of_zeroing_the_gradients():
+    a, b = three_four_twelve()
+    b.grad = np.array([[-1e200]])        # finite, but sum(g^2) = inf: max_norm / inf = 0
+    with pytest.raises(ValueError, match=r"overflows float64 \(params\[1\] has a gradient of 1e\+200"):
+        clip_grad_norm([a, b], 1.0)
+    np.testing.assert_array_equal(a.grad, [3.0, 4.0])
+
+
+@pytest.mark.parametrize("bad", ["1", None, True, np.array([1.0, 2.0])])
+def test_clip_grad_norm_max_norm_of_the_wrong_type_is_a_type_error_naming_it(bad):
+    with pytest.raises(TypeError, match="max_norm"):
+        clip_grad_norm(three_four_twelve(), bad)
+
+
+def test_clip_grad_norm_accepts_an_infinite_or_zero_dimensional_max_norm():
+    assert clip_grad_norm(three_four_twelve(), np.inf) == 13.0           # inf: no clipping
+    a, b = three_four_twelve()
+    clip_grad_norm([a, b], np.array(6.5))
+    np.testing.assert_allclose(b.grad, [[12.0 * 6.5 / (13.0 + 1e-6)]], rtol=1e-15)
+
+
 # ----- linear_schedule ---------------------------------------------------------------------
 
 def test_linear_schedule_interpolates_from_start_to_end():
@@ -301,3 +368,10 @@ def test_linear_schedule_interpolates_from_start_to_end():
     assert linear_schedule(1.0, 0.5, 0.25) == 0.875
     with pytest.raises(ValueError, match="progress"):
         linear_schedule(1.0, 0.0, 1.5)
+
+
+@pytest.mark.parametrize("args,name", [(("3e-4", 0.0, 0.5), "start"), ((3e-4, None, 0.5), "end"),
+                                       ((3e-4, 0.0, "0.5"), "progress"), ((3e-4, 0.0, None), "progress")])
+def test_linear_schedule_arguments_of_the_wrong_type_are_type_errors_naming_them(args, name):
+    with pytest.raises(TypeError, match=f"linear_schedule: {name}"):
+        linear_schedule(*args)
