@@ -102,6 +102,24 @@ def _normalize_axes(axis, ndim: int, op: str) -> tuple:
     return tuple(a % ndim for a in axes)
 
 
+def _check_reduced_axis_nonempty(v: np.ndarray, axis, op: str) -> None:
+    """ValueError naming `op` and the shape when an axis to reduce over has length 0."""
+    axes = range(v.ndim) if axis is None else _normalize_axes(axis, v.ndim, op)
+    if any(v.shape[a] == 0 for a in axes):
+        raise ValueError(f"{op}: axis {axis} of a tensor of shape {v.shape} is empty (there is "
+                         f"nothing to sum over)")
+
+
+def _join(join, tensors, axis, op: str) -> np.ndarray:
+    """np.concatenate or np.stack, with an error that names `op` and every shape."""
+    datas = [_data(t) for t in tensors]
+    try:
+        return join(datas, axis=axis)
+    except ValueError as e:  # numpy's message names neither the function nor the shapes
+        raise ValueError(f"{op}: cannot join shapes {[np.shape(d) for d in datas]} along axis "
+                         f"{axis} ({e})") from None
+
+
 def _broadcast_shape(a, b, op: str) -> None:
     sa, sb = np.shape(a), np.shape(b)
     if sa == sb or not sa or not sb:  # equal shapes, or a scalar: nothing to check
@@ -531,6 +549,8 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     d/dx_i = softmax(x)_i."""
     x = as_tensor(x)
     v = x.data
+    if v.size == 0:  # only then can the reduced axis be empty
+        _check_reduced_axis_nonempty(v, axis, "logsumexp")
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)  # all -inf rows: avoid inf - inf
     e = np.exp(v - m)
@@ -549,6 +569,8 @@ def log_softmax(x, axis=-1) -> Tensor:
     """log softmax(x) = x - logsumexp(x). VJP: g - softmax(x) * sum(g)."""
     x = as_tensor(x)
     v = x.data
+    if v.size == 0:
+        _check_reduced_axis_nonempty(v, axis, "log_softmax")
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     shifted = v - m
@@ -595,23 +617,23 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """np.concatenate of tensors (or arrays); the gradient is split back into pieces."""
-    datas = [_data(t) for t in tensors]
-    out = np.concatenate(datas, axis=axis)
-    cuts = np.cumsum([np.shape(d)[axis] for d in datas])[:-1]
+    tensors = tuple(tensors)  # a generator would be used up before it became the parents
+    out = _join(np.concatenate, tensors, axis, "concatenate")
+    cuts = np.cumsum([np.shape(_data(t))[axis] for t in tensors])[:-1]
 
     def vjp(g):
         return tuple(np.split(g, cuts, axis=axis))
-    return Tensor._make(out, tuple(tensors), vjp, "concatenate")
+    return Tensor._make(out, tensors, vjp, "concatenate")
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """np.stack of tensors (or arrays)."""
-    datas = [_data(t) for t in tensors]
-    out = np.stack(datas, axis=axis)
+    tensors = tuple(tensors)  # a generator would be used up before it became the parents
+    out = _join(np.stack, tensors, axis, "stack")
 
     def vjp(g):
-        return tuple(np.take(g, i, axis=axis) for i in range(len(datas)))
-    return Tensor._make(out, tuple(tensors), vjp, "stack")
+        return tuple(np.take(g, i, axis=axis) for i in range(len(tensors)))
+    return Tensor._make(out, tensors, vjp, "stack")
 
 
 def linear(x, weight, bias) -> Tensor:

@@ -1,6 +1,7 @@
 """Specification of ppo_ref.autodiff: every primitive's gradient against central finite
 differences (float64, relative error <= 1e-6), the documented subgradients at kinks and
 ties checked by hand, accumulation, no_grad, and the errors on bad input."""
+import re
 import warnings
 
 import numpy as np
@@ -273,6 +274,12 @@ def test_concatenate_and_stack_split_gradients_back():
     assert_gradcheck(lambda x, y: ad.stack([x, y], axis=-1), [a, rand(2, 3, seed=3)])
 
 
+def test_concatenate_and_stack_of_a_generator_keep_the_graph():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (ad.concatenate(t for t in [x, x * 3.0]).sum() + ad.stack(t for t in [x, x]).sum()).backward()
+    np.testing.assert_array_equal(x.grad, [1.0 + 3.0 + 2.0] * 2)   # d/dx of sum(x) + sum(3x) + 2 sum(x)
+
+
 def test_composite_mlp_log_softmax_weighted_sum():
     """A two-layer tanh network feeding log_softmax feeding an advantage-weighted sum of
     the chosen actions' log-probabilities: the shape of a policy-gradient loss."""
@@ -450,6 +457,25 @@ def test_non_numeric_data_and_float_indices_are_type_errors():
         Tensor(np.array(["a"]))
     with pytest.raises(TypeError):
         ad.take_along_axis(np.ones((2, 2)), np.array([[0.0], [1.0]]), 1)
+
+
+@pytest.mark.parametrize("fn", [ad.logsumexp, ad.log_softmax])
+@pytest.mark.parametrize("shape,axis", [((3, 0), -1), ((0, 2), 0), ((0,), None)])
+def test_logsumexp_and_log_softmax_over_an_empty_axis_name_the_function_and_shape(fn, shape, axis):
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: axis {axis} .*{re.escape(str(shape))} is empty"):
+        fn(np.zeros(shape), axis=axis)
+
+
+def test_logsumexp_over_a_nonempty_axis_of_an_empty_batch_is_an_empty_result():
+    assert ad.logsumexp(np.zeros((0, 3)), axis=-1).shape == (0,)   # no rows: nothing wrong
+
+
+@pytest.mark.parametrize("fn", [ad.concatenate, ad.stack])
+def test_concatenate_and_stack_of_mismatched_shapes_or_nothing_name_the_function_and_shapes(fn):
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: .*\[\(2, 3\), \(2, 2\)\]"):
+        fn([Tensor(np.ones((2, 3))), np.ones((2, 2))], axis=0)
+    with pytest.raises(ValueError, match=rf"{fn.__name__}: .*\[\]"):
+        fn([])
 
 
 def test_clip_with_inverted_bounds_raises():
