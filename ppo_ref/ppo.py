@@ -53,6 +53,7 @@ from .normalize import ObservationNormalizer, RewardScaler
 from .optim import Adam, clip_grad_norm, linear_schedule
 from .policy import ActorCritic
 from .rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
+from .runs import describe_env, read_env
 
 __all__ = ["PPOConfig", "PRESETS", "OBJECTIVES", "TrainResult", "train", "ppo_update",
            "evaluate", "shuffled_minibatches", "build_agent", "load_agent"]
@@ -84,17 +85,27 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
 
     env: None (make config.env_id), a callable returning a gymnasium Env, or a gymnasium VectorEnv
         with config.num_envs environments. Evaluation makes fresh envs from env_id or the callable
-        (with a VectorEnv passed in, from config.env_id).
+        (with a VectorEnv passed in, from config.env_id, so with a run folder it must be one
+        config.env_id rebuilds). A run folder records an env passed in (env.json, runs.py).
     out_dir: if given, the run folder (runs.py): config.json, metrics.csv, checkpoints, eval.json.
     resume: continue the run in out_dir from its last checkpoint; the remaining updates give
-        exactly the rows an uninterrupted run would have (timing columns aside).
+        exactly the rows an uninterrupted run would have (timing columns aside). A run trained on
+        an env passed in is resumed by passing the same env again (without one, only if
+        config.env_id rebuilds it: else ValueError rather than silently another env).
     callback: called with each history row after it is logged (raise inside it to stop).
     """
     spec = getattr(env, "spec", None) if hasattr(env, "num_envs") else None
     if spec is not None and spec.id != config.env_id:  # evaluation and checkpoints use env_id
         raise ValueError(f"the VectorEnv passed in is {spec.id!r} but config.env_id is "
                          f"{config.env_id!r}; set env_id to match")
+    if resume and env is None and out_dir is not None:
+        _check_env_id_rebuilds(out_dir, config.env_id)
     run = _RunState.start(config, env)
+    env_record = None if env is None else describe_env(env, run.envs, config.env_id)
+    if out_dir is not None and hasattr(env, "num_envs") and not env_record["env_id_rebuilds_it"]:
+        raise ValueError(f"config.env_id {config.env_id!r} does not rebuild the VectorEnv passed "
+                         f"in ({env_record['repr']}), and the run folder's final evaluation makes "
+                         f"fresh envs from it; pass a callable returning one Env instead")
     folder = None
     if out_dir is not None:
         from .runs import RunFolder
@@ -107,6 +118,8 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
                 raise ValueError(f"{out_dir} already holds a run (metrics.csv or checkpoints); "
                                  f"resume it or choose another out_dir")
             folder.write_json("config.json", config.to_dict())
+            if env_record is not None:
+                folder.write_json("env.json", env_record)
     elif resume:
         raise ValueError("resume=True needs out_dir, the run folder to continue")
 
@@ -161,7 +174,7 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
     if folder is not None:
         if not (c.checkpoint_every and run.update % c.checkpoint_every == 0):
             run.save(folder)                                   # the end, unless just saved
-        result.eval = evaluate(agent, _eval_env(env, c), c.eval_episodes,
+        result.eval = evaluate(agent, _eval_env(env, c, env_record), c.eval_episodes,
                                seed=c.seed + EVAL_SEED_OFFSET, obs_normalizer=run.obs_normalizer)
         folder.write_json("eval.json", result.eval)
     return result
@@ -311,15 +324,32 @@ def build_agent(config: PPOConfig, observation_space, action_space, rng) -> Acto
                        activation=config.activation, dtype=np.dtype(config.dtype))
 
 
-def load_agent(run_dir):
-    """(agent, obs_normalizer or None, config) from the last checkpoint of a run folder."""
+def _check_env_id_rebuilds(run_dir, env_id: str) -> None:
+    """ValueError if the run in run_dir was trained on an env passed to train() that env_id does
+    not rebuild (its env.json): going by the id would silently use another environment."""
+    record = read_env(run_dir)
+    if record is not None and not record.get("env_id_rebuilds_it"):
+        raise ValueError(f"{run_dir} was trained on an env passed to train() ({record.get('repr')}"
+                         f"), which env id {env_id!r} does not rebuild; pass that env again from "
+                         f"Python: train(config, env=..., out_dir=RUN, resume=True), "
+                         f"load_agent(RUN, env=...)")
+
+
+def load_agent(run_dir, env=None):
+    """(agent, obs_normalizer or None, config) from the last checkpoint of a run folder.
+
+    env: what to build the network's spaces from: None (the run's env_id; refused for a run
+    trained on an env passed to train() that env_id does not rebuild), an env id, or a callable
+    returning an Env (that run's env)."""
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .runs import read_config
     config = PPOConfig.from_dict(read_config(run_dir))
     path = latest_checkpoint(Path(run_dir) / "checkpoints")
     if path is None:
         raise ValueError(f"{run_dir}: no checkpoint")
-    envs = make_vec_env(config.env_id, 1)
+    if env is None:
+        _check_env_id_rebuilds(run_dir, config.env_id)
+    envs = make_vec_env(config.env_id if env is None else env, 1)
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     envs.close()
     state = load_checkpoint(path, expect={"env_id": config.env_id, "dtype": config.dtype,
@@ -491,6 +521,10 @@ def evaluate(agent, env_id, episodes: int = 20, seed: int = 0, obs_normalizer=No
             "episodes": int(episodes), "returns": returns.tolist()}
 
 
-def _eval_env(env, config):
-    """What evaluation builds its envs from: the callable if one was given, else the env id."""
-    return env if callable(env) and not hasattr(env, "num_envs") else config.env_id
+def _eval_env(env, config, env_record):
+    """What evaluation builds its envs from: the env id when it rebuilds the env (so `ppo-ref eval`
+    repeats the same episodes), else the callable given (a VectorEnv passed in is always one the
+    env id rebuilds here: train refuses the others with a run folder)."""
+    if env is None or env_record["env_id_rebuilds_it"] or hasattr(env, "num_envs"):
+        return config.env_id
+    return env

@@ -146,3 +146,38 @@ def test_train_help_names_each_default_and_no_command_is_usage_on_stderr(capsys)
 
 def test_registry_holds_train_and_eval():
     assert {"train", "eval"} <= set(COMMANDS)
+
+
+# ----- a run trained on an env passed to train() -------------------------------------------------
+
+def _short_cartpole():
+    """CartPole with episodes cut at 50 steps: CartPole-v1's spaces, another environment."""
+    import gymnasium as gym
+    return gym.make("CartPole-v1", max_episode_steps=50)
+
+
+def _plain_cartpole():
+    import gymnasium as gym
+    return gym.make("CartPole-v1")
+
+
+def test_eval_and_resume_refuse_a_run_whose_env_the_env_id_does_not_rebuild(tmp_path, capsys):
+    from ppo_ref.ppo import PPOConfig, train
+    config = PPOConfig(total_steps=128, num_envs=2, num_steps=32, update_epochs=1, hidden=(8,),
+                       eval_episodes=2, checkpoint_every=1)
+    train(config, env=_short_cartpole, out_dir=tmp_path / "short")
+    record = json.loads((tmp_path / "short" / "env.json").read_text())
+    assert record["passed_to_train"] == "callable" and record["spec_id"] == "CartPole-v1"
+    assert record["env_id_rebuilds_it"] is False
+    assert main(["eval", str(tmp_path / "short")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was trained on an env passed to train()" in err and "\n" not in err
+    assert main(["train", "--resume", str(tmp_path / "short"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "which env id 'CartPole-v1' does not rebuild" in err
+    # a callable making exactly CartPole-v1 is rebuilt by its id: eval gives the same episodes
+    train(config, env=_plain_cartpole, out_dir=tmp_path / "plain")
+    assert json.loads((tmp_path / "plain" / "env.json").read_text())["env_id_rebuilds_it"]
+    assert main(["eval", str(tmp_path / "plain"), "--json", str(tmp_path / "again.json")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text()) == \
+        json.loads((tmp_path / "plain" / "eval.json").read_text())

@@ -508,3 +508,36 @@ def test_default_command_reaches_475_on_cartpole_within_100k_steps(tmp_path):
     assert rows[-1]["global_step"] <= 100_000
     ev = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert ev["episodes"] == 20 and ev["mean_return"] >= 475, ev
+
+
+def _short_cartpole():
+    """CartPole with episodes cut at 50 steps: CartPole-v1's spaces, another environment."""
+    return gym.make("CartPole-v1", max_episode_steps=50)
+
+
+def test_a_run_on_an_env_passed_in_resumes_and_loads_only_with_that_env(tmp_path):
+    """config.env_id is CartPole-v1 and the spaces match, but the env is not CartPole-v1: going by
+    the id would silently evaluate or continue on another env, so only the env itself will do."""
+    full = train(TINY, env=_short_cartpole, out_dir=tmp_path / "full")
+    with pytest.raises(_Interrupt):
+        train(TINY, env=_short_cartpole, out_dir=tmp_path / "cut", callback=_crash_at(5))
+    with pytest.raises(ValueError, match="trained on an env passed to train"):
+        train(TINY, out_dir=tmp_path / "cut", resume=True)
+    resumed = train(TINY, env=_short_cartpole, out_dir=tmp_path / "cut", resume=True)
+    assert _rows_equal(_without_timing(resumed.history), _without_timing(full.history))
+    assert resumed.eval == full.eval
+    with pytest.raises(ValueError, match="which env id 'CartPole-v1' does not rebuild"):
+        load_agent(tmp_path / "full")
+    agent, normalizer, _ = load_agent(tmp_path / "full", env=_short_cartpole)
+    assert evaluate(agent, _short_cartpole, TINY.eval_episodes, seed=TINY.seed + 10**6) == full.eval
+
+
+def test_a_vector_env_the_env_id_does_not_rebuild_needs_no_run_folder(tmp_path):
+    from gymnasium.vector import SyncVectorEnv
+    from ppo_ref.rollout import make_vec_env
+    envs = SyncVectorEnv([_short_cartpole] * TINY.num_envs)     # no spec: not CartPole-v1's
+    with pytest.raises(ValueError, match="does not rebuild the VectorEnv passed in"):
+        train(TINY, env=envs, out_dir=tmp_path / "run")
+    train(TINY, env=make_vec_env("CartPole-v1", TINY.num_envs), out_dir=tmp_path / "ok")
+    assert json.loads((tmp_path / "ok" / "env.json").read_text())["env_id_rebuilds_it"]
+    load_agent(tmp_path / "ok")
