@@ -38,8 +38,8 @@ def _check_hyperparameters(lr, betas, eps) -> tuple:
     betas = tuple(as_real(f"Adam: betas[{i}]", b) for i, b in enumerate(betas))
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
-    if not (eps >= 0 and math.isfinite(eps)):
-        raise ValueError(f"Adam: eps must be finite and >= 0, got {eps}")
+    if not (eps > 0 and math.isfinite(eps)):  # eps = 0 gives 0/0 = nan where a gradient is 0
+        raise ValueError(f"Adam: eps must be finite and > 0, got {eps}")
     return lr, betas, eps
 
 
