@@ -68,7 +68,9 @@ def _train_parser():
     p.add_argument("--out", help="run folder (default runs/ENV__OBJECTIVE__sSEED__TIME)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its "
                    "last checkpoint (its own config; no other config flags)")
-    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr (on "
+                   "a terminal one line rewritten each update; otherwise, as in a log file, a "
+                   "plain line each time another 5%% of the updates is done)")
     defaults = PPOConfig()
     for f in dataclasses.fields(PPOConfig):
         # default=None marks "not given", so the help names the PPOConfig default itself

@@ -92,6 +92,8 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         exactly the rows an uninterrupted run would have (timing columns aside). A run trained on
         an env passed in is resumed by passing the same env again (without one, only if
         config.env_id rebuilds it: else ValueError rather than silently another env).
+    progress: a progress line on stderr, rewritten in place ('\\r') on a terminal; when stderr
+        is not one (a log file), a plain line each time another 5% of the updates is done.
     callback: called with each history row after it is logged (raise inside it to stop).
     """
     spec = getattr(env, "spec", None) if hasattr(env, "num_envs") else None
@@ -163,11 +165,11 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
             if c.checkpoint_every and run.update % c.checkpoint_every == 0:
                 run.save(folder)
         if progress:
-            _print_progress(row, c.total_steps)
+            _print_progress(row, c)
         if callback is not None:
             callback(row)
-    if progress:
-        print(file=sys.stderr)
+    if progress and sys.stderr.isatty():
+        print(file=sys.stderr)                                 # end the line rewritten in place
 
     result = TrainResult(agent, run.history, config, run.episodes,
                          obs_normalizer=run.obs_normalizer, out_dir=folder and folder.path)
@@ -180,11 +182,18 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
     return result
 
 
-def _print_progress(row: dict, total_steps: int) -> None:
-    ret = row["episodic_return"]
-    print(f"\rstep {row['global_step']:>9,}/{total_steps:,} | {row['steps_per_s']:7,.0f} steps/s"
-          f" | return {ret:8.2f} | approx_kl {row['approx_kl']:.4f}"
-          f" | clip_frac {row['clip_fraction']:.3f} ", end="", file=sys.stderr, flush=True)
+def _print_progress(row: dict, config: PPOConfig) -> None:
+    """On a terminal, rewrite one line in place each update. Elsewhere ('\\r' would make a log
+    file one endless line) print a plain line at the updates k where floor(20 k / U) grows, i.e.
+    each time another 5% of the U updates is done: at most 20 lines a run, the last one included."""
+    line = (f"step {row['global_step']:>9,}/{config.total_steps:,} | "
+            f"{row['steps_per_s']:7,.0f} steps/s | return {row['episodic_return']:8.2f} | "
+            f"approx_kl {row['approx_kl']:.4f} | clip_frac {row['clip_fraction']:.3f}")
+    k, U = row["update"], config.num_updates
+    if sys.stderr.isatty():
+        print("\r" + line + " ", end="", file=sys.stderr, flush=True)
+    elif 20 * k // U > 20 * (k - 1) // U:
+        print(line, file=sys.stderr, flush=True)
 
 
 def shuffled_minibatches(num_samples: int, epochs: int, num_minibatches: int,

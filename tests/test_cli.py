@@ -1,6 +1,7 @@
 """ppo_ref.cli: `ppo-ref train` writes a complete run folder, `ppo-ref eval` re-runs it, and bad
 input is one line on stderr with exit status 2."""
 import csv
+import io
 import json
 import os
 import shutil
@@ -61,10 +62,28 @@ def test_resume_of_a_finished_run_changes_no_metrics(run_dir):
     assert (run_dir / "metrics.csv").read_text() == before
 
 
-def test_progress_line_is_rewritten_in_place(tmp_path, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_line_is_rewritten_in_place_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", _Terminal())
     assert main(["train", *TINY, "--out", str(tmp_path / "r")]) == 0
-    err = capsys.readouterr().err
+    err = sys.stderr.getvalue()
     assert err.count("\r") == 2 and "steps/s" in err and "approx_kl" in err and "clip_frac" in err
+
+
+def test_progress_in_a_log_file_is_a_plain_line_every_5_percent_of_the_updates(tmp_path, capsys):
+    # U = 160 / (2 envs * 2 steps) = 40 updates: a line at every 2nd one (5% of 40), 20 lines
+    args = ["--total-steps", "160", "--num-envs", "2", "--num-steps", "2", "--update-epochs", "1",
+            "--hidden", "4", "--eval-episodes", "1", "--checkpoint-every", "0"]
+    assert main(["train", *args, "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    steps = [int(line.split()[1].split("/")[0]) for line in err.splitlines()
+             if line.startswith("step ")]
+    assert steps == [2 * 2 * k for k in range(2, 41, 2)]    # global step after update k: 4 k
 
 
 def test_python_dash_m_is_the_same_command(tmp_path):
