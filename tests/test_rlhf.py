@@ -4,6 +4,7 @@ Expected values come from hand calculations (written out in comments), closed fo
 written here, enumeration of every sequence, or finite differences -- never from the code under
 test.
 """
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -392,3 +393,9 @@ def test_a_kl_target_needs_a_positive_starting_beta():
     # The controller multiplies beta, so from 0 it could never move.
     with pytest.raises(ValueError, match="beta must be > 0 when target_kl is set"):
         RLHFConfig(beta=0.0, target_kl=1.0)
+
+
+def test_numpy_scalar_hyperparameters_are_stored_as_plain_floats():
+    config = RLHFConfig(beta=np.array(0.05), lr=np.float32(1e-3), target_kl=np.float64(2.0))
+    assert type(config.beta) is float and type(config.lr) is float and type(config.target_kl) is float
+    json.dumps(dataclasses.asdict(config))   # a 0-d array here would not serialise

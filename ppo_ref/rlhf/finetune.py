@@ -69,13 +69,15 @@ class RLHFConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        check_scalar("beta", self.beta, 0.0)
-        check_scalar("lam", self.lam, 0.0, 1.0)
-        check_scalar("vf_coef", self.vf_coef, 0.0)
+        # check_scalar returns a plain float (a numpy scalar or 0-d array becomes one), stored
+        # back so the config stays JSON-writable
+        self.beta = check_scalar("beta", self.beta, 0.0)
+        self.lam = check_scalar("lam", self.lam, 0.0, 1.0)
+        self.vf_coef = check_scalar("vf_coef", self.vf_coef, 0.0)
         for name in ("lr", "clip_eps", "max_grad_norm", "kl_horizon"):
-            check_scalar(name, getattr(self, name), 0.0, low_inclusive=False)
+            setattr(self, name, check_scalar(name, getattr(self, name), 0.0, low_inclusive=False))
         if self.target_kl is not None:
-            check_scalar("target_kl", self.target_kl, 0.0, low_inclusive=False)
+            self.target_kl = check_scalar("target_kl", self.target_kl, 0.0, low_inclusive=False)
             if self.beta == 0:
                 raise ValueError("beta must be > 0 when target_kl is set: the controller "
                                  "multiplies beta, so it could never leave 0")
