@@ -6,7 +6,8 @@
 
 Subcommands live in COMMANDS, a dict from name to a function `main(argv) -> exit code`, or to the
 string "module:function" naming one (imported only when the subcommand runs). Another module adds
-its subcommand with one line here. Errors print one line to stderr and exit with status 2.
+its subcommand with one line here. Errors print one line to stderr and exit with status 2; a
+stdout closed early (`ppo-ref ... | head`) ends the command quietly with status 1.
 """
 from __future__ import annotations
 
@@ -167,7 +168,23 @@ def _usage() -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        try:
+            return _dispatch(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            sys.stdout.flush()    # a reader that has gone shows here, not at interpreter exit
+    except BrokenPipeError:
+        # stdout's reader closed early (`ppo-ref ... | head`): not an error to report. As the
+        # Python docs advise (signal module, "Note on SIGPIPE"), point stdout at devnull so the
+        # interpreter's final flush fails no more, and exit 1, as Python does on EPIPE.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):   # a stdout with no file descriptor
+            pass
+        return 1
+
+
+def _dispatch(argv: list) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
@@ -179,6 +196,8 @@ def main(argv=None) -> int:
         return int(_resolve(COMMANDS[name])(rest) or 0)
     except CLIError as e:
         print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
+    except BrokenPipeError:     # stdout closed early: main ends quietly
+        raise
     except (ValueError, TypeError, OSError) as e:   # OSError: missing, unwritable, disk full
         print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:

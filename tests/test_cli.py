@@ -200,3 +200,26 @@ def test_eval_and_resume_refuse_a_run_whose_env_the_env_id_does_not_rebuild(tmp_
     assert main(["eval", str(tmp_path / "plain"), "--json", str(tmp_path / "again.json")]) == 0
     assert json.loads((tmp_path / "again.json").read_text()) == \
         json.loads((tmp_path / "plain" / "eval.json").read_text())
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_stdout_closed_early_ends_quietly_with_status_1(run_dir, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["eval", str(run_dir)]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_piping_into_a_reader_that_has_gone_prints_nothing_on_stderr(run_dir):
+    read_end, write_end = os.pipe()
+    os.close(read_end)                       # the reader has gone before the command writes
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ppo_ref", "eval", str(run_dir)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1 and proc.stderr == ""
