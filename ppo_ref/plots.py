@@ -21,6 +21,7 @@ matplotlib is imported inside the drawing functions only: the rest of ppo_ref do
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .checkpoint import atomic_write_bytes
 from .runs import read_config, read_metrics
 from .sweep import read_csv
 
@@ -270,8 +272,14 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
+    # Drawn in memory, then written atomically as checkpoints are (temporary file in the same
+    # folder, then os.replace): a save that fails leaves no partial file and any earlier one whole.
+    image = io.BytesIO()
+    try:
+        fig.savefig(image, format=out.suffix[1:].lower() or "png", dpi=90)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(out, image.getvalue())
     return drawn
 
 

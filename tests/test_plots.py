@@ -159,3 +159,28 @@ def test_default_title_claims_mean_and_std_only_when_a_config_has_several_runs()
     assert plots._default_title(two, 5) == ("Learning curves: mean ± std over the seeds of each "
                                             "config (3 runs, 2 configs, each run averaged over "
                                             "its last 5 updates)")
+
+
+def test_a_save_that_fails_leaves_the_earlier_png_whole_and_no_partial_file(tmp_path, monkeypatch):
+    import matplotlib.figure
+    run = write_run(tmp_path / "s0", {"env_id": "CartPole-v1", "seed": 0}, [100, 200],
+                    [1.0, 2.0], [0.01, 0.02])
+    out = tmp_path / "figs" / "curves.png"
+    plots.plot_runs([run], out)
+    before = out.read_bytes()
+
+    def disk_full(self, fname, **kwargs):     # writes a little, then the disk is full
+        if hasattr(fname, "write"):
+            fname.write(b"\x89PNG partial")
+        else:
+            with open(fname, "wb") as f:
+                f.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        plots.plot_runs([run], out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["curves.png"]
+    with pytest.raises(OSError, match="No space left"):
+        plots.plot_runs([run], tmp_path / "figs" / "new.png")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["curves.png"]
