@@ -287,14 +287,11 @@ def test_categorical_vectors_match_scalar_formulas(shipped, name):
     close(onehot - probs, c, c["gradients"]["log_prob"]["logits"])
 
 
-@pytest.mark.parametrize("name", ["random_shared_log_std", "tiny_std", "large_std"])
-def test_gaussian_vectors_match_scalar_formulas(shipped, name):
-    c = case(shipped, "diag_gaussian", name)
-    x = c["inputs"]
+def naive_gaussian(x) -> dict:
+    """log N(a; mean, std^2), entropy and KL(p || q), summed over D, one scalar loop per row."""
     B, D = x["mean"].shape
-    ls = np.broadcast_to(x["log_std"], (B, D))
-    ls_q = np.broadcast_to(x["other_log_std"], (B, D))
-    log_prob, entropy, kl = [], [], []
+    ls, ls_q = (np.broadcast_to(x[k], (B, D)) for k in ("log_std", "other_log_std"))
+    out = {"log_prob": [], "entropy": [], "kl": []}
     for b in range(B):
         lp = h = k = 0.0
         for d in range(D):
@@ -302,16 +299,25 @@ def test_gaussian_vectors_match_scalar_formulas(shipped, name):
             z = (x["actions"][b, d] - x["mean"][b, d]) / s
             lp += -0.5 * z * z - ls[b, d] - 0.5 * math.log(2 * math.pi)
             h += ls[b, d] + 0.5 * (1 + math.log(2 * math.pi))
-            k += (math.log(sq / s) + (s * s + (x["mean"][b, d] - x["other_mean"][b, d]) ** 2)
+            k += (ls_q[b, d] - ls[b, d] + (s * s + (x["mean"][b, d] - x["other_mean"][b, d]) ** 2)
                   / (2 * sq * sq) - 0.5)
-        log_prob.append(lp)
-        entropy.append(h)
-        kl.append(k)
-    close(log_prob, c, c["expected"]["log_prob"])
-    close(entropy, c, c["expected"]["entropy"])
-    np.testing.assert_allclose(kl, c["expected"]["kl"], rtol=1e-9, atol=1e-9)
+        out["log_prob"].append(lp)
+        out["entropy"].append(h)
+        out["kl"].append(k)
+    return out
+
+
+@pytest.mark.parametrize("name", ["random_shared_log_std", "tiny_std", "large_std"])
+def test_gaussian_vectors_match_scalar_formulas(shipped, name):
+    c = case(shipped, "diag_gaussian", name)
+    x = c["inputs"]
+    naive = naive_gaussian(x)
+    close(naive["log_prob"], c, c["expected"]["log_prob"])
+    close(naive["entropy"], c, c["expected"]["entropy"])
+    np.testing.assert_allclose(naive["kl"], c["expected"]["kl"], rtol=1e-9, atol=1e-9)
     # d sum(log_prob) / d mean = z / std
-    np.testing.assert_allclose((x["actions"] - x["mean"]) / np.exp(ls) ** 2,
+    std = np.exp(np.broadcast_to(x["log_std"], x["mean"].shape))
+    np.testing.assert_allclose((x["actions"] - x["mean"]) / std ** 2,
                                c["gradients"]["log_prob"]["mean"], rtol=1e-9)
 
 
@@ -443,22 +449,7 @@ def naive_outputs(function, x):
             out["kl"].append(math.fsum(math.exp(l) * (l - m) for l, m in zip(lp, lq)))
         return out
     if function == "diag_gaussian":
-        B, D = x["mean"].shape
-        ls, ls_q = (np.broadcast_to(x[k], (B, D)) for k in ("log_std", "other_log_std"))
-        out = {"log_prob": [], "entropy": [], "kl": []}
-        for b in range(B):
-            lp = h = k = 0.0
-            for d in range(D):
-                s, sq = math.exp(ls[b, d]), math.exp(ls_q[b, d])
-                z = (x["actions"][b, d] - x["mean"][b, d]) / s
-                lp += -0.5 * z * z - ls[b, d] - 0.5 * math.log(2 * math.pi)
-                h += ls[b, d] + 0.5 * (1 + math.log(2 * math.pi))
-                k += (ls_q[b, d] - ls[b, d] + (s * s + (x["mean"][b, d] - x["other_mean"][b, d]) ** 2)
-                      / (2 * sq * sq) - 0.5)
-            out["log_prob"].append(lp)
-            out["entropy"].append(h)
-            out["kl"].append(k)
-        return out
+        return naive_gaussian(x)
     raise KeyError(function)
 
 
