@@ -221,6 +221,13 @@ class _RunState:
         # samples and the minibatch shuffles; the envs are reset with reset(seed=config.seed).
         init_seq, act_seq, shuffle_seq = np.random.SeedSequence(c.seed).spawn(3)
         run.envs = make_vec_env(c.env_id if env is None else env, c.num_envs, seed=c.seed)
+        # make_vec_env seeds the batched spaces; gymnasium seeds the single-env spaces' own
+        # Generators from OS entropy. Nothing samples from them, but a checkpoint pickles them
+        # with the env: seeded, a resumed run's env state equals an uninterrupted run's. (The
+        # checkpoint bytes still differ: it holds the wall time, and pickle shares strings and
+        # dtypes by identity, which an unpickled env does not keep.)
+        run.envs.single_action_space.seed(c.seed)
+        run.envs.single_observation_space.seed(c.seed)
         run.agent = build_agent(c, run.envs.single_observation_space,
                                 run.envs.single_action_space, np.random.default_rng(init_seq))
         params = run.agent.value_parameters() if c.objective == "trpo" else run.agent.parameters()

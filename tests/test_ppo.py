@@ -15,6 +15,7 @@ import pytest
 from ppo_ref.checkpoint import latest_checkpoint, load_checkpoint
 from ppo_ref.ppo import (PRESETS, PPOConfig, evaluate, load_agent, ppo_update,
                          shuffled_minibatches, train)
+from ppo_ref.rollout import loads_env
 from ppo_ref.runs import TIMING_COLUMNS, read_metrics
 
 # A few updates of a small batch: enough to exercise every code path in a fraction of a second.
@@ -284,6 +285,13 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path, config):
     for (k, x), y in zip(full.agent.state_dict().items(), resumed.agent.state_dict().values()):
         np.testing.assert_array_equal(x, y, err_msg=k)
     assert resumed.eval == full.eval
+    # the env saved at the end holds the same state, down to its spaces' unused Generators
+    envs = [loads_env(load_checkpoint(latest_checkpoint(tmp_path / run / "checkpoints"))["env"])
+            for run in ("full", "cut")]
+    for space in ("action_space", "observation_space", "single_action_space",
+                  "single_observation_space"):
+        states = [getattr(e, space).np_random.bit_generator.state for e in envs]
+        assert states[0] == states[1], space
 
 
 def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
