@@ -236,7 +236,11 @@ def _log_axis(ax, means) -> None:
 def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
               title: str | None = None, smooth: int = 1):
     """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
-    import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
+    try:
+        import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
+    except ImportError:
+        raise ValueError("plotting needs matplotlib, which is not installed: "
+                         "pip install 'ppo_ref[plot]' (or pip install matplotlib)") from None
 
     if not paths:
         raise ValueError("plot_runs: no runs given; pass run folders or sweep CSV files")

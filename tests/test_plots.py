@@ -184,3 +184,15 @@ def test_a_save_that_fails_leaves_the_earlier_png_whole_and_no_partial_file(tmp_
     with pytest.raises(OSError, match="No space left"):
         plots.plot_runs([run], tmp_path / "figs" / "new.png")
     assert sorted(p.name for p in out.parent.iterdir()) == ["curves.png"]
+
+
+def test_plot_without_matplotlib_exits_2_naming_the_extra(tmp_path, capsys, monkeypatch):
+    # `pip install .` brings no matplotlib: the plot command says what to install, in one line.
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(SystemExit) as exit_info:
+        plots.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "ppo_ref[plot]" in err and len(err.strip().splitlines()) == 1
