@@ -100,3 +100,16 @@ def test_demo_out_that_is_a_file_is_a_one_line_error(tmp_path):
                           timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"--out {not_a_folder}" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_demo_without_matplotlib_says_what_to_install_before_training(tmp_path):
+    # `pip install .` brings no matplotlib; the demo stops at once with a one-line usage error.
+    runner = ("import runpy, sys; sys.modules['matplotlib'] = None; "
+              f"sys.path.insert(0, {str(REPO / 'demos')!r}); "   # as `python demos/NAME.py` does
+              f"sys.argv = ['cartpole.py', '--out', {str(tmp_path)!r}, '--quick']; "
+              f"runpy.run_path({str(REPO / 'demos' / 'cartpole.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", runner], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ppo_ref[plot]" in proc.stderr.strip().splitlines()[-1]
+    assert not any(tmp_path.iterdir())       # nothing was trained or written
