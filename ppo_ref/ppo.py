@@ -6,14 +6,17 @@
         optimise the surrogate L wrt theta, K epochs, minibatch size M <= N T
         theta_old <- theta
 
+(Here N = num_envs, T = num_steps, K = update_epochs and M = N T / num_minibatches, a little
+less once the reset steps are left out, see below.)
+
 `train` below is that loop; each step is one call into a module that explains it (rollout.py,
 gae.py, losses.py, optim.py). The surrogate of the third step (eq. 7, negated to be minimised,
 plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_old(a_t|s_t):
 
     clip         L = -mean min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)             (eq. 7)
     kl_adaptive  L = -mean r_t A_t + beta * mean KL[pi_old(.|s_t), pi(.|s_t)],        (eq. 8)
-                 beta halved / doubled after each update when the exact mean KL it produced
-                 (kl_exact) is far below / above kl_target
+                 beta halved after each update when the exact mean KL it produced (kl_exact,
+                 the paper's d) is below kl_target / 1.5, doubled when above kl_target * 1.5
     kl_fixed     the same with beta fixed
     none         L = -mean r_t A_t, the unclipped policy gradient (to see why PPO clips)
     trpo         no surrogate step: the policy moves by trpo.trpo_step (the constrained problem
@@ -27,6 +30,11 @@ Conventions where implementations disagree:
 * Advantage normalisation per minibatch (as CleanRL and Stable-Baselines3), ddof=1 (losses.py).
 * One Adam over policy and value parameters together and one global gradient norm clip, as
   CleanRL and SB3 do (the paper's eq. 9 shares one loss between them).
+* Annealing (anneal_lr, anneal_clip): update k = 0 .. U-1 uses start * (1 - k / U), so the
+  first update has the full value and the last start / U, never 0 (CleanRL's schedule). The
+  value clip (clip_vloss) uses the same, annealed, clip_eps.
+* Value targets R_t = A_t + V_old(s_t), the GAE(lam) returns (not Monte-Carlo returns); the
+  value loss carries a factor 0.5 (losses.py says who else does).
 * Early stop (`target_kl`): before each minibatch step the approx_kl of the current policy against
   pi_old on that minibatch is measured; above target_kl the remaining steps are skipped (SB3 checks
   the same point with 1.5 * target_kl; CleanRL checks once per epoch).
@@ -132,9 +140,10 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
         run.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
         clip_eps = linear_schedule(c.clip_eps, 0.0, frac) if c.anneal_clip else c.clip_eps
 
-        # 1. Run pi_old for T steps in each of the N environments.
+        # 1. Run pi_old for T steps in each of the N environments. (theta_old <- theta needs no
+        #    copy: pi_old is the current agent, and the rollout stores its log pi_old and V_old.)
         buffer = run.collector.collect()
-        # 2. Advantages by GAE(gamma, lam), value targets R_t = A_t + V(s_t); keep valid steps.
+        # 2. Advantages by GAE(gamma, lam), value targets R_t = A_t + V_old(s_t); keep valid steps.
         advantages, returns = buffer.compute_advantages(c.gamma, c.lam)
         batch = buffer.flatten(advantages, returns)
         # 3. Optimise the surrogate for K epochs of shuffled minibatches.
@@ -146,7 +155,8 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
                           clip_eps=clip_eps)
         # 4. Adapt the KL coefficient (adaptive KL objective) to the KL this update produced:
         #    d = the exact mean KL(pi_old || pi_new) over the batch states after the update, as
-        #    the paper's section 4 computes it (the KLs seen during the update start at 0).
+        #    the paper's section 4 computes it (the approx_kl logged per minibatch starts at 0,
+        #    at pi = pi_old, so its mean understates d).
         kl_exact = _mean_kl(pi_old, agent, batch["obs"])
         if c.objective == "kl_adaptive":
             run.beta = run.kl_penalty.update(kl_exact)
