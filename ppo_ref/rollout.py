@@ -3,13 +3,17 @@ Algorithm 1, Schulman et al. 2017).
 
 A rollout is T steps of N environments stepped together, stored time-major: row t of
 every (T, N) array holds the transition obs_t --action_t--> (reward_t, obs_{t+1}).
+Each step runs only the policy network, to sample the actions (ActorCritic.sample);
+log pi_old(a_t|s_t) and V_old(s_t) of all T*N rows are evaluated once, after the loop,
+in one batched forward (ActorCritic.evaluate): the parameters do not change meanwhile.
 
 Autoreset convention: we use gymnasium 1.x's default NEXT_STEP autoreset, and
 no other mode is accepted. With it, the observation returned on the step where an
 episode terminates or is truncated IS the final observation. So:
 
-* V(final obs) comes for free: it is the value the policy computes on the next row,
-  and next_values[t] = values[t+1] is right on every row, including episode ends.
+* V(final obs) comes for free: the next row (the reset step below) stores the final
+  obs as its observation, so its values[t+1] is V(final obs), and next_values[t] =
+  values[t+1] is right on every row, including episode ends.
   Truncated episodes bootstrap from it; terminated ones multiply it by 0 (gae.py).
 * The following step is a reset step: the env ignores its action, returns reward 0
   and the first observation of the new episode. Its "transition" (final obs ->
@@ -165,7 +169,8 @@ class RolloutBuffer:
 
     obs (T, N, *obs_shape)  the observation the policy saw (normalised if a normaliser is used)
     actions (T, N) int64 or (T, N, D)   the sampled, unclipped actions
-    logp, values (T, N)     log pi_old(a_t|s_t) and V_old(s_t) at collection time
+    logp, values (T, N)     log pi_old(a_t|s_t) and V_old(s_t), of the parameters that
+                            collected the rollout (evaluated after its last step)
     rewards (T, N)          rewards as the learner sees them (scaled if a scaler is used)
     terminated, truncated (T, N) bool   episode ended after this step (see the module
                             docstring: invalid rows are flagged truncated)
@@ -200,8 +205,8 @@ class RolloutBuffer:
         return advantages, returns
 
     def flatten(self, advantages, returns) -> dict:
-        """The valid rows as flat arrays (M = number of valid rows, time-major order t*N + n):
-        obs (M, *obs_shape), actions, logp, values, advantages, returns (M,)."""
+        """The valid rows as flat arrays (B = number of valid rows, time-major order t*N + n):
+        obs (B, *obs_shape), actions (B,) or (B, D), logp, values, advantages, returns (B,)."""
         mask = self.valid
         for name, a in (("advantages", advantages), ("returns", returns)):
             if np.shape(a) != mask.shape:
@@ -314,8 +319,9 @@ class RolloutCollector:
             self.obs = next_obs
 
         # log pi_old(a_t|s_t) and V_old(s_t) for all T*N rows in one batched forward: the policy
-        # did not change during the rollout, so this equals evaluating row by row, for a
-        # fraction of the calls (the loop it replaces: logp[t], values[t] = evaluate(obs[t], a[t])).
+        # did not change during the rollout, so this equals evaluating row by row (up to rounding:
+        # a larger matrix product may sum in another order), for a fraction of the calls (the
+        # loop it replaces: for t: logp[t], values[t] = evaluate(obs[t], actions[t])).
         T, N = self.num_steps, self.num_envs
         logp, values = agent.evaluate(buf.obs.reshape(T * N, *buf.obs.shape[2:]),
                                       buf.actions.reshape(T * N, *buf.actions.shape[2:]))
