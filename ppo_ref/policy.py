@@ -118,11 +118,13 @@ class ActorCritic:
             return dist.mode() if deterministic else dist.sample(rng)
 
     def evaluate(self, obs, actions):
-        """log pi(a|s) (B,) and V(s) (B,) as plain arrays, without building a graph.
+        """log pi(a|s) (B,) and V(s) (B,) as plain arrays, without building a graph, for obs
+        (B, obs_dim) and the actions taken there, (B,) int or (B, D) unclipped.
 
         A rollout stores the actions it sampled and evaluates them here once, over all T*N
         rows in one batched forward, instead of row by row: the policy does not change during
-        the rollout, so the numbers are the same and the cost is one large call per layer."""
+        the rollout, so the numbers are the same up to rounding (a larger matrix product may
+        sum in another order) and the cost is one large call per layer."""
         with no_grad():
             x = self._input(obs)
             logp = self.distribution(x).log_prob(actions).data
@@ -131,7 +133,8 @@ class ActorCritic:
 
     def act(self, obs, rng: np.random.Generator, deterministic: bool = False):
         """sample() and evaluate() in one: actions (B,) int64 or (B, D) unclipped,
-        log pi(a|s) (B,), V(s) (B,), as numpy arrays (the same draws as sample())."""
+        log pi(a|s) (B,), V(s) (B,), as numpy arrays (the same draws as sample()). The
+        trainer's rollout does not use it (it samples per step and evaluates once, rollout.py)."""
         with no_grad():
             x = self._input(obs)
             dist = self.distribution(x)
