@@ -4,7 +4,8 @@ Algorithms"), written as losses to MINIMISE.
 Every function takes numpy arrays or autodiff Tensors. When any input is a Tensor
 the result is a Tensor you can call .backward() on; with plain arrays it is a numpy
 scalar (or array). The diagnostics approx_kl, clip_fraction and explained_variance
-always return a Python float. Throughout, for a batch of N samples,
+always return a Python float. Throughout, for a batch of B samples (B, not the paper's N,
+which is the number of actors),
 
     r_i = pi_new(a_i | s_i) / pi_old(a_i | s_i) = exp(logp_new_i - logp_old_i)
 
@@ -27,7 +28,7 @@ Conventions, where published implementations differ:
 * At a clip boundary (r = 1 +- clip_eps exactly) the boundary counts as inside the trust
   region: torch.clamp passes the gradient at its bounds and torch's min/max split a
   tie's gradient 1/2 : 1/2; both halves carry A * r, so the loss's gradient there is
-  the unclipped one, -A_i * r_i / N. ppo_ref.autodiff follows the same conventions.
+  the unclipped one, -A_i * r_i / B. ppo_ref.autodiff follows the same conventions.
 * A ratio that overflows (log r above ~709 in float64) raises ValueError naming the sample,
   where torch would return an inf loss and a nan gradient (0 * inf) without a word.
 """
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
-OBJECTIVES = ("clip", "kl", "none")
+OBJECTIVES = ("clip", "kl", "none")   # ppo_loss's; config.OBJECTIVES' clip, kl_* and none map here
 
 
 # ----- advantage normalisation ------------------------------------------------------------
@@ -80,10 +81,10 @@ def clipped_surrogate(logp_new, logp_old, advantages, clip_eps: float = 0.2):
         L^CLIP = -mean_i min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i)
 
     Gradient with respect to logp_new_i (dr_i/dlogp_new_i = r_i):
-        -A_i r_i / N   where the unclipped term is the smaller (or they tie),
+        -A_i r_i / B   where the unclipped term is the smaller (or they tie),
         0              where clipping is active: A_i > 0 and r_i > 1 + eps, or
                        A_i < 0 and r_i < 1 - eps.
-    Exactly at r_i = 1 +- eps the two terms tie; see the module docstring: -A_i r_i / N.
+    Exactly at r_i = 1 +- eps the two terms tie; see the module docstring: -A_i r_i / B.
     """
     as_tensor = _any_tensor(logp_new, logp_old, advantages)
     eps = check_scalar("clip_eps", clip_eps, 0.0, low_inclusive=False)
@@ -109,12 +110,14 @@ def kl_penalty_surrogate(logp_new, logp_old, advantages, kl, beta: float):
 
 
 def policy_gradient_surrogate(logp_new, logp_old, advantages):
-    """The unclipped importance-sampled surrogate (L^CPI in the paper), as a loss:
+    """The unclipped importance-sampled surrogate (L^CPI in the paper, eq. 6), as a loss:
 
         L^PG = -mean_i(r_i A_i)
 
     At logp_new = logp_old its gradient is -mean_i(A_i * grad logp_new_i), the vanilla
     policy gradient (A2C's); nothing stops a step from moving far. For teaching and ablation.
+    (ppo_ref calls it L^PG; the paper's L^PG, eq. 2, is the objective mean(log pi A_i), whose
+    gradient equals this one's only at r = 1.)
     """
     as_tensor = _any_tensor(logp_new, logp_old, advantages)
     logp_new, logp_old, adv = _checked(logp_new=logp_new, logp_old=logp_old, advantages=advantages)
@@ -164,7 +167,7 @@ def value_loss(values, returns, old_values=None, clip_eps=None):
     (kept by CleanRL): it takes the worse of the two errors, so a value step is never
     rewarded for leaving the band V_old +- eps. old_values is read only when clip_eps
     is given. At the band's edge the clip passes its gradient and max splits the tie,
-    so the gradient there is (V_i - R_i) / N, as inside.
+    so the gradient there is (V_i - R_i) / B, as inside.
     """
     as_tensor = _any_tensor(values, returns, old_values)
     if clip_eps is None:
@@ -344,6 +347,8 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
 
     with L^policy = L^CLIP (objective "clip"), L^KLPEN with `kl` and `beta` ("kl"), or
     L^PG, unclipped ("none"); L^V as in value_loss (clipped when vf_clip_eps is given).
+    vf_coef and ent_coef are the paper's c_1 and c_2 (its L^VF has no factor 0.5: module
+    docstring).
     logp_new, logp_old, advantages, entropy (and kl) share one shape; values, returns (and
     old_values) share one shape. clip_eps is also the band that clip_fraction counts under every
     objective. kl and beta are read only for objective "kl".
