@@ -29,7 +29,8 @@ class PPOConfig:
 
     env_id: str = _field("CartPole-v1", "gymnasium environment id")
     seed: int = _field(0, "seed of every random number in the run")
-    total_steps: int = _field(100_000, "environment steps to train for (all envs together)")
+    total_steps: int = _field(100_000, "environment steps to train for (all envs together), "
+                                       "rounded down to whole batches of N*T")
     num_envs: int = _field(8, "N, parallel environments")
     num_steps: int = _field(32, "T, steps per environment per rollout; batch = N*T")
     num_minibatches: int = _field(1, "minibatches per epoch; must divide N*T")
@@ -44,10 +45,12 @@ class PPOConfig:
     objective: str = _field("clip", "policy objective: " + " | ".join(OBJECTIVES))
     norm_adv: bool = _field(True, "normalise advantages per minibatch")
     clip_vloss: bool = _field(False, "clip the value update to clip_eps around the old values")
-    ent_coef: float = _field(0.0, "entropy bonus coefficient")
-    vf_coef: float = _field(0.5, "value loss coefficient")
+    ent_coef: float = _field(0.0, "entropy bonus coefficient (c_2 of the PPO paper's eq. 9)")
+    vf_coef: float = _field(0.5, "value loss coefficient (c_1 of eq. 9; our value loss carries "
+                                 "a factor 0.5, losses.py)")
     max_grad_norm: float = _field(0.5, "clip the global gradient norm to this (inf: off)")
-    target_kl: float | None = _field(None, "stop an update's epochs when approx_kl exceeds this")
+    target_kl: float | None = _field(None, "end an update early, before the first minibatch "
+                                           "step whose approx_kl exceeds this")
     kl_beta: float = _field(1.0, "initial KL penalty coefficient beta (kl_* objectives)")
     kl_target: float = _field(0.01, "d_targ of the adaptive KL penalty")
     hidden: tuple = _field((64, 64), "hidden layer sizes of the policy and value MLPs")
@@ -104,7 +107,7 @@ class PPOConfig:
         if self.target_kl is not None and not real("target_kl") > 0:
             raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl!r}")
         for f in dataclasses.fields(self):
-            if f.type == "bool":
+            if f.type == "bool":    # a string: `from __future__ import annotations` above
                 if not isinstance(getattr(self, f.name), (bool, np.bool_)):
                     raise ValueError(f"{f.name} must be True or False, got "
                                      f"{getattr(self, f.name)!r}")
@@ -128,6 +131,7 @@ class PPOConfig:
 
     @property
     def num_updates(self) -> int:
+        """U, the updates of a run: total_steps // (N*T); the remainder is not trained on."""
         return self.total_steps // self.batch_size
 
     def to_dict(self) -> dict:
