@@ -13,6 +13,8 @@ float inputs (and return Tensors, differentiable with respect to them).
 
 where done_t = terminated_t or truncated_t. lam = 0 gives the one-step TD error,
 lam = 1 the Monte-Carlo return minus V(s_t) (bootstrapped where the data stops).
+A_T = 0 cuts the sum at the end of the rollout, as the PPO paper's truncated
+estimator (Schulman et al. 2017, eq. 11) does; delta_{T-1} still bootstraps.
 
 Termination vs truncation (gymnasium's two flags). `terminated` means s_{t+1} is a
 terminal state of the MDP: its value is 0 by definition, so nothing is bootstrapped.
@@ -77,7 +79,8 @@ def compute_gae(rewards, values, next_values, terminated, truncated, gamma: floa
     # delta_t for every t at once: (T,) or (T, N)
     delta = rewards + gamma * not_terminated * next_values - values
     # The backward recursion A_t = delta_t + gamma lam (1 - done_t) A_{t+1}, one time step at
-    # a time (vectorised over environments), starting from A_T = 0.
+    # a time (vectorised over environments), starting from A_T = 0. next_advantage holds
+    # A_{t+1} when row t is reached and A_t after it.
     next_advantage, rows = 0.0, []
     for t in reversed(range(rewards.shape[0])):
         next_advantage = delta[t] + gamma * lam * not_done[t] * next_advantage
@@ -91,7 +94,7 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
     """Monte-Carlo returns G_t = sum_{l >= 0} gamma^l r_{t+l}, summed to the episode's end.
 
         G_t = r_t + gamma * G_{t+1}             inside an episode
-        G_t = r_t                               if terminated_t
+        G_t = r_t                               if terminated_t (even if also truncated_t)
         G_t = r_t + gamma * bootstrap_values[t] if truncated_t, or at the last row t = T-1
 
     Where the data stops without the episode having terminated (a truncation, or the
