@@ -37,7 +37,7 @@ class RunningMeanStd:
     def __init__(self, shape=()):
         self.shape = tuple(shape)
         self.mean = np.zeros(self.shape, dtype=np.float64)
-        self.var = np.ones(self.shape, dtype=np.float64)  # unused until count > 0
+        self.var = np.ones(self.shape, dtype=np.float64)  # merge() ignores it (n_a = 0)
         self.count = 0.0
 
     def update(self, x) -> None:
@@ -126,9 +126,15 @@ class RewardScaler:
 
     update a RunningMeanStd with the R_t, and hand the learner r_t / sqrt(var(R) + epsilon).
     Conventions: the mean is NOT subtracted (shifting rewards would change which
-    policies are optimal, scaling does not); the statistics are updated before
-    scaling, so the very first reward is already divided by a (one-sample) std;
-    `clip`, when given, clips the scaled reward to [-clip, clip] (off by default).
+    policies are optimal, scaling does not); R is reset after termination and after
+    truncation (as baselines' and SB3's VecNormalize; gymnasium's NormalizeReward
+    resets it only at termination); the statistics are updated before scaling, so
+    the first rewards are divided by the std of the first N returns R = r. When those
+    are all equal (one env, or a reward of 1 in every env as CartPole's) that std is
+    0 and the first rewards come out multiplied by 1/sqrt(epsilon), 1e4 by default
+    (the count starts at 0, see the module docstring; gymnasium and SB3 start it at
+    1e-4 with var 1); `clip`, when given, clips the scaled reward to [-clip, clip]
+    (off by default).
     Steps marked not `valid` (the autoreset step of a next-step-autoreset vector
     env, see rollout.py) neither advance R nor enter the statistics.
     """
