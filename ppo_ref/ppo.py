@@ -396,6 +396,7 @@ def load_agent(run_dir, env=None):
 
 # ----- the update --------------------------------------------------------------------------------
 
+# config.objective -> ppo_loss's objective (both kl_* use L^KLPEN; "trpo" has _trpo_update)
 _LOSS_OBJECTIVE = {"clip": "clip", "kl_adaptive": "kl", "kl_fixed": "kl", "none": "none"}
 
 
