@@ -98,6 +98,7 @@ class ObservationNormalizer:
         self.frozen = False
 
     def normalize(self, obs) -> np.ndarray:
+        """obs (B, *shape) or (*shape,) normalised, float64, without updating the statistics."""
         obs = np.asarray(obs, dtype=np.float64)
         z = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
         return np.clip(z, -self.clip, self.clip)
