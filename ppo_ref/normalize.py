@@ -132,9 +132,9 @@ class RewardScaler:
     resets it only at termination); the statistics are updated before scaling, so
     the first rewards are divided by the std of the first N returns R = r. When those
     are all equal (one env, or a reward of 1 in every env as CartPole's) that std is
-    0 and the first rewards come out multiplied by 1/sqrt(epsilon), 1e4 by default
-    (the count starts at 0, see the module docstring; gymnasium and SB3 start it at
-    1e-4 with var 1); `clip`, when given, clips the scaled reward to [-clip, clip]
+    0 and says nothing about the scale: rewards then pass unscaled until the returns
+    spread (gymnasium and SB3 instead start the count at 1e-4 with var 1, which still
+    multiplies such first rewards by ~70); `clip`, when given, clips the scaled reward to [-clip, clip]
     (off by default).
     Steps marked not `valid` (the autoreset step of a next-step-autoreset vector
     env, see rollout.py) neither advance R nor enter the statistics.
@@ -162,7 +162,10 @@ class RewardScaler:
                                  f"({self.num_envs},)")
         self.returns[valid] = self.gamma * self.returns[valid] + rewards[valid]
         self.rms.update(self.returns[valid])
-        scaled = rewards / np.sqrt(self.rms.var + self.epsilon)
+        # The std of one return, or of equal ones, says nothing about the reward scale: until
+        # the statistics hold a spread (var > 0), rewards pass unscaled (1/sqrt(epsilon) = 1e4
+        # would multiply the first rewards of one env, or of CartPole's equal rewards).
+        scaled = rewards / np.sqrt(self.rms.var + self.epsilon) if self.rms.var > 0 else rewards.copy()
         if self.clip is not None:
             scaled = np.clip(scaled, -self.clip, self.clip)
         self.returns[dones] = 0.0

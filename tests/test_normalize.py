@@ -76,10 +76,21 @@ def test_reward_scaler_matches_a_naive_loop_over_discounted_returns():
                 seen.append(R[n])
         var = np.var(seen) if seen else 1.0
         for n in range(N):
-            expected[t, n] = rewards[t, n] / np.sqrt(var + eps)
+            expected[t, n] = rewards[t, n] / np.sqrt(var + eps) if var > 0 else rewards[t, n]
             if dones[t, n]:
                 R[n] = 0.0
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_reward_scaler_passes_rewards_unscaled_until_the_returns_spread():
+    # One env's first return, or equal first returns in every env (CartPole pays 1 each), have
+    # std 0: dividing by sqrt(0 + 1e-8) would multiply the first rewards by 1e4.
+    for n in (1, 8):
+        scaler = RewardScaler(n, gamma=0.99)
+        np.testing.assert_array_equal(scaler(np.ones(n), np.zeros(n, bool)), np.ones(n))
+        # second step: returns 1 and 1.99 seen, population var 0.245025 -> divided by its root
+        np.testing.assert_allclose(scaler(np.ones(n), np.zeros(n, bool)),
+                                   np.ones(n) / np.sqrt(0.245025 + 1e-8), rtol=1e-12)
 
 
 def test_reward_scaler_state_round_trip_continues_identically():
