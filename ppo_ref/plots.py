@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -92,8 +93,12 @@ def _label_runs(runs: list[dict]) -> None:
             run["label"] = run["path"].name
             continue
         parts = [str(c.get("env_id", "")), str(c.get("objective", ""))]
-        parts += [f"{name}={c.get(name)}" for name in differing if name not in ("env_id", "objective")]
-        run["label"] = " ".join(p for p in parts if p)
+        extra = [f"{name}={c.get(name)}" for name in differing if name not in ("env_id", "objective")]
+        if len(extra) > 3:  # runs of different presets differ in many fields: name a few, and
+            # number the config so that labels (the group keys) stay unique
+            parts.insert(0, f"[{keys.index(_config_key(c)) + 1}]")
+            extra = extra[:3] + [f"+{len(extra) - 3} more"]
+        run["label"] = textwrap.fill(" ".join(p for p in parts + extra if p), 50)  # fits the legend
         run["group"] = _config_key(c)
 
 

@@ -196,3 +196,20 @@ def test_plot_without_matplotlib_exits_2_naming_the_extra(tmp_path, capsys, monk
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "ppo_ref[plot]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_runs_of_different_presets_get_short_unique_labels(tmp_path):
+    # Configs that differ in many fields would make legend lines wider than the figure: a label
+    # names three fields, counts the rest, and numbers the config so groups stay apart.
+    a = {"env_id": "CartPole-v1", "objective": "clip", "lr": 1e-3, "gamma": 0.98, "lam": 0.8,
+         "num_steps": 32, "seed": 0}
+    b = {**a, "num_steps": 64}                                   # differs from a in one field only
+    c = {**a, "env_id": "Pendulum-v1", "lr": 3e-4, "gamma": 0.95, "lam": 0.95, "num_steps": 256}
+    d = {**c, "seed": 1}                                         # c's second seed
+    for name, config in zip("abcd", (a, b, c, d)):
+        write_run(tmp_path / name, config, [128, 256], [1.0, 2.0], [0.01, 0.02])
+    runs = plots.load_runs([tmp_path / n for n in "abcd"])
+    labels = [r["label"] for r in runs]
+    assert len(set(labels)) == 3 and labels[2] == labels[3]     # c and d: one config, two seeds
+    assert all(max(len(line) for line in label.splitlines()) <= 50 for label in labels)
+    assert "more" in labels[0] and labels[0].startswith("[")
