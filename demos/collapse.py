@@ -3,13 +3,13 @@
 The paper's "minimal conceptual illustration": take a partially trained CartPole policy pi_old and
 ONE fixed batch it collected, and keep optimising a surrogate on that batch with big Adam steps:
 
-    (a) unclipped policy gradient   L^PG    = mean r A                       (no trust region)
+    (a) unclipped policy gradient   L^CPI   = mean r A     (eq. 6; no trust region)
     (b) PPO-clip                    L^CLIP  = mean min(r A, clip(r, 1-eps, 1+eps) A)
     (c) KL penalty (fixed beta)     L^KLPEN = mean r A - beta mean KL(pi_old || pi)
 
 After every step we measure KL(pi_old || pi_new) exactly, averaged over the batch's states with
 Categorical.kl (no sampling estimate), and the return of the deterministic new policy in fresh
-episodes. L^PG keeps rewarding the same moves past any point where its first-order estimate is
+episodes. L^CPI keeps rewarding the same moves past any point where its first-order estimate is
 trustworthy; the policy drifts far from pi_old and its return collapses. L^CLIP stops pulling a
 sample once its ratio leaves [1-eps, 1+eps] and L^KLPEN pulls back: both stay near pi_old.
 
