@@ -34,6 +34,13 @@ COMMANDS = {
     "verify-update": "ppo_ref.verify_update:main",
     "plot": "ppo_ref.plots:main",
 }
+SUMMARIES = {  # what `ppo-ref --help` lists
+    "train": "train PPO (CartPole-v1 with defaults) into a run folder; --resume RUN continues one",
+    "eval": "re-run a run folder's saved policy deterministically",
+    "verify": "check your own function for a PPO quantity against ppo_ref (MODULE:FUNCTION)",
+    "verify-update": "compare your replay of a whole PPO update with the expected weights",
+    "plot": "learning curves (mean +- std over seeds) from run folders or sweep CSVs",
+}
 
 
 class CLIError(Exception):
@@ -122,7 +129,12 @@ def train_main(argv) -> int:
         raise CLIError(f"unknown env id {config.env_id!r} ({e})") from None
     print(f"ppo-ref train: {config.env_id}, objective {config.objective}, seed {config.seed}, "
           f"{config.total_steps:,} steps -> {out}", file=sys.stderr)
-    result = train(config, out_dir=out, progress=not args.no_progress, resume=bool(args.resume))
+    try:
+        result = train(config, out_dir=out, progress=not args.no_progress, resume=bool(args.resume))
+    except KeyboardInterrupt:
+        print(f"\nppo-ref train: interrupted; continue with: ppo-ref train --resume {out}",
+              file=sys.stderr)
+        return 130
     ev = result.eval
     print(f"eval over {ev['episodes']} episodes: mean return {ev['mean_return']:.2f} "
           f"+- {ev['std_return']:.2f}   (run folder: {out})")
@@ -186,8 +198,12 @@ def main(argv=None) -> int:
 
 def _dispatch(argv: list) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage(), file=sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
+        if not argv:
+            print(_usage(), file=sys.stderr)
+            return 2
+        print(_usage() + "\n\ncommands:")
+        print("\n".join(f"  {name:<15}{SUMMARIES.get(name, '')}" for name in COMMANDS))
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"ppo-ref: error: unknown command {name!r}; {_usage()}", file=sys.stderr)

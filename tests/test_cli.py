@@ -167,6 +167,24 @@ def test_registry_holds_train_and_eval():
     assert {"train", "eval"} <= set(COMMANDS)
 
 
+def test_top_level_help_lists_every_command_with_what_it_does(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        line = next(l for l in out.splitlines() if l.strip().startswith(name + " "))
+        assert len(line.split()) > 3, line              # the name and a description
+
+
+def test_ctrl_c_during_training_names_the_folder_to_resume(tmp_path, capsys, monkeypatch):
+    import ppo_ref.ppo
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ppo_ref.ppo, "train", interrupted)   # cli imports it when train runs
+    assert main(["train", "--total-steps", "512", "--out", str(tmp_path / "r")]) == 130
+    assert f"ppo-ref train --resume {tmp_path / 'r'}" in capsys.readouterr().err
+
+
 # ----- a run trained on an env passed to train() -------------------------------------------------
 
 def _short_cartpole():
