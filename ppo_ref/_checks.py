@@ -1,5 +1,5 @@
 """Input checks shared by the modules that validate what users pass in (at present gae.py,
-losses.py, optim.py, trpo.py and rlhf/).
+losses.py, optim.py, trpo.py, rlhf/ and config.py).
 
 They run on every minibatch, so the passing path is as cheap as it can be: one
 vectorised test per argument. The slow work (finding the first bad index and
@@ -44,6 +44,15 @@ def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> 
 def check_nonempty(name: str, arr: np.ndarray) -> None:
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); there is nothing to average")
+
+
+def check_count(name: str, value, low: int, why: str = "") -> int:
+    """`value` as an int: a whole number (int or numpy integer, not a bool) >= low, else a
+    ValueError naming `name` (iteration counts, sizes); `why` is appended to the message."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}{why}")
+    return int(value)
 
 
 def as_real(name: str, value) -> float:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import check_count
+
 __all__ = ["PPOConfig", "PRESETS", "OBJECTIVES"]
 
 OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none", "trpo")
@@ -73,12 +75,10 @@ class PPOConfig:
         ints = {"seed": 0, "total_steps": 1, "num_envs": 1, "num_steps": 2, "num_minibatches": 1,
                 "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0, "trpo_cg_iters": 1}
         for name, low in ints.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                why = (": with next-step autoreset a one-step rollout may hold no transition to "
-                       "learn from, only reset steps" if name == "num_steps" else "")
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}{why}")
-            object.__setattr__(self, name, int(v))    # numpy ints -> int (config.json)
+            why = (": with next-step autoreset a one-step rollout may hold no transition to "
+                   "learn from, only reset steps" if name == "num_steps" else "")
+            # numpy ints -> int (config.json)
+            object.__setattr__(self, name, check_count(name, getattr(self, name), low, why))
         if self.batch_size % self.num_minibatches:
             raise ValueError(f"num_minibatches={self.num_minibatches} must divide the batch "
                              f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = "

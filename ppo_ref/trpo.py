@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_finite, check_scalar
+from ._checks import check_count, check_finite, check_scalar
 from .autodiff import Tensor, no_grad
 from .distributions import Categorical, DiagGaussian
 from .losses import policy_gradient_surrogate
@@ -95,14 +95,6 @@ def _check_obs(mlp, obs) -> np.ndarray:
         raise ValueError(f"obs: expected shape (B, {in_features}) with B >= 1, got {obs.shape}")
     check_finite("obs", obs)
     return obs.astype(mlp.layers[0].weight.dtype, copy=False)
-
-
-def _check_count(name: str, value, low: int) -> int:
-    """`value` as an int, which must be a whole number >= low (iteration counts)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 # ----- Fisher-vector products --------------------------------------------------------------------
@@ -221,7 +213,7 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
         raise ValueError(f"b must be a vector (P,), got shape {b.shape}")
     if not np.all(np.isfinite(b)):
         raise ValueError(f"b has a non-finite entry at index {int(np.argmin(np.isfinite(b)))}")
-    iters = _check_count("iters", iters, 1)
+    iters = check_count("iters", iters, 1)
     tol = check_scalar("tol", tol, 0.0)
     x = np.zeros_like(b)
     r, p = b.copy(), b.copy()
@@ -251,7 +243,7 @@ def _natural_direction(policy, obs, actions, advantages, logp_old, cg_iters, dam
     """What both steps share: theta_old, g, x = F^{-1} g, F x, and closures to measure a step."""
     mlp, log_std, params = policy_parts(policy)
     obs = _check_obs(mlp, obs)
-    cg_iters = _check_count("cg_iters", cg_iters, 1)
+    cg_iters = check_count("cg_iters", cg_iters, 1)
     B = obs.shape[0]
     advantages = np.asarray(advantages, dtype=np.float64)
     if advantages.shape != (B,):
@@ -318,7 +310,7 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
     max_kl = check_scalar("max_kl", max_kl, 0.0, low_inclusive=False)
     backtrack_coef = check_scalar("backtrack_coef", backtrack_coef, 0.0, 1.0,
                                   low_inclusive=False, high_inclusive=False)
-    max_backtracks = _check_count("max_backtracks", max_backtracks, 1)
+    max_backtracks = check_count("max_backtracks", max_backtracks, 1)
     params, theta_old, L_old, g, x, Fx, measure = _natural_direction(
         policy, obs, actions, advantages, logp_old, cg_iters, damping)
     xFx = float(x @ Fx)

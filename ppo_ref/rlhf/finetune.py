@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_finite, check_scalar
+from .._checks import check_count, check_finite, check_scalar
 from ..autodiff import no_grad
 from ..gae import compute_gae
 from ..losses import ProportionalKLController, normalize_advantages, ppo_loss
@@ -66,9 +66,7 @@ class RLHFConfig:
         since a dataclass field can be changed after construction)."""
         for name, low in (("iterations", 0), ("batch_size", 1), ("update_epochs", 1),
                           ("num_minibatches", 1), ("eval_every", 1), ("eval_samples", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+            check_count(name, getattr(self, name), low)
         # check_scalar returns a plain float (a numpy scalar or 0-d array becomes one), stored
         # back so the config stays JSON-writable
         self.beta = check_scalar("beta", self.beta, 0.0)
