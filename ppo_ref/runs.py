@@ -90,6 +90,11 @@ def read_config(run) -> dict:
     path = Path(run) / "config.json"
     if not path.exists():
         raise ValueError(f"{run}: no config.json (not a run folder?)")
+    return _read_json(path)
+
+
+def _read_json(path: Path) -> dict:
+    """A run folder's JSON file; a damaged one is a ValueError naming it."""
     try:
         return json.loads(path.read_text())
     except ValueError as e:
@@ -138,9 +143,4 @@ def _is_registered_spec(spec, env_id: str) -> bool:
 def read_env(run) -> dict | None:
     """env.json of a run folder (`describe_env`), or None: the run made config.json's env_id."""
     path = Path(run) / "env.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    return _read_json(path) if path.exists() else None
