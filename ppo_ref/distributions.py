@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ._checks import first_index
 from .autodiff import Tensor, as_tensor, log_softmax, take_along_axis
 
 __all__ = ["Categorical", "DiagGaussian"]
@@ -43,7 +44,7 @@ def _inv_std(log_std: Tensor, owner: str) -> Tensor:
         inv = (-log_std).exp()
     bad = ~np.isfinite(inv.data)
     if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        i = first_index(bad)
         raise ValueError(f"{owner}: log_std {log_std.data[i].item()!r} at index {i} is too small for "
                          f"{inv.dtype}: 1 / std = exp(-log_std) overflows")
     return inv
