@@ -75,11 +75,11 @@ def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    from ppo_ref.plots import require_matplotlib   # here: BLAS threads are set above, first
     try:                      # say so now, not after minutes of training
-        import matplotlib  # noqa: F401
-    except ImportError:
-        parser.error("the demos draw with matplotlib, which is not installed: "
-                     "pip install 'ppo_ref[plot]' (or pip install matplotlib)")
+        require_matplotlib()
+    except ValueError as err:
+        parser.error(str(err))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as err:       # --out names a file, or a folder we may not create

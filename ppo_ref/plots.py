@@ -34,8 +34,8 @@ from .checkpoint import atomic_write_bytes
 from .runs import read_config, read_metrics
 from .sweep import read_csv
 
-__all__ = ["load_runs", "group_runs", "groups_from_rows", "forward_fill", "moving_average",
-           "mean_std", "plot_band", "plot_groups", "plot_runs", "main",
+__all__ = ["require_matplotlib", "load_runs", "group_runs", "groups_from_rows", "forward_fill",
+           "moving_average", "mean_std", "plot_band", "plot_groups", "plot_runs", "main",
            "DEFAULT_METRICS", "METRIC_LABELS"]
 
 # What a reader looks at first: is it learning, and is each update staying a small step?
@@ -238,14 +238,21 @@ def _log_axis(ax, means) -> None:
         ax.set_ylim(bottom=positive.min() / 10)
 
 
-def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
-              title: str | None = None, smooth: int = 1):
-    """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
+def require_matplotlib() -> None:
+    """ValueError saying what to install when matplotlib is missing (`pip install .` brings
+    none; the demos call this too, before they train)."""
     try:
-        import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
+        import matplotlib  # noqa: F401
     except ImportError:
         raise ValueError("plotting needs matplotlib, which is not installed: "
                          "pip install 'ppo_ref[plot]' (or pip install matplotlib)") from None
+
+
+def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
+              title: str | None = None, smooth: int = 1):
+    """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
+    require_matplotlib()
+    import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
 
     if not paths:
         raise ValueError("plot_runs: no runs given; pass run folders or sweep CSV files")
