@@ -244,17 +244,23 @@ def test_adam_rejects_bad_params_and_grad_shapes():
         Adam([p]).step()
 
 
+def adam_with_one_bad_gradient(shapes, dtype, index, value, one_missing):
+    """Adam over parameters of `shapes` (ones), gradients 0.5 except params[1].grad[index] = value;
+    params[2] without a gradient when one_missing (Adam's per-parameter loop instead of the flat path)."""
+    params = [Tensor(np.ones(shape, dtype), requires_grad=True) for shape in shapes]
+    opt = Adam(params, lr=0.1)
+    for p in params:
+        p.grad = np.full(p.shape, 0.5, dtype)
+    params[1].grad[index] = value
+    if one_missing:
+        params[2].grad = None
+    return params, opt
+
+
 @pytest.mark.parametrize("one_missing", [False, True])   # the flat path and the per-parameter loop
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing):
-    params = [Tensor(np.ones(2), requires_grad=True), Tensor(np.ones((2, 2)), requires_grad=True),
-              Tensor(np.ones(3), requires_grad=True)]
-    opt = Adam(params, lr=0.1)
-    for p in params:
-        p.grad = np.full(p.shape, 0.5)
-    params[1].grad[1, 0] = bad
-    if one_missing:
-        params[2].grad = None
+    params, opt = adam_with_one_bad_gradient([2, (2, 2), 3], np.float64, (1, 0), bad, one_missing)
     with pytest.raises(ValueError, match=r"params\[1\] is (nan|inf) at index \(1, 0\)"):
         opt.step()
     assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
@@ -266,14 +272,7 @@ def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing)
 @pytest.mark.parametrize("dtype,big", [(np.float64, 1e200), (np.float32, 1e20)])
 def test_adam_rejects_a_gradient_whose_square_overflows_and_changes_nothing(dtype, big, one_missing):
     # v = g^2 would be inf, and the step m / (sqrt(inf) + eps) = 0 would freeze the element
-    params = [Tensor(np.ones(2, dtype), requires_grad=True), Tensor(np.ones(3, dtype), requires_grad=True),
-              Tensor(np.ones(1, dtype), requires_grad=True)]
-    opt = Adam(params, lr=0.1)
-    for p in params:
-        p.grad = np.full(p.shape, 0.5, dtype)
-    params[1].grad[2] = big
-    if one_missing:
-        params[2].grad = None
+    params, opt = adam_with_one_bad_gradient([2, 3, 1], dtype, 2, big, one_missing)
     with pytest.raises(ValueError, match=r"params\[1\] is [0-9.e+]+ at index \(2,\); its square overflows"):
         opt.step()
     assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
