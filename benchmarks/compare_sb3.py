@@ -17,7 +17,7 @@ annealed lr and clip range after collecting a rollout (ppo_ref: before), a shift
 out of 390; SB3 trains in float32 (torch's default), ppo_ref in the dtype asked for.
 
 Torch runs on the CPU with one thread, numpy's BLAS with one thread. Times are this process's
-CPU time by default (see `python -m ppo_ref.bench --help`; `--clock wall` for elapsed time).
+CPU time by default (see `python -m benchmarks.bench --help`; `--clock wall` for elapsed time).
 
 torch and stable-baselines3 are not dependencies of ppo_ref. Install them in a separate virtual
 environment, with ppo_ref on the path:
@@ -44,14 +44,14 @@ import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-if importlib.util.find_spec("ppo_ref") is None:  # run from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the repository root, for `benchmarks.bench` (and ppo_ref when it is not installed)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ppo_ref.bench import (CLOCKS, SOLVE_WINDOW, SOLVED_RETURN, machine_info,  # noqa: E402
+from benchmarks.bench import (CLOCKS, SOLVE_WINDOW, SOLVED_RETURN, machine_info,  # noqa: E402
                            median_solve, train_until_solved)
-from ppo_ref.ppo import PRESETS  # noqa: E402
+from ppo_ref.train.trainer import PRESETS  # noqa: E402
 
 ZOO = dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
            learning_rate=1e-3, clip_range=0.2, ent_coef=0.0, total_timesteps=100_000)
@@ -70,7 +70,7 @@ def ppo_ref_config(seed: int, dtype: str = "float64"):
 
 
 def run_sb3(seed: int, clock, stop_when_solved: bool = True) -> dict:
-    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as ppo_ref.bench."""
+    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as bench."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback

@@ -34,7 +34,7 @@ def train_in_folder(config, seed: int, root) -> list:
     Bind `root` with functools.partial; the partial of a module-level function stays picklable.
     """
     import dataclasses
-    from ppo_ref.ppo import train
+    from ppo_ref.train.trainer import train
 
     config = dataclasses.replace(config, seed=int(seed))
     return list(train(config, out_dir=Path(root) / f"seed{seed}").history)

@@ -19,8 +19,8 @@ import shutil
 import numpy as np
 
 from ppo_ref.plots import group_runs, load_runs, plot_groups
-from ppo_ref.ppo import PRESETS
-from ppo_ref.runs import read_eval
+from ppo_ref.train.trainer import PRESETS
+from ppo_ref.train.runs import read_eval
 from ppo_ref.sweep import run_sweep
 
 SOLVED = 475.0   # gymnasium's reward_threshold for CartPole-v1 (the episode cap is 500)

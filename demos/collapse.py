@@ -34,8 +34,8 @@ import numpy as np
 from ppo_ref.autodiff import no_grad
 from ppo_ref.losses import normalize_advantages, ppo_loss
 from ppo_ref.optim import Adam
-from ppo_ref.ppo import PRESETS, build_agent, evaluate, train
-from ppo_ref.rollout import RolloutCollector, make_vec_env
+from ppo_ref.train.trainer import PRESETS, build_agent, evaluate, train
+from ppo_ref.train.rollout import RolloutCollector, make_vec_env
 from ppo_ref.sweep import usable_cores
 
 CLIP_EPS = 0.2

@@ -1,13 +1,13 @@
 """Clip vs KL penalty vs no trust region, on CartPole-v1 and Acrobot-v1, over several seeds.
 
-The four policy objectives of ppo_ref.ppo (Schulman et al. 2017, Sections 3-4 and Table 1):
+The four policy objectives of ppo_ref.train.trainer (Schulman et al. 2017, Sections 3-4 and Table 1):
 
     clip         mean min(r A, clip(r, 1-eps, 1+eps) A)                        (eq. 7)
     kl_adaptive  mean r A - beta mean KL(pi_old || pi), beta halved/doubled to hold KL near d_targ
     kl_fixed     the same with beta fixed (1.0)                                  (eq. 8)
     none         mean r A, the unclipped surrogate (no trust region at all)
 
-Every other hyperparameter is the environment's preset (ppo_ref.ppo.PRESETS). The (objective x
+Every other hyperparameter is the environment's preset (ppo_ref.train.trainer.PRESETS). The (objective x
 env x seed) grid runs in parallel through ppo_ref.sweep, which also writes every per-update number
 to one long-format CSV. Panels: training episodic return (mean of the last 20 episodes), and per
 update the approx_kl (k3 estimator of KL(pi_old || pi_new) on the minibatches), the fraction of
@@ -26,7 +26,7 @@ import dataclasses
 import numpy as np
 
 from ppo_ref.plots import groups_from_rows, plot_groups
-from ppo_ref.ppo import PRESETS
+from ppo_ref.train.trainer import PRESETS
 from ppo_ref.sweep import run_sweep
 
 ENVS = ("CartPole-v1", "Acrobot-v1")

@@ -1,6 +1,6 @@
 """Continuous control: PPO on Pendulum-v1 with a diagonal Gaussian policy, over several seeds.
 
-The preset (ppo_ref.ppo.PRESETS["Pendulum-v1"]) turns on what continuous control needs: a
+The preset (ppo_ref.train.trainer.PRESETS["Pendulum-v1"]) turns on what continuous control needs: a
 DiagGaussian policy with a state-independent log std, observation normalisation with running
 statistics, and reward scaling by the std of a running discounted return; actions are sampled
 unclipped and clipped to [-2, 2] only when sent to the env. Pendulum's return is the negative of
@@ -24,8 +24,8 @@ import shutil
 import numpy as np
 
 from ppo_ref.plots import forward_fill, mean_std, plot_band
-from ppo_ref.ppo import PRESETS
-from ppo_ref.runs import read_eval, read_metrics
+from ppo_ref.train.trainer import PRESETS
+from ppo_ref.train.runs import read_eval, read_metrics
 from ppo_ref.sweep import run_sweep
 
 TARGET = -250.0

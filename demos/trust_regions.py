@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ppo_ref.plots import groups_from_rows, plot_groups
-from ppo_ref.ppo import PRESETS
+from ppo_ref.train.trainer import PRESETS
 from ppo_ref.sweep import run_sweep
 
 METHODS = ("pg", "ppo", "trpo")
@@ -55,7 +55,7 @@ def per_run(rows, method, key) -> list:
 def timed_history(config, seed: int) -> list:
     """A sweep job: train, and add to each update's row the CPU seconds it took (cpu_s, from
     time.process_time). Other processes on a shared machine inflate the wall clock, less the CPU."""
-    from ppo_ref.ppo import train
+    from ppo_ref.train.trainer import train
 
     marks = [time.process_time()]
     history = train(dataclasses.replace(config, seed=int(seed)),

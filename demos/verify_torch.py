@@ -20,8 +20,8 @@ import sys
 import numpy as np
 from _common import parse_args, save_json
 
-from ppo_ref.verify import check
-from ppo_ref.verify_update import compare_weights, load_scenario, write_scenario
+from ppo_ref.spec.verify import check
+from ppo_ref.spec.update import compare_weights, load_scenario, write_scenario
 
 try:
     import torch

@@ -1,2 +1,28 @@
-"""ppo_ref: a numpy-only reference implementation of Proximal Policy Optimization."""
+"""ppo_ref: a numpy-only reference implementation of Proximal Policy Optimization.
+
+Read in this order (each module states its equations above the lines that compute them):
+
+    ppo.py            PPO in one file: the whole algorithm, top to bottom (read this first)
+    gae.py            generalised advantage estimation (Schulman et al. 2016, eq. 11 and 16)
+    losses.py         the surrogate objectives, value loss, entropy, KL estimators, KL controllers
+    distributions.py  Categorical and diagonal Gaussian policies: log-probabilities, entropy, KL
+    autodiff.py       reverse-mode automatic differentiation, one primitive at a time
+    optim.py          Adam, global gradient-norm clipping, linear schedules
+    train/            the full trainer: the same algorithm with presets, continuous actions,
+                      normalisation, run folders, checkpoints and exact resume
+
+Beside PPO: trpo.py (the trust-region problem PPO approximates) and rlhf/ (RLHF in miniature).
+The conformance kit that checks other implementations against these equations is spec/.
+
+    >>> from ppo_ref import PPOConfig, train, evaluate
+    >>> result = train(PPOConfig(total_steps=20_000))
+    >>> evaluate(result.agent, "CartPole-v1", episodes=5)["mean_return"]
+
+Note that `ppo_ref.train` is the function above; the subpackage's modules are imported by their
+full names (`from ppo_ref.train.rollout import make_vec_env`).
+"""
 __version__ = "0.1.0"
+
+from .train import PPOConfig, PRESETS, TrainResult, evaluate, load_agent, train  # noqa: E402
+
+__all__ = ["PPOConfig", "PRESETS", "TrainResult", "train", "evaluate", "load_agent"]

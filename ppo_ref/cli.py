@@ -30,8 +30,8 @@ from pathlib import Path  # noqa: E402
 COMMANDS = {
     "train": "ppo_ref.cli:train_main",
     "eval": "ppo_ref.cli:eval_main",
-    "verify": "ppo_ref.verify:main",
-    "verify-update": "ppo_ref.verify_update:main",
+    "verify": "ppo_ref.spec.verify:main",
+    "verify-update": "ppo_ref.spec.update:main",
     "plot": "ppo_ref.plots:main",
 }
 SUMMARIES = {  # what `ppo-ref --help` lists
@@ -66,7 +66,7 @@ def _optional_float(text: str):
 
 
 def _train_parser():
-    from .ppo import OBJECTIVES, PPOConfig, PRESETS
+    from .train.trainer import OBJECTIVES, PPOConfig, PRESETS
     choices = {"objective": OBJECTIVES, "dtype": ("float64", "float32"),
                "activation": ("tanh", "relu")}
     p = _Parser(prog="ppo-ref train", description="Train PPO. Flags override the preset (by "
@@ -102,8 +102,8 @@ def _train_parser():
 
 def train_main(argv) -> int:
     """ppo-ref train: train PPO and write a run folder."""
-    from .ppo import PPOConfig, PRESETS, train
-    from .runs import read_config
+    from .train.trainer import PPOConfig, PRESETS, train
+    from .train.runs import read_config
     args = _train_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig)
                  if getattr(args, f.name) is not None}
@@ -145,7 +145,7 @@ def train_main(argv) -> int:
 
 def eval_main(argv) -> int:
     """ppo-ref eval RUN: evaluate the policy saved in a run folder."""
-    from .ppo import EVAL_SEED_OFFSET, evaluate, load_agent
+    from .train.trainer import EVAL_SEED_OFFSET, evaluate, load_agent
     p = _Parser(prog="ppo-ref eval", description="Deterministic evaluation of a saved policy.")
     p.add_argument("run", help="run folder (written by ppo-ref train)")
     p.add_argument("--episodes", type=int, help="episodes (default: the run's eval_episodes)")

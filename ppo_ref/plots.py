@@ -1,6 +1,6 @@
 """Learning curves: mean +- std bands across seeds, from run folders or a sweep CSV.
 
-A run folder (written by `ppo_ref.ppo.train(config, out_dir=...)`) holds metrics.csv, one row per
+A run folder (written by `ppo_ref.train.trainer.train(config, out_dir=...)`) holds metrics.csv, one row per
 update, and config.json. Runs whose configs are equal except for the seed are one group; a group is
 drawn as its mean across runs with a band of +- one standard deviation:
 
@@ -30,8 +30,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
-from .runs import read_config, read_metrics
+from .train.checkpoint import atomic_write_bytes
+from .train.runs import read_config, read_metrics
 from .sweep import read_csv
 
 __all__ = ["require_matplotlib", "load_runs", "group_runs", "groups_from_rows", "forward_fill",

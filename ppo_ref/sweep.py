@@ -20,7 +20,7 @@ OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1) in the environment before Python s
 `ppo-ref` command and the demos do; a forked worker inherits its parent's setting.
 
     from dataclasses import replace
-    from ppo_ref.ppo import PRESETS
+    from ppo_ref.train.trainer import PRESETS
     from ppo_ref.sweep import run_sweep
     cfg = PRESETS["CartPole-v1"]
     rows = run_sweep({"clip": cfg, "none": replace(cfg, objective="none")}, seeds=range(5),
@@ -95,7 +95,7 @@ def train_history(config, seed: int) -> list[dict]:
 
     Defined at module level so that process pools can pickle it by name.
     """
-    from .ppo import train  # imported here: a sweep of other jobs does not need the trainer
+    from .train.trainer import train  # imported here: a sweep of other jobs does not need the trainer
 
     return list(train(dataclasses.replace(config, seed=int(seed))).history)
 

@@ -10,11 +10,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ppo_ref.bench_baseline import HandwrittenPPO
+from benchmarks.handwritten import HandwrittenPPO
 from ppo_ref.losses import normalize_advantages, ppo_loss
 from ppo_ref.optim import Adam
-from ppo_ref.policy import ActorCritic
-from ppo_ref.ppo import PPOConfig, ppo_update
+from ppo_ref.train.policy import ActorCritic
+from ppo_ref.train.trainer import PPOConfig, ppo_update
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float64)
 ACT_SPACE = gym.spaces.Discrete(3)
@@ -78,12 +78,12 @@ def test_handwritten_step_matches_ppo_update_step(dtype):
 
 
 def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figures(tmp_path):
-    """`python -m ppo_ref.bench --quick`: one short round of each phase and one seed trained
+    """`python -m benchmarks.bench --quick`: one short round of each phase and one seed trained
     until solved (seconds). Only the output's form is checked, never a speed."""
-    from ppo_ref.bench import KEYS
+    from benchmarks.bench import KEYS
 
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "ppo_ref.bench", "--quick", "--json", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--quick", "--json", str(out)],
                           capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 0, proc.stderr
@@ -106,8 +106,8 @@ def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figu
 def test_float32_training_also_solves_cartpole():
     """The benchmark's float32 option is only a lever if float32 training learns too: the
     CartPole-v1 preset in float32, seed 0, reaches the solve mark (stopped there, a few seconds)."""
-    from ppo_ref.bench import train_until_solved
-    from ppo_ref.ppo import PRESETS
+    from benchmarks.bench import train_until_solved
+    from ppo_ref.train.trainer import PRESETS
 
     run = train_until_solved(dataclasses.replace(PRESETS["CartPole-v1"], dtype="float32"),
                              stop_when_solved=True)

@@ -1,12 +1,12 @@
-"""ppo_ref.checkpoint: exact round trip, atomic writes, clear errors on corrupt or foreign files."""
+"""ppo_ref.train.checkpoint: exact round trip, atomic writes, clear errors on corrupt or foreign files."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from ppo_ref import checkpoint
-from ppo_ref.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from ppo_ref.train import checkpoint
+from ppo_ref.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 
 
 def _state(seed=0):

@@ -136,11 +136,11 @@ def test_damaged_config_or_metrics_is_exit_2_naming_the_file(run_dir, tmp_path, 
 
 
 def test_an_unwritable_run_folder_is_exit_2(tmp_path, capsys, monkeypatch):
-    import ppo_ref.runs
+    from ppo_ref.train import runs
 
     def refuse(self, path):
         raise PermissionError(13, "Permission denied", str(path))
-    monkeypatch.setattr(ppo_ref.runs.RunFolder, "__init__", refuse)
+    monkeypatch.setattr(runs.RunFolder, "__init__", refuse)
     assert main(["train", *TINY, "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "Permission denied" in capsys.readouterr().err.strip().splitlines()[-1]
 
@@ -176,11 +176,11 @@ def test_top_level_help_lists_every_command_with_what_it_does(capsys):
 
 
 def test_ctrl_c_during_training_names_the_folder_to_resume(tmp_path, capsys, monkeypatch):
-    import ppo_ref.ppo
+    from ppo_ref.train import trainer
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(ppo_ref.ppo, "train", interrupted)   # cli imports it when train runs
+    monkeypatch.setattr(trainer, "train", interrupted)   # cli imports it when train runs
     assert main(["train", "--total-steps", "512", "--out", str(tmp_path / "r")]) == 130
     assert f"ppo-ref train --resume {tmp_path / 'r'}" in capsys.readouterr().err
 
@@ -199,7 +199,7 @@ def _plain_cartpole():
 
 
 def test_eval_and_resume_refuse_a_run_whose_env_the_env_id_does_not_rebuild(tmp_path, capsys):
-    from ppo_ref.ppo import PPOConfig, train
+    from ppo_ref.train.trainer import PPOConfig, train
     config = PPOConfig(total_steps=128, num_envs=2, num_steps=32, update_epochs=1, hidden=(8,),
                        eval_episodes=2, checkpoint_every=1)
     train(config, env=_short_cartpole, out_dir=tmp_path / "short")

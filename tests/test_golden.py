@@ -1,4 +1,4 @@
-"""Specification tests for ppo_ref.golden: the shipped JSON vectors.
+"""Specification tests for ppo_ref.spec.golden: the shipped JSON vectors.
 
 Two kinds of check. (1) Regenerating the vectors reproduces the shipped copy within
 each case's tolerances, and any drift is reported. (2) The shipped expected values
@@ -14,7 +14,7 @@ import statistics
 import numpy as np
 import pytest
 
-from ppo_ref import golden
+from ppo_ref.spec import golden
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_regenerated_vectors_match_the_shipped_copy(shipped):
         decoded["cases"] = [golden.decode_case(c, decoded["array_lists"]) for c in decoded["cases"]]
         problems = golden.compare(shipped[name], decoded)
         assert not problems, "golden vectors drifted; if intended, regenerate with " \
-                             "`python -m ppo_ref.golden --out ppo_ref/golden`:\n" + "\n".join(problems)
+                             "`python -m ppo_ref.spec.golden --out ppo_ref/golden`:\n" + "\n".join(problems)
 
 
 def test_compare_reports_a_drifted_value_input_and_gradient(shipped):

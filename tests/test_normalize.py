@@ -3,7 +3,7 @@ the data at once, or from a naive loop written here."""
 import numpy as np
 import pytest
 
-from ppo_ref.normalize import ObservationNormalizer, RewardScaler, RunningMeanStd
+from ppo_ref.train.normalize import ObservationNormalizer, RewardScaler, RunningMeanStd
 
 
 def test_running_stats_equal_mean_and_population_var_of_concatenated_batches():

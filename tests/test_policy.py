@@ -7,7 +7,7 @@ from gymnasium import spaces
 from ppo_ref import autodiff
 from ppo_ref.distributions import Categorical, DiagGaussian
 from ppo_ref.gradcheck import gradcheck
-from ppo_ref.policy import ActorCritic
+from ppo_ref.train.policy import ActorCritic
 
 OBS4 = spaces.Box(-np.inf, np.inf, (4,), np.float32)
 BOX2 = spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 0.5], np.float32))

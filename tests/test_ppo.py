@@ -1,4 +1,4 @@
-"""ppo_ref.ppo: config validation, determinism, exact resume, every objective, NaN envs, and the
+"""ppo_ref.train.trainer: config validation, determinism, exact resume, every objective, NaN envs, and the
 learning regression test (CartPole-v1 solved within 100k steps)."""
 import dataclasses
 import json
@@ -12,11 +12,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ppo_ref.checkpoint import latest_checkpoint, load_checkpoint
-from ppo_ref.ppo import (PRESETS, PPOConfig, evaluate, load_agent, ppo_update,
+from ppo_ref.train.checkpoint import latest_checkpoint, load_checkpoint
+from ppo_ref.train.trainer import (PRESETS, PPOConfig, evaluate, load_agent, ppo_update,
                          shuffled_minibatches, train)
-from ppo_ref.rollout import loads_env
-from ppo_ref.runs import TIMING_COLUMNS, read_metrics
+from ppo_ref.train.rollout import loads_env
+from ppo_ref.train.runs import TIMING_COLUMNS, read_metrics
 
 # A few updates of a small batch: enough to exercise every code path in a fraction of a second.
 TINY = PPOConfig(total_steps=6 * 64, num_envs=4, num_steps=16, num_minibatches=2,
@@ -148,7 +148,7 @@ def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_ad
 ], ids=["clip-normadv-gradclip", "clip-vclip-entropy", "none-vclip-entropy-gradclip"])
 def test_ppo_update_equals_a_longhand_update_with_each_toggle(options):
     from ppo_ref.optim import Adam
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
     rng = np.random.default_rng(4)
     agent = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(3), rng,
                         hidden=(8,))
@@ -211,7 +211,7 @@ def test_kl_penalty_measures_kl_from_a_frozen_pi_old_even_when_log_std_moves():
     """kl_fixed on a Gaussian policy: the KL seen by the second minibatch is KL(pi_old || pi
     after the first step), with pi_old's log_std frozen, not the live parameter Adam moves."""
     from ppo_ref.optim import Adam
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
     env = gym.make("Pendulum-v1")
     rng = np.random.default_rng(0)
     agent = ActorCritic(env.observation_space, env.action_space, rng, hidden=(8,))
@@ -312,7 +312,7 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
 
 @pytest.mark.parametrize("damage", ["no config", "unreadable env"])
 def test_resume_from_a_well_formed_but_incomplete_checkpoint_is_a_value_error(tmp_path, damage):
-    from ppo_ref.checkpoint import save_checkpoint
+    from ppo_ref.train.checkpoint import save_checkpoint
     train(TINY, out_dir=tmp_path / "run")
     last = latest_checkpoint(tmp_path / "run" / "checkpoints")
     state = load_checkpoint(last)
@@ -398,7 +398,7 @@ def test_learning_rate_and_clip_range_anneal_linearly_to_zero():
 
 
 def test_train_accepts_a_vector_env_and_refuses_one_of_another_size():
-    from ppo_ref.rollout import make_vec_env
+    from ppo_ref.train.rollout import make_vec_env
     given = train(TINY, env=make_vec_env("CartPole-v1", TINY.num_envs))
     assert _rows_equal(_without_timing(given.history), _without_timing(train(TINY).history))
     with pytest.raises(ValueError, match="num_envs=4 but the VectorEnv passed in has 3"):
@@ -429,7 +429,7 @@ class CountingEnv(gym.Env):
 
 
 def test_evaluate_sums_each_copys_first_episode_only():
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
     agent = ActorCritic(CountingEnv.observation_space, CountingEnv.action_space,
                         np.random.default_rng(0), hidden=(4,))
     result = evaluate(agent, CountingEnv, episodes=7, seed=10)
@@ -542,7 +542,7 @@ def test_a_run_on_an_env_passed_in_resumes_and_loads_only_with_that_env(tmp_path
 
 def test_a_vector_env_the_env_id_does_not_rebuild_needs_no_run_folder(tmp_path):
     from gymnasium.vector import SyncVectorEnv
-    from ppo_ref.rollout import make_vec_env
+    from ppo_ref.train.rollout import make_vec_env
     envs = SyncVectorEnv([_short_cartpole] * TINY.num_envs)     # no spec: not CartPole-v1's
     with pytest.raises(ValueError, match="does not rebuild the VectorEnv passed in"):
         train(TINY, env=envs, out_dir=tmp_path / "run")

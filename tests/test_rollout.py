@@ -7,8 +7,8 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from ppo_ref.gae import compute_gae
-from ppo_ref.normalize import ObservationNormalizer, RewardScaler
-from ppo_ref.rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
+from ppo_ref.train.normalize import ObservationNormalizer, RewardScaler
+from ppo_ref.train.rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
 
 
 class ScriptedEnv(gym.Env):
@@ -242,7 +242,7 @@ def test_same_seed_gives_identical_rollouts():
 
 
 def test_real_agent_on_pendulum_truncation_makes_the_next_row_invalid_and_keeps_actions_unclipped():
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
     envs = make_vec_env("Pendulum-v1", 2)
     agent = ActorCritic(envs.single_observation_space, envs.single_action_space,
                         np.random.default_rng(0), hidden=(8,))
@@ -257,7 +257,7 @@ def test_real_agent_on_pendulum_truncation_makes_the_next_row_invalid_and_keeps_
 
 
 def test_real_agent_on_cartpole_counts_steps_and_episodes():
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
     envs = make_vec_env("CartPole-v1", 4)
     agent = ActorCritic(envs.single_observation_space, envs.single_action_space,
                         np.random.default_rng(0))
@@ -276,7 +276,7 @@ def test_real_agent_on_cartpole_counts_steps_and_episodes():
 def test_batched_logp_and_values_equal_a_row_by_row_numpy_forward():
     # collect() evaluates log pi_old and V_old once over all T*N rows; written out here row by
     # row in plain numpy (tanh MLPs, log-softmax), they must agree.
-    from ppo_ref.policy import ActorCritic
+    from ppo_ref.train.policy import ActorCritic
 
     def forward(net, x):
         for layer in net.layers[:-1]:

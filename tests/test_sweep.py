@@ -82,14 +82,14 @@ def test_default_executor_is_a_process_pool():
 
 
 def tiny_config():
-    from ppo_ref.ppo import PRESETS
+    from ppo_ref.train.trainer import PRESETS
     return dataclasses.replace(PRESETS["CartPole-v1"], total_steps=256, num_envs=2, num_steps=64,
                                num_minibatches=2, update_epochs=1)
 
 
 def test_process_pool_of_two_reproduces_serial_training_bit_for_bit():
-    from ppo_ref.ppo import train
-    from ppo_ref.runs import TIMING_COLUMNS
+    from ppo_ref.train.trainer import train
+    from ppo_ref.train.runs import TIMING_COLUMNS
 
     config = tiny_config()
     configs = {"clip": config, "none": dataclasses.replace(config, objective="none")}

@@ -18,8 +18,8 @@ from gymnasium import spaces
 
 from ppo_ref.autodiff import Tensor, log_softmax, no_grad
 from ppo_ref.nn import MLP
-from ppo_ref.policy import ActorCritic
-from ppo_ref.ppo import PPOConfig, train
+from ppo_ref.train.policy import ActorCritic
+from ppo_ref.train.trainer import PPOConfig, train
 from ppo_ref.trpo import (conjugate_gradient, fisher_vector_product, flat_params,
                           natural_gradient_step, policy_parts, set_flat_params, trpo_step)
 

@@ -1,4 +1,4 @@
-"""Specification tests for the conformance kit (ppo_ref.verify, verify_quantities, verify_update).
+"""Specification tests for the conformance kit (ppo_ref.spec.verify, verify_quantities, verify_update).
 
 For every quantity: ppo_ref's own function passes, in float64 and as a float32 port; wrong
 variants written HERE (numpy, computing in whatever dtype they are given) fail, in float64
@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 from ppo_ref import autodiff as ad
-from ppo_ref import verify
+from ppo_ref.spec import verify
 from ppo_ref.autodiff import Tensor
 from ppo_ref.gae import compute_gae
-from ppo_ref.golden import adam_steps, clip_grad_norm_arrays
+from ppo_ref.spec.golden import adam_steps, clip_grad_norm_arrays
 from ppo_ref.losses import (approx_kl, clip_fraction, clipped_surrogate, explained_variance,
                             normalize_advantages, value_loss)
 from ppo_ref.optim import Adam, clip_grad_norm
-from ppo_ref.verify_quantities import QUANTITIES, categorical_adapter, gaussian_adapter
-from ppo_ref import verify_update
+from ppo_ref.spec.quantities import QUANTITIES, categorical_adapter, gaussian_adapter
+from ppo_ref.spec import update as verify_update
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -599,7 +599,7 @@ def test_scenario_files_document_every_field(scenario):
     keys = [p["key"] for p in doc["network"]["parameters"]]
     assert keys == list(doc["initial_weights"]) == list(doc["expected_weights"])
     assert doc["initial_weights"]["pi.layers.0.weight"].shape == (4, 8)        # (in, out)
-    assert "torch" in (REPO / "ppo_ref" / "verify_update.py").read_text()
+    assert "torch" in (REPO / "ppo_ref" / "spec" / "update.py").read_text()
     assert all(k in doc["files"] for k in ("batch.npz/minibatches", "expected_weights.npz"))
     documented = " ".join(doc["files"])
     assert all(f"hyperparameters/{k}" in documented for k in doc["hyperparameters"])

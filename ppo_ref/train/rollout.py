@@ -59,8 +59,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-from .autodiff import no_grad
-from .gae import compute_gae
+from ..autodiff import no_grad
+from ..gae import compute_gae
 
 __all__ = ["make_vec_env", "RolloutBuffer", "RolloutCollector", "dumps_env", "loads_env"]
 

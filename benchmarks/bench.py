@@ -1,4 +1,4 @@
-"""How fast ppo_ref trains, measured against its own limits: `python -m ppo_ref.bench`.
+"""How fast ppo_ref trains, measured against its own limits: `python -m benchmarks.bench`.
 
 For the CartPole-v1 preset, in one process (absolute speeds differ two- to threefold between
 machines, so the figures that matter are ratios and counts from one run):
@@ -19,7 +19,7 @@ Throughputs are medians over a few interleaved rounds. Times are this process's 
 (time.process_time) by default: with BLAS on one thread it equals wall time on an idle machine, and
 it does not grow when other processes share the cores (`--clock wall` measures wall time instead).
 numpy's BLAS is pinned to one thread when this module is run before numpy is imported (as by
-`python -m ppo_ref.bench`): at 64-wide layers a second BLAS thread costs more than it gives, badly
+`python -m benchmarks.bench`): at 64-wide layers a second BLAS thread costs more than it gives, badly
 so on a busy machine, and compare_sb3.py pins torch to one thread too.
 """
 from __future__ import annotations
@@ -41,10 +41,10 @@ import time  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .bench_baseline import HandwrittenPPO  # noqa: E402
-from .optim import Adam  # noqa: E402
-from .ppo import PRESETS, build_agent, ppo_update, shuffled_minibatches, train  # noqa: E402
-from .rollout import RolloutCollector, make_vec_env  # noqa: E402
+from benchmarks.handwritten import HandwrittenPPO  # noqa: E402
+from ppo_ref.optim import Adam  # noqa: E402
+from ppo_ref.train.trainer import PRESETS, build_agent, ppo_update, shuffled_minibatches, train  # noqa: E402
+from ppo_ref.train.rollout import RolloutCollector, make_vec_env  # noqa: E402
 
 __all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "CLOCKS", "machine_info", "measure_phases",
            "train_until_solved", "median_solve", "run", "format_table", "profile", "main"]
@@ -268,7 +268,7 @@ def profile(updates: int, dtype: str | None = None, top: int = 15) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ppo_ref.bench", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split(
         "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     parser.add_argument("--quick", action="store_true",

@@ -1,6 +1,6 @@
 """Golden vectors: ppo_ref's mathematics as language-neutral JSON test cases.
 
-    python -m ppo_ref.golden --out DIR       # writes DIR/<function>.json, one file per function
+    python -m ppo_ref.spec.golden --out DIR       # writes DIR/<function>.json, one file per function
 
 A copy ships inside the package (ppo_ref/golden/*.json; `load(name)` reads it). Port
 PPO to any language, feed it each case's inputs and compare with the expected
@@ -49,7 +49,7 @@ diagnostics it logs as plain floats).
 Agreement: an output y matches its expected value e when, element by element,
 |y - e| <= atol + rtol * |e| (numpy.isclose), with the case's own rtol and atol. They
 are set for float64 implementations; a float32 one needs tolerances scaled to its
-precision (ppo_ref.verify does that, and knows each quantity's scale).
+precision (ppo_ref.spec.verify does that, and knows each quantity's scale).
 
 Most float inputs lie on a grid of multiples of 2^-10 (or 2^-20 where a case needs
 finer spacing), so they are exact in float32 as well: casting them loses nothing.
@@ -63,8 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .golden_cases import FUNCTIONS, adam_steps, clip_grad_norm_arrays  # noqa: F401 (re-exported)
+from .. import __version__
+from .cases import FUNCTIONS, adam_steps, clip_grad_norm_arrays  # noqa: F401 (re-exported)
 
 __all__ = ["SCHEMA", "FUNCTIONS", "generate", "write", "load", "decode_case", "compare", "main",
            "adam_steps", "clip_grad_norm_arrays"]
@@ -93,7 +93,7 @@ def _document(name: str) -> dict:
     cases = make_cases(np.random.default_rng(seed))
     return {"schema": SCHEMA, "function": name, "reference": reference, "signature": signature,
             "equation": equation, "outputs": outputs, "differentiable": diff, "array_lists": lists,
-            "generator": f"ppo_ref {__version__} (python -m ppo_ref.golden)",
+            "generator": f"ppo_ref {__version__} (python -m ppo_ref.spec.golden)",
             "cases": [_plain(c) for c in cases]}
 
 
@@ -215,7 +215,7 @@ def load(name: str, directory=None, decode: bool = True) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ppo_ref.golden",
+    parser = argparse.ArgumentParser(prog="python -m ppo_ref.spec.golden",
                                      description="Write ppo_ref's golden vectors as JSON, "
                                                  "one file per function.")
     parser.add_argument("--out", required=True, help="directory to write <function>.json into")

@@ -1,6 +1,6 @@
 """The golden cases, function by function: inputs and how ppo_ref evaluates them.
 
-ppo_ref.golden turns these into JSON (its docstring has the schema). Each case builder
+ppo_ref.spec.golden turns these into JSON (its docstring has the schema). Each case builder
 takes a seeded Generator and returns cases made by `_case`, which evaluates ppo_ref's
 function in float64 and, for the inputs listed as differentiable, the gradient of each
 output's sum by ppo_ref.autodiff. Float inputs are rounded to a grid of multiples of
@@ -13,13 +13,13 @@ import math
 
 import numpy as np
 
-from .autodiff import Tensor
-from .distributions import Categorical, DiagGaussian
-from .gae import compute_gae, discounted_returns
-from .losses import (AdaptiveKLPenalty, ProportionalKLController, approx_kl, clip_fraction,
+from ..autodiff import Tensor
+from ..distributions import Categorical, DiagGaussian
+from ..gae import compute_gae, discounted_returns
+from ..losses import (AdaptiveKLPenalty, ProportionalKLController, approx_kl, clip_fraction,
                      clipped_surrogate, explained_variance, kl_penalty_surrogate,
                      normalize_advantages, ppo_loss, value_loss)
-from .optim import Adam, clip_grad_norm
+from ..optim import Adam, clip_grad_norm
 
 __all__ = ["FUNCTIONS", "adam_steps", "clip_grad_norm_arrays", "adaptive_kl_betas",
            "proportional_kl_betas"]

@@ -2,7 +2,7 @@
 CLI's flags are built from them), checked when it is made; and PRESETS, tuned configs for
 CartPole-v1, Acrobot-v1 and Pendulum-v1 (what each reaches: README, Training).
 
-The trainer that reads them is ppo.py; `from ppo_ref.ppo import PPOConfig, PRESETS` works too.
+The trainer that reads them is ppo.py; `from ppo_ref.train.trainer import PPOConfig, PRESETS` works too.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_count
+from .._checks import check_count
 
 __all__ = ["PPOConfig", "PRESETS", "OBJECTIVES"]
 

@@ -53,12 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .autodiff import no_grad
+from ..autodiff import no_grad
 from .config import OBJECTIVES, PRESETS, PPOConfig
-from .distributions import Categorical, DiagGaussian
-from .losses import AdaptiveKLPenalty, explained_variance, normalize_advantages, ppo_loss
+from ..distributions import Categorical, DiagGaussian
+from ..losses import AdaptiveKLPenalty, explained_variance, normalize_advantages, ppo_loss
 from .normalize import ObservationNormalizer, RewardScaler
-from .optim import Adam, clip_grad_norm, linear_schedule
+from ..optim import Adam, clip_grad_norm, linear_schedule
 from .policy import ActorCritic
 from .rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
 from .runs import describe_env, read_env
@@ -485,8 +485,8 @@ def _trpo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, 
     """objective "trpo": one trpo.trpo_step of the policy on the whole batch (Schulman et al. 2015),
     then the value function by Adam on 0.5*(V - R)^2 over the minibatches (optimizer holds only
     the value parameters). Returns info dicts shaped like ppo_update's."""
-    from .losses import approx_kl, clip_fraction, value_loss
-    from .trpo import trpo_step
+    from ..losses import approx_kl, clip_fraction, value_loss
+    from ..trpo import trpo_step
 
     clip_eps = config.clip_eps if clip_eps is None else clip_eps
     adv = normalize_advantages(batch["advantages"]) if config.norm_adv else batch["advantages"]

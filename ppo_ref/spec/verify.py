@@ -4,12 +4,12 @@ Shortest path, from a shell or from your own test suite:
 
     python -m ppo_ref verify mypkg.ppo:compute_gae --quantity gae [--json report.json]
 
-    from ppo_ref.verify import assert_conforms
+    from ppo_ref.spec.verify import assert_conforms
     def test_my_gae():
         assert_conforms(my_gae, "gae")
 
 Write an adapter with the quantity's signature (`python -m ppo_ref verify --list`, or
-the README's table; ppo_ref.verify_quantities has the details). It receives numpy
+the README's table; ppo_ref.spec.quantities has the details). It receives numpy
 arrays and returns anything np.asarray understands: numpy arrays, lists, Python
 floats, torch CPU tensors (detached for you), JAX arrays. The kit never imports torch
 or jax. It runs your function on the golden cases (ppo_ref/golden/*.json) and on
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .verify_quantities import QUANTITIES, Case, Quantity
+from .quantities import QUANTITIES, Case, Quantity
 
 __all__ = ["Report", "check", "assert_conforms", "cases", "load_function", "QUANTITIES", "main"]
 
@@ -445,7 +445,7 @@ def _list_quantities() -> str:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["scenario"]:
-        from .verify_update import scenario_main
+        from .update import scenario_main
         return scenario_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="ppo-ref verify", description="Check a function of yours against ppo_ref "

@@ -1,4 +1,4 @@
-"""What ppo_ref.verify checks, quantity by quantity: adapter signature, reference, cases,
+"""What ppo_ref.spec.verify checks, quantity by quantity: adapter signature, reference, cases,
 scale, and the known mistakes it can recognise.
 
 For each quantity:
@@ -34,12 +34,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import autodiff as ad
+from .. import autodiff as ad
 from . import golden
-from .autodiff import Tensor
-from .distributions import Categorical, DiagGaussian
-from .gae import compute_gae
-from .losses import approx_kl, clip_fraction, clipped_surrogate, explained_variance, \
+from ..autodiff import Tensor
+from ..distributions import Categorical, DiagGaussian
+from ..gae import compute_gae
+from ..losses import approx_kl, clip_fraction, clipped_surrogate, explained_variance, \
     normalize_advantages, value_loss
 
 __all__ = ["Case", "Mistake", "Quantity", "QUANTITIES"]

@@ -1,11 +1,11 @@
 """Whole-update conformance: replay one full PPO update in your framework, compare the weights.
 
-    python -m ppo_ref.verify scenario --out DIR [--continuous]     (or: ppo-ref verify scenario ...)
+    python -m ppo_ref.spec.verify scenario --out DIR [--continuous]     (or: ppo-ref verify scenario ...)
     ... load DIR in your code, run the update it describes, save your weights as THEIRS.npz ...
     python -m ppo_ref verify-update DIR THEIRS.npz [--torch-layout] [--losses LOSSES.json]
 
 A scenario fixes everything an update depends on except the code: the initial weights, one
-batch, the minibatch order and the hyperparameters. ppo_ref.ppo.ppo_update ran it and
+batch, the minibatch order and the hyperparameters. ppo_ref.train.trainer.ppo_update ran it and
 stored the weights it ended with and the losses of every minibatch. If your update agrees,
 every weight agrees; if not, verify-update names the first parameter and entry that
 differ (and, with --losses, the first minibatch whose loss differs: minibatch 0 differing
@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
-from .optim import Adam
-from .ppo import PPOConfig, build_agent, ppo_update, shuffled_minibatches
+from ..optim import Adam
+from ..train.trainer import PPOConfig, build_agent, ppo_update, shuffled_minibatches
 
 __all__ = ["make_scenario", "write_scenario", "load_scenario", "replay", "compare_weights",
            "UpdateReport", "scenario_main", "main"]
@@ -156,7 +156,7 @@ def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 
     doc = {
         "format": FORMAT,
         "description": "One PPO update (clipped objective, value clipping, entropy bonus, global "
-                       "grad-norm clipping, Adam) by ppo_ref.ppo.ppo_update; replay it and compare "
+                       "grad-norm clipping, Adam) by ppo_ref.train.trainer.ppo_update; replay it and compare "
                        "the weights with `ppo-ref verify-update DIR THEIRS.npz`.",
         "seed": seed,
         "files": FIELDS,

@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from .autodiff import Tensor, no_grad
-from .distributions import Categorical, DiagGaussian
-from .nn import MLP
+from ..autodiff import Tensor, no_grad
+from ..distributions import Categorical, DiagGaussian
+from ..nn import MLP
 
 __all__ = ["ActorCritic"]
 

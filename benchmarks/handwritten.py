@@ -8,7 +8,7 @@ gradient-norm clip and one Adam step over a single flat parameter vector.
 
 It is written without ppo_ref's autodiff on purpose, so that
     update_efficiency = ppo_ref's update samples/s / this step's samples/s
-measures what the autodiff costs (`python -m ppo_ref.bench`). It is a benchmark baseline,
+measures what the autodiff costs (`python -m benchmarks.bench`). It is a benchmark baseline,
 not part of the library's API; tests/test_bench.py checks its gradients against the autodiff.
 
 Gradients, for B samples, logits z (B, A), p = softmax(z), r = exp(logp - logp_old):
