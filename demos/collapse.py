@@ -40,9 +40,9 @@ from ppo_ref.sweep import usable_cores
 
 CLIP_EPS = 0.2
 # ppo_loss's objective names -> legend labels
-OBJECTIVES = {"none": "unclipped PG (no trust region)", "clip": f"PPO-clip (ε = {CLIP_EPS})",
-              "kl": "KL penalty (fixed β = {beta:g})"}
-COLORS = {"none": "C3", "clip": "C0", "kl": "C2"}
+OBJECTIVES = {"unclipped": "unclipped PG (no trust region)", "clip": f"PPO-clip (ε = {CLIP_EPS})",
+              "kl_fixed": "KL penalty (fixed β = {beta:g})"}
+COLORS = {"unclipped": "C3", "clip": "C0", "kl_fixed": "C2"}
 
 
 def exact_kl(old_dist, agent, obs) -> float:
@@ -71,7 +71,7 @@ def run_updates(agent, batch, objective, steps, lr, beta, eval_episodes, eval_se
         loss, info = ppo_loss(dist.log_prob(actions), batch["logp"], advantages,
                               np.zeros(len(obs)), np.zeros(len(obs)), dist.entropy(),
                               objective=objective, clip_eps=CLIP_EPS, vf_coef=0.0,
-                              kl=old_dist.kl(dist) if objective == "kl" else None, beta=beta)
+                              kl=old_dist.kl(dist) if objective == "kl_fixed" else None, beta=beta)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -170,11 +170,11 @@ def main(argv=None) -> int:
                        "eval_return": res["per_step"][obj]["eval_return"][-1]} for obj in OBJECTIVES}
         res["final"] = final
         table.append({"seed": res["seed"], "initial_return": res["initial_eval_return"],
-                      "unclipped_kl": final["none"]["kl"], "clip_kl": final["clip"]["kl"],
-                      "kl_penalty_kl": final["kl"]["kl"],
-                      "unclipped_return": final["none"]["eval_return"],
+                      "unclipped_kl": final["unclipped"]["kl"], "clip_kl": final["clip"]["kl"],
+                      "kl_penalty_kl": final["kl_fixed"]["kl"],
+                      "unclipped_return": final["unclipped"]["eval_return"],
                       "clip_return": final["clip"]["eval_return"],
-                      "kl_penalty_return": final["kl"]["eval_return"]})
+                      "kl_penalty_return": final["kl_fixed"]["eval_return"]})
     mean = {k: float(np.mean([row[k] for row in table])) for k in table[0] if k != "seed"}
     _common.save_json({
         "env_id": "CartPole-v1", "pretrain_steps": pretrain, "update_steps": steps, "lr": args.lr,

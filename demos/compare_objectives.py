@@ -5,7 +5,7 @@ The four policy objectives of ppo_ref.train.trainer (Schulman et al. 2017, Secti
     clip         mean min(r A, clip(r, 1-eps, 1+eps) A)                        (eq. 7)
     kl_adaptive  mean r A - beta mean KL(pi_old || pi), beta halved/doubled to hold KL near d_targ
     kl_fixed     the same with beta fixed (1.0)                                  (eq. 8)
-    none         mean r A, the unclipped surrogate (no trust region at all)
+    unclipped    mean r A, the unclipped surrogate (no trust region at all)
 
 Every other hyperparameter is the environment's preset (ppo_ref.train.trainer.PRESETS). The (objective x
 env x seed) grid runs in parallel through ppo_ref.sweep, which also writes every per-update number
@@ -33,7 +33,7 @@ ENVS = ("CartPole-v1", "Acrobot-v1")
 # The returns an episode can have (500 steps at most; CartPole pays +1 per step, Acrobot -1 until
 # it swings up): the return axis shows this range, which a band's mean +- std can overshoot.
 RETURN_RANGE = {"CartPole-v1": (0.0, 500.0), "Acrobot-v1": (-500.0, 0.0)}
-OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none")
+OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "unclipped")
 METRICS = ("episodic_return", "approx_kl", "clip_fraction", "entropy")
 SHORT_LABELS = ("episodic return\n(sum of rewards)", "approx KL(π_old‖π_new)\nper update (nats)",
                 "clip fraction\n(share of samples)", "policy entropy (nats)")
@@ -112,10 +112,10 @@ def main(argv=None) -> int:
         for ax in column[:-1]:
             ax.set_xlabel("")         # the bottom row names the x axis for its column
 
-    kl_ratio = {env_id: summary[env_id]["none"]["training_mean_approx_kl"]
+    kl_ratio = {env_id: summary[env_id]["unclipped"]["training_mean_approx_kl"]
                 / max(summary[env_id]["clip"]["training_mean_approx_kl"], 1e-12) for env_id in ENVS}
     fig.suptitle(f"PPO's objectives compared: mean ± std over {n_seeds} seeds, presets otherwise.\n"
-                 f"Without a trust region ('none') an update moves the policy "
+                 f"Without a trust region ('unclipped') an update moves the policy "
                  + " and ".join(f"{kl_ratio[e]:.0f}x ({e})" for e in ENVS)
                  + "\nas far as PPO-clip's (mean approx_kl). Curves: each run's trailing mean over "
                  + " / ".join(f"{smoothing[e]}" for e in ENVS) + " updates", fontsize=11)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     _common.save_json({"envs": ENVS, "objectives": OBJECTIVES, "seeds": list(range(n_seeds)),
                        "total_steps": {e: configs[f"{e}/clip"].total_steps for e in ENVS},
                        "smoothing_updates": smoothing,
-                       "none_over_clip_mean_approx_kl": kl_ratio,
+                       "unclipped_over_clip_mean_approx_kl": kl_ratio,
                        "summary": summary, "curves": curves}, args.out / "compare_objectives.json")
     for env_id in ENVS:
         for obj, s in summary[env_id].items():

@@ -5,7 +5,7 @@ et al. 2015, 2017). Here the three update rules share everything else (network, 
 8 x 32 steps, GAE, Adam for the value function, the seeds) and differ in how the policy moves
 (and, for pg, in how long the value function is fit):
 
-    pg    one Adam step of the policy-gradient loss -mean(r A) per rollout (objective "none",
+    pg    one Adam step of the policy-gradient loss -mean(r A) per rollout (objective "unclipped",
           1 epoch, 1 minibatch: r = 1 at that step, so it is exactly the vanilla gradient);
           its value function, sharing that loss, also gets only that one Adam step
     ppo   the default CartPole config: 20 epochs of the clipped surrogate (clip 0.2, annealed)
@@ -41,7 +41,7 @@ METHODS = ("pg", "ppo", "trpo")
 def method_configs(total_steps: int) -> dict:
     """The three update rules as trainer configs that differ only in the policy update."""
     ppo = dataclasses.replace(PRESETS["CartPole-v1"], total_steps=total_steps)
-    return {"pg": dataclasses.replace(ppo, objective="none", update_epochs=1),
+    return {"pg": dataclasses.replace(ppo, objective="unclipped", update_epochs=1),
             "ppo": ppo,
             "trpo": dataclasses.replace(ppo, objective="trpo", trpo_max_kl=0.01)}
 

@@ -21,7 +21,24 @@ The conformance kit that checks other implementations against these equations is
 Note that `ppo_ref.train` is the function above; the subpackage's modules are imported by their
 full names (`from ppo_ref.train.rollout import make_vec_env`).
 """
+import os
+
 __version__ = "0.1.0"
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread unless the user chose otherwise (OPENBLAS/OMP/MKL_NUM_THREADS).
+
+    At the sizes used here (64-wide layers, batches of a few hundred rows) one thread is faster
+    than several, and on a busy machine several are many times slower. It also keeps results
+    bit-identical from run to run (the thread count changes BLAS's summation order). BLAS reads
+    these variables when numpy is first imported, so this runs here, before anything imports
+    numpy; a program that imported numpy before ppo_ref keeps its own setting."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+single_threaded_blas()
 
 from .train import PPOConfig, PRESETS, TrainResult, evaluate, load_agent, train  # noqa: E402
 

@@ -49,7 +49,10 @@ __all__ = [
 ]
 
 KL_ESTIMATORS = ("k1", "k2", "k3")
-OBJECTIVES = ("clip", "kl", "none")   # ppo_loss's; config.OBJECTIVES' clip, kl_* and none map here
+# The policy objectives, by the names PPOConfig uses. kl_adaptive and kl_fixed share one loss,
+# L^KLPEN; they differ only in how beta moves between updates (AdaptiveKLPenalty or not).
+OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "unclipped")
+KL_OBJECTIVES = ("kl_adaptive", "kl_fixed")
 
 
 # ----- advantage normalisation ------------------------------------------------------------
@@ -345,17 +348,17 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
 
         loss = L^policy + vf_coef * L^V - ent_coef * mean(entropy)
 
-    with L^policy = L^CLIP (objective "clip"), L^KLPEN with `kl` and `beta` ("kl"), or
-    L^PG, unclipped ("none"); L^V as in value_loss (clipped when vf_clip_eps is given).
+    with L^policy = L^CLIP (objective "clip"), L^KLPEN with `kl` and `beta` ("kl_adaptive" or
+    "kl_fixed", the same loss), or L^CPI, the unclipped surrogate ("unclipped"); L^V as in value_loss (clipped when vf_clip_eps is given).
     vf_coef and ent_coef are the paper's c_1 and c_2 (its L^VF has no factor 0.5: module
     docstring).
     logp_new, logp_old, advantages, entropy (and kl) share one shape; values, returns (and
     old_values) share one shape. clip_eps is also the band that clip_fraction counts under every
-    objective. kl and beta are read only for objective "kl".
+    objective. kl and beta are read only for the KL objectives.
 
     Returns (loss, info): loss a scalar Tensor; info a dict of Python floats:
     loss, policy_loss, value_loss, entropy, approx_kl (k3), clip_fraction, and
-    kl (mean of `kl`) for objective "kl".
+    kl (mean of `kl`) for the KL objectives.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -378,11 +381,11 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
     info = {}
     if objective == "clip":
         policy_loss = _clip_objective(ratio, adv, clip_eps)
-    elif objective == "none":
+    elif objective == "unclipped":
         policy_loss = _pg_objective(ratio, adv)
     else:
         if kl is None:
-            raise ValueError('ppo_loss: objective "kl" needs kl (per-sample KL[pi_old, pi_new])')
+            raise ValueError(f'ppo_loss: objective "{objective}" needs kl (per-sample KL[pi_old, pi_new])')
         beta = check_scalar("beta", beta, 0.0)
         (kl,) = _checked(kl=kl)
         check_same_shape("logp_new", logp_new.data, "kl", kl.data)

@@ -23,7 +23,7 @@ OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1) in the environment before Python s
     from ppo_ref.train.trainer import PRESETS
     from ppo_ref.sweep import run_sweep
     cfg = PRESETS["CartPole-v1"]
-    rows = run_sweep({"clip": cfg, "none": replace(cfg, objective="none")}, seeds=range(5),
+    rows = run_sweep({"clip": cfg, "unclipped": replace(cfg, objective="unclipped")}, seeds=range(5),
                      csv_path="runs/sweep.csv")
 """
 from __future__ import annotations

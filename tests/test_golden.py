@@ -366,7 +366,7 @@ def naive_ppo_loss(x, logp_new, values, entropy):
         value += 0.5 * err / n
         kl3 += (r - 1 - math.log(r)) / n
         clipped += (abs(r - 1) > eps) / n
-    if x["objective"] == "kl":
+    if x["objective"] in ("kl_adaptive", "kl_fixed"):
         policy += x["beta"] * math.fsum(x["kl"]) / n
     ent = math.fsum(entropy) / n
     return dict(loss=policy + x["vf_coef"] * value - x["ent_coef"] * ent, policy_loss=policy,
@@ -388,7 +388,7 @@ def test_ppo_loss_vectors_match_a_loop_and_finite_differences(shipped):
                 return naive_ppo_loss(x, **args)["loss"]
             np.testing.assert_allclose(central_difference(loss_of, x[name]),
                                        c["gradients"]["loss"][name], rtol=1e-6, atol=1e-9)
-    assert objectives == {"clip", "kl", "none"}
+    assert objectives == {"clip", "kl_fixed", "unclipped"}
 
 
 def test_kl_controller_vectors_follow_the_update_rules(shipped):

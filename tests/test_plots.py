@@ -68,7 +68,7 @@ def test_runs_sharing_a_config_except_seed_form_one_group(tmp_path):
     steps = [128, 256]
     write_run(tmp_path / "a", {**base, "seed": 0}, steps, [10.0, 20.0], [0.01, 0.02])
     write_run(tmp_path / "b", {**base, "seed": 1}, steps, [30.0, 40.0], [0.01, 0.02])
-    write_run(tmp_path / "c", {**base, "objective": "none", "seed": 0}, steps, [5.0, 6.0], [0.1, 0.2])
+    write_run(tmp_path / "c", {**base, "objective": "unclipped", "seed": 0}, steps, [5.0, 6.0], [0.1, 0.2])
     groups = plots.group_runs(plots.load_runs([tmp_path / "a", tmp_path / "c", tmp_path / "b"]))
     assert sorted(len(runs) for runs in groups.values()) == [1, 2]
     clip_label = next(label for label, runs in groups.items() if len(runs) == 2)
@@ -96,7 +96,7 @@ def test_plot_command_writes_a_png_with_the_band_of_the_seeds(tmp_path):
 def test_plot_command_reads_a_sweep_csv(tmp_path):
     rows = [{"run": r, "seed": s, "env_id": "CartPole-v1", "objective": r, "global_step": g,
              "episodic_return": float(g * (s + 1)), "approx_kl": 0.01}
-            for r in ("clip", "none") for s in (0, 1) for g in (64, 128)]
+            for r in ("clip", "unclipped") for s in (0, 1) for g in (64, 128)]
     csv_path = write_csv(rows, tmp_path / "sweep.csv")
     drawn = plots.plot_runs([csv_path], tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)

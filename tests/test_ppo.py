@@ -143,7 +143,7 @@ def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_ad
          max_grad_norm=0.5),
     dict(objective="clip", norm_adv=False, clip_vloss=True, vf_coef=1.0, ent_coef=0.05,
          max_grad_norm=math.inf),
-    dict(objective="none", norm_adv=True, clip_vloss=True, vf_coef=0.25, ent_coef=0.01,
+    dict(objective="unclipped", norm_adv=True, clip_vloss=True, vf_coef=0.25, ent_coef=0.01,
          max_grad_norm=0.1),
 ], ids=["clip-normadv-gradclip", "clip-vclip-entropy", "none-vclip-entropy-gradclip"])
 def test_ppo_update_equals_a_longhand_update_with_each_toggle(options):
@@ -341,7 +341,7 @@ def test_load_agent_refuses_a_checkpoint_of_another_network_naming_it(tmp_path):
 
 # ----- objectives, dtypes, spaces ----------------------------------------------------------------
 
-@pytest.mark.parametrize("objective", ["clip", "kl_adaptive", "kl_fixed", "none", "trpo"])
+@pytest.mark.parametrize("objective", ["clip", "kl_adaptive", "kl_fixed", "unclipped", "trpo"])
 def test_every_objective_trains_without_error(objective):
     result = train(dataclasses.replace(TINY, objective=objective))
     assert len(result.history) == TINY.num_updates

@@ -23,10 +23,10 @@ def fake_job(config, seed):
 
 
 def test_grid_is_every_config_with_every_seed_configs_outermost():
-    a, b = FakeConfig(objective="clip"), FakeConfig(objective="none")
+    a, b = FakeConfig(objective="clip"), FakeConfig(objective="unclipped")
     grid = sweep.make_grid([a, b], seeds=[3, 4])
     assert [(j.run, j.seed) for j in grid] == [("Fake-v0/clip", 3), ("Fake-v0/clip", 4),
-                                               ("Fake-v0/none", 3), ("Fake-v0/none", 4)]
+                                               ("Fake-v0/unclipped", 3), ("Fake-v0/unclipped", 4)]
     assert grid[2].config is b
 
 
@@ -58,7 +58,7 @@ def test_rows_follow_grid_order_not_completion_order():
 
 
 def test_csv_is_long_format_and_round_trips_floats_exactly(tmp_path):
-    rows = sweep.run_sweep({"a": FakeConfig(scale=0.1), "b": FakeConfig(objective="none")},
+    rows = sweep.run_sweep({"a": FakeConfig(scale=0.1), "b": FakeConfig(objective="unclipped")},
                            seeds=[7], executor=ThreadPoolExecutor(1), job=fake_job,
                            csv_path=tmp_path / "sweep.csv")
     header = (tmp_path / "sweep.csv").read_text().splitlines()[0]
@@ -66,7 +66,7 @@ def test_csv_is_long_format_and_round_trips_floats_exactly(tmp_path):
     back = sweep.read_csv(tmp_path / "sweep.csv")
     assert len(back) == len(rows) == 6
     assert back[1]["episodic_return"] == 0.1 * 7 + 1          # bit-identical after the round trip
-    assert math.isnan(back[0]["approx_kl"]) and back[3]["objective"] == "none"
+    assert math.isnan(back[0]["approx_kl"]) and back[3]["objective"] == "unclipped"
     assert back[3]["seed"] == 7 and isinstance(back[3]["seed"], int)
 
 
@@ -92,10 +92,10 @@ def test_process_pool_of_two_reproduces_serial_training_bit_for_bit():
     from ppo_ref.train.runs import TIMING_COLUMNS
 
     config = tiny_config()
-    configs = {"clip": config, "none": dataclasses.replace(config, objective="none")}
+    configs = {"clip": config, "unclipped": dataclasses.replace(config, objective="unclipped")}
     with ProcessPoolExecutor(max_workers=2) as pool:
         rows = sweep.run_sweep(configs, seeds=[0, 1], executor=pool)
-    assert [r["objective"] for r in rows if r["seed"] == 1][-1] == "none"
+    assert [r["objective"] for r in rows if r["seed"] == 1][-1] == "unclipped"
     for name, cfg in configs.items():
         for seed in (0, 1):
             serial = train(dataclasses.replace(cfg, seed=seed)).history

@@ -317,8 +317,8 @@ def _ppo_loss_cases(rng):
         ("clip_value_clipping", "Objective clip with the clipped value loss (vf_clip_eps = 0.2 "
          "around old_values).", inputs(12, clip_values=True)),
         ("kl_penalty", "Objective kl: -mean(r A) + beta mean(kl) with beta = 0.5, plus the value "
-         "and entropy terms.", inputs(10, objective="kl", kl=True, beta=0.5)),
-        ("unclipped", "Objective none: -mean(r A), no trust region.", inputs(10, objective="none")),
+         "and entropy terms.", inputs(10, objective="kl_fixed", kl=True, beta=0.5)),
+        ("unclipped", "Objective unclipped: -mean(r A), no trust region.", inputs(10, objective="unclipped")),
         ("first_minibatch", "logp_new = logp_old: r = 1, approx_kl = 0, clip_fraction = 0.",
          inputs(8, same=True)),
         ("sb3_coefficients", "vf_coef = 1.0 (Stable-Baselines3's 0.5 without our 0.5 factor), "

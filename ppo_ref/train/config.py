@@ -7,17 +7,18 @@ The trainer that reads them is ppo.py; `from ppo_ref.train.trainer import PPOCon
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._checks import check_count
+from ..losses import OBJECTIVES as POLICY_OBJECTIVES
 
 __all__ = ["PPOConfig", "PRESETS", "OBJECTIVES"]
 
-OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "none", "trpo")
+# ppo_loss's policy objectives (losses.py), and TRPO, whose update is a constrained step instead
+OBJECTIVES = (*POLICY_OBJECTIVES, "trpo")
 
 
 def _field(default, help: str):
@@ -114,8 +115,6 @@ class PPOConfig:
                 object.__setattr__(self, f.name, bool(getattr(self, f.name)))
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.objective == "trpo" and importlib.util.find_spec("ppo_ref.trpo") is None:
-            raise ValueError("objective 'trpo' needs ppo_ref.trpo, which is not installed")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if self.dtype not in ("float64", "float32"):

@@ -18,7 +18,7 @@ plus the value loss and entropy bonus of eq. 9) is, with r_t = pi(a_t|s_t) / pi_
                  beta halved after each update when the exact mean KL it produced (kl_exact,
                  the paper's d) is below kl_target / 1.5, doubled when above kl_target * 1.5
     kl_fixed     the same with beta fixed
-    none         L = -mean r_t A_t, the unclipped policy gradient (to see why PPO clips)
+    unclipped    L = -mean r_t A_t, the unclipped surrogate L^CPI (eq. 6; to see why PPO clips)
     trpo         no surrogate step: the policy moves by trpo.trpo_step (the constrained problem
                  PPO approximates), the value function by Adam; see `_trpo_update`.
 
@@ -56,7 +56,7 @@ import numpy as np
 from ..autodiff import no_grad
 from .config import OBJECTIVES, PRESETS, PPOConfig
 from ..distributions import Categorical, DiagGaussian
-from ..losses import AdaptiveKLPenalty, explained_variance, normalize_advantages, ppo_loss
+from ..losses import KL_OBJECTIVES, AdaptiveKLPenalty, explained_variance, normalize_advantages, ppo_loss
 from .normalize import ObservationNormalizer, RewardScaler
 from ..optim import Adam, clip_grad_norm, linear_schedule
 from .policy import ActorCritic
@@ -396,10 +396,6 @@ def load_agent(run_dir, env=None):
 
 # ----- the update --------------------------------------------------------------------------------
 
-# config.objective -> ppo_loss's objective (both kl_* use L^KLPEN; "trpo" has _trpo_update)
-_LOSS_OBJECTIVE = {"clip": "clip", "kl_adaptive": "kl", "kl_fixed": "kl", "none": "none"}
-
-
 def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
                beta: float | None = None, clip_eps: float | None = None) -> list:
     """Step 3 of Algorithm 1: one gradient step of the PPO loss per minibatch, in the given order.
@@ -419,9 +415,8 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
     """
     beta = config.kl_beta if beta is None else beta
     clip_eps = config.clip_eps if clip_eps is None else clip_eps
-    objective = _LOSS_OBJECTIVE[config.objective]
     old_dist = None
-    if objective == "kl":  # pi_old's distribution on every batch state, for the exact KL;
+    if config.objective in KL_OBJECTIVES:  # pi_old's distribution on every batch state, for the exact KL;
         old_dist = _frozen_distribution(agent, batch["obs"])  # copied: Adam moves log_std in place
     params = optimizer.params
     infos = []
@@ -439,7 +434,7 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
                 entropy = dist.entropy()
         loss, info = ppo_loss(
             dist.log_prob(batch["actions"][idx]), batch["logp"][idx], advantages, values,
-            batch["returns"][idx], entropy, objective=objective, clip_eps=clip_eps,
+            batch["returns"][idx], entropy, objective=config.objective, clip_eps=clip_eps,
             vf_coef=config.vf_coef, ent_coef=config.ent_coef,
             old_values=batch["values"][idx] if config.clip_vloss else None,
             vf_clip_eps=clip_eps if config.clip_vloss else None, kl=kl, beta=beta)
