@@ -1,4 +1,4 @@
-"""ppo_ref.train.trainer: config validation, determinism, exact resume, every objective, NaN envs, and the
+"""ppo_ref.train.trainer
 learning regression test (CartPole-v1 solved within 100k steps)."""
 import dataclasses
 import json
