@@ -3,9 +3,12 @@
 ppo_ref.spec.golden turns these into JSON (its docstring has the schema). Each case builder
 takes a seeded Generator and returns cases made by `_case`, which evaluates ppo_ref's
 function in float64 and, for the inputs listed as differentiable, the gradient of each
-output's sum by ppo_ref.autodiff. Float inputs are rounded to a grid of multiples of
+output's sum by ppo_ref.autodiff. Float inputs are rounded by `grid` to multiples of
 2^-10 (or finer where a case needs it), so they are exact in float32 and short in JSON.
 Edge cases are described in one sentence each, in the case itself.
+
+`grid`, `random_rollout` and `logp_pair` make the inputs; the conformance kit's random cases
+(quantities.py) and the update scenario (update.py) are built from the same three.
 """
 from __future__ import annotations
 
@@ -21,16 +24,49 @@ from ..losses import (AdaptiveKLPenalty, ProportionalKLController, approx_kl, cl
                      normalize_advantages, ppo_loss, value_loss)
 from ..optim import Adam, clip_grad_norm
 
-__all__ = ["FUNCTIONS", "adam_steps", "clip_grad_norm_arrays", "adaptive_kl_betas",
-           "proportional_kl_betas"]
+__all__ = ["FUNCTIONS", "grid", "random_rollout", "logp_pair", "adam_steps",
+           "clip_grad_norm_arrays", "adaptive_kl_betas", "proportional_kl_betas"]
 
 RTOL, ATOL = 1e-9, 1e-12
 
 
-def _grid(x, bits: int = 10) -> np.ndarray:
-    """x rounded to the nearest multiple of 2^-bits: exact in float32 and short in decimal."""
+# ----- inputs: shared by the golden cases here and the kit's random cases (quantities.py) ----
+
+def grid(x, bits: int = 10) -> np.ndarray:
+    """x (float64) rounded to the nearest multiple of 2^-bits. With bits = 10 a number of
+    moderate size is exact in float32 (casting an input loses nothing) and short in JSON;
+    bits = 20 or 40 where a case needs finer spacing (tiny spreads, tiny gradients)."""
     scale = 2.0 ** bits
     return np.round(np.asarray(x, dtype=np.float64) * scale) / scale
+
+
+def random_rollout(rng, T: int, N: int | None = None, p_term: float = 0.0,
+                   p_trunc: float = 0.0) -> dict:
+    """A random rollout for GAE and discounted returns: rewards, values and next_values on the
+    grid, bool terminated and truncated flags (each step independently, with probabilities
+    p_term and p_trunc), all of shape (T,) when N is None, else (T, N).
+
+    next_values[t] = values[t+1] wherever no episode ends at t (both are V of the same state),
+    so an implementation that reads values[t+1] there is checked fairly; where an episode ends
+    it is a fresh value, V(final observation), which a truncation bootstraps from. The last row
+    is always fresh (the rollout's end). Draws from rng in a fixed order: rewards, values,
+    terminated, truncated, next_values."""
+    shape = (T,) if N is None else (T, N)
+    rewards, values = grid(rng.normal(size=shape)), grid(rng.normal(size=shape))
+    terminated, truncated = rng.random(shape) < p_term, rng.random(shape) < p_trunc
+    next_values = grid(rng.normal(size=shape))
+    ends = terminated[:-1] | truncated[:-1]
+    next_values[:-1] = np.where(ends, next_values[:-1], values[1:])
+    return dict(rewards=rewards, values=values, next_values=next_values,
+                terminated=terminated, truncated=truncated)
+
+
+def logp_pair(rng, n: int, log_ratio) -> tuple:
+    """(logp_new, logp_old), each (n,): logp_old = log pi_old(a) drawn on the grid from
+    -[0.25, 3) (probabilities from about 0.05 to 0.78), logp_new = logp_old + log_ratio, so the
+    ratio r = exp(logp_new - logp_old) is the one the case asks for."""
+    old = -grid(rng.uniform(0.25, 3.0, n))
+    return old + log_ratio, old
 
 
 # ----- evaluating a case: outputs by ppo_ref, gradients by its autodiff -------------------
@@ -71,19 +107,6 @@ def _gae(rewards, values, next_values, terminated, truncated, gamma, lam):
     return {"advantages": advantages, "returns": returns}
 
 
-def _rollout(rng, T, N=None, p_term=0.0, p_trunc=0.0):
-    """Grid-valued rewards, values, next_values and random done flags, (T,) or (T, N).
-    next_values[t] = values[t+1] inside an episode (the same state), a fresh value where a
-    truncated episode's final observation is bootstrapped from."""
-    shape = (T,) if N is None else (T, N)
-    rewards, values = _grid(rng.normal(size=shape)), _grid(rng.normal(size=shape))
-    terminated, truncated = rng.random(shape) < p_term, rng.random(shape) < p_trunc
-    next_values = _grid(rng.normal(size=shape))
-    next_values[:-1] = np.where(terminated[:-1] | truncated[:-1], next_values[:-1], values[1:])
-    return dict(rewards=rewards, values=values, next_values=next_values,
-                terminated=terminated, truncated=truncated)
-
-
 def _gae_cases(rng):
     one = dict(rewards=np.array([1.5]), values=np.array([0.5]), next_values=np.array([2.0]))
     f, t = np.array([False]), np.array([True])
@@ -122,10 +145,10 @@ def _gae_cases(rng):
                      dict(five, terminated=np.arange(5) % 2 == 0, truncated=np.arange(5) % 2 == 1,
                           gamma=0.99, lam=0.95)))
     out.append(_case("random_multi_env", "(T, N) = (16, 4), random terminations and truncations.",
-                     _gae, dict(_rollout(rng, 16, 4, 0.1, 0.08), gamma=0.99, lam=0.95)))
+                     _gae, dict(random_rollout(rng, 16, 4, 0.1, 0.08), gamma=0.99, lam=0.95)))
     out.append(_case("random_single_env", "(T,) = (32,), random terminations and truncations, "
                      "gamma = 0.97, lam = 0.9.", _gae,
-                     dict(_rollout(rng, 32, None, 0.08, 0.08), gamma=0.97, lam=0.9)))
+                     dict(random_rollout(rng, 32, None, 0.08, 0.08), gamma=0.97, lam=0.9)))
     return out
 
 
@@ -138,7 +161,7 @@ def _returns_cases(rng):
     boot = np.array([0.0, 0.0, 4.0, 0.0, 8.0])
     mid = np.array([False, False, True, False, False])
     no = np.zeros(5, dtype=bool)
-    roll = _rollout(rng, 12, 3, 0.12, 0.1)
+    roll = random_rollout(rng, 12, 3, 0.12, 0.1)
     return [
         _case("single_step", "T = 1, no flag, no bootstrap: G = r.", _returns,
               dict(rewards=np.array([2.5]), terminated=np.array([False]),
@@ -164,7 +187,7 @@ def _normalize(advantages, eps):
 def _normalize_cases(rng):
     return [
         _case("random_64", "64 advantages ~ N(0.3, 2^2): (A - mean) / (std_ddof1 + eps).",
-              _normalize, dict(advantages=_grid(rng.normal(0.3, 2.0, 64)), eps=1e-8)),
+              _normalize, dict(advantages=grid(rng.normal(0.3, 2.0, 64)), eps=1e-8)),
         _case("two_elements", "The smallest batch with a spread: std (ddof = 1) = |a - b| / sqrt 2.",
               _normalize, dict(advantages=np.array([1.0, -2.0]), eps=1e-8)),
         _case("batch_of_one", "One advantage: no spread to normalise by, the result is 0 (not nan).",
@@ -172,15 +195,10 @@ def _normalize_cases(rng):
         _case("constant", "All equal: std = 0, (A - mean) / eps = 0 exactly.",
               _normalize, dict(advantages=np.full(6, 0.75), eps=1e-8)),
         _case("large_eps", "eps = 0.5 is added to the std, outside the square root.",
-              _normalize, dict(advantages=_grid(rng.normal(0.0, 1.0, 10)), eps=0.5)),
+              _normalize, dict(advantages=grid(rng.normal(0.0, 1.0, 10)), eps=0.5)),
         _case("large_offset", "Mean 1000, spread 0.01: centering must not lose the spread.",
-              _normalize, dict(advantages=1000.0 + _grid(rng.normal(0.0, 0.01, 16), 20), eps=1e-8)),
+              _normalize, dict(advantages=1000.0 + grid(rng.normal(0.0, 0.01, 16), 20), eps=1e-8)),
     ]
-
-
-def _logp_pair(rng, n, log_ratio):
-    old = -_grid(rng.uniform(0.25, 3.0, n))
-    return old + log_ratio, old
 
 
 def _surrogate(logp_new, logp_old, advantages, clip_eps):
@@ -195,37 +213,37 @@ def _boundary_log_ratios(eps):
 
 def _surrogate_cases(rng):
     cases = []
-    new, old = _logp_pair(rng, 16, _grid(rng.normal(0, 0.2, 16)))
+    new, old = logp_pair(rng, 16, grid(rng.normal(0, 0.2, 16)))
     cases.append(_case("random_16", "16 samples, log r ~ N(0, 0.2^2), A ~ N(0, 1).", _surrogate,
-                       dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=16)),
+                       dict(logp_new=new, logp_old=old, advantages=grid(rng.normal(size=16)),
                             clip_eps=0.2), wrt=("logp_new",)))
-    new, old = _logp_pair(rng, 8, 0.0)
+    new, old = logp_pair(rng, 8, 0.0)
     cases.append(_case("ratio_exactly_one", "logp_new = logp_old: r = 1, loss = -mean(A), "
                        "gradient -A / N (the first minibatch of every update).", _surrogate,
-                       dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=8)),
+                       dict(logp_new=new, logp_old=old, advantages=grid(rng.normal(size=8)),
                             clip_eps=0.2), wrt=("logp_new",)))
     lr = _boundary_log_ratios(0.2)
     for sign, word in ((1.0, "positive"), (-1.0, "negative")):
-        new, old = _logp_pair(rng, 6, lr)
+        new, old = logp_pair(rng, 6, lr)
         cases.append(_case(f"ratios_at_clip_boundaries_{word}_advantages",
                            f"r = 1 +- eps exactly (as near as float64 gets) and 1e-6 either side, "
                            f"A {word}: the gradient switches off on the side A favours; at the "
                            f"boundary it is the unclipped one, -A r / N.", _surrogate,
                            dict(logp_new=new, logp_old=old,
-                                advantages=sign * _grid(rng.uniform(0.5, 2.0, 6)), clip_eps=0.2),
+                                advantages=sign * grid(rng.uniform(0.5, 2.0, 6)), clip_eps=0.2),
                            wrt=("logp_new",)))
-    new, old = _logp_pair(rng, 8, np.array([-3.0, -1.5, -0.5, -0.25, 0.25, 0.5, 1.5, 3.0]))
+    new, old = logp_pair(rng, 8, np.array([-3.0, -1.5, -0.5, -0.25, 0.25, 0.5, 1.5, 3.0]))
     cases.append(_case("extreme_ratios", "r from exp(-3) to exp(3), A of both signs.", _surrogate,
                        dict(logp_new=new, logp_old=old,
                             advantages=np.array([1.0, -1.0, 2.0, -0.5, 0.5, -2.0, 1.0, -1.0]),
                             clip_eps=0.2), wrt=("logp_new",)))
-    new, old = _logp_pair(rng, 5, _grid(rng.normal(0, 0.3, 5)))
+    new, old = logp_pair(rng, 5, grid(rng.normal(0, 0.3, 5)))
     cases.append(_case("zero_advantages", "A = 0: loss 0 and gradient 0 whatever r is.", _surrogate,
                        dict(logp_new=new, logp_old=old, advantages=np.zeros(5), clip_eps=0.2),
                        wrt=("logp_new",)))
-    new, old = _logp_pair(rng, 12, _grid(rng.normal(0, 0.15, 12)))
+    new, old = logp_pair(rng, 12, grid(rng.normal(0, 0.15, 12)))
     cases.append(_case("clip_eps_0.1", "A tighter band, eps = 0.1.", _surrogate,
-                       dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=12)),
+                       dict(logp_new=new, logp_old=old, advantages=grid(rng.normal(size=12)),
                             clip_eps=0.1), wrt=("logp_new",)))
     cases.append(_case("single_sample", "N = 1, r = exp(0.5) > 1 + eps with A > 0: clipped, "
                        "gradient 0.", _surrogate,
@@ -241,15 +259,15 @@ def _kl_pen(logp_new, logp_old, advantages, kl, beta):
 def _kl_penalty_cases(rng):
     cases = []
     for name, beta in (("random_beta_0.5", 0.5), ("beta_zero", 0.0), ("beta_3", 3.0)):
-        new, old = _logp_pair(rng, 10, _grid(rng.normal(0, 0.3, 10)))
+        new, old = logp_pair(rng, 10, grid(rng.normal(0, 0.3, 10)))
         cases.append(_case(name, f"10 samples, beta = {beta}: -mean(r A) + beta mean(kl).", _kl_pen,
-                           dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=10)),
-                                kl=_grid(rng.uniform(0, 0.1, 10)), beta=beta),
+                           dict(logp_new=new, logp_old=old, advantages=grid(rng.normal(size=10)),
+                                kl=grid(rng.uniform(0, 0.1, 10)), beta=beta),
                            wrt=("logp_new", "kl")))
-    new, old = _logp_pair(rng, 6, 0.0)
+    new, old = logp_pair(rng, 6, 0.0)
     cases.append(_case("ratio_one_kl_zero", "r = 1 and kl = 0: loss = -mean(A), d loss / d kl = "
                        "beta / N.", _kl_pen, dict(logp_new=new, logp_old=old,
-                                                 advantages=_grid(rng.normal(size=6)),
+                                                 advantages=grid(rng.normal(size=6)),
                                                  kl=np.zeros(6), beta=0.5),
                        wrt=("logp_new", "kl")))
     return cases
@@ -261,9 +279,9 @@ def _value(values, returns, old_values, clip_eps):
 
 def _value_cases(rng):
     n = 12
-    values, returns = _grid(rng.normal(size=n)), _grid(rng.normal(size=n))
-    old = values + _grid(rng.normal(0, 0.3, n))
-    edge_old = _grid(rng.normal(size=6))
+    values, returns = grid(rng.normal(size=n)), grid(rng.normal(size=n))
+    old = values + grid(rng.normal(0, 0.3, n))
+    edge_old = grid(rng.normal(size=6))
     edge_values = edge_old + np.array([0.25, -0.25, 0.25, -0.25, 0.125, 0.5])
     c = [
         _case("unclipped_random", "0.5 mean (V - R)^2 over 12 samples (the 0.5 is part of it).",
@@ -280,7 +298,7 @@ def _value_cases(rng):
               wrt=("values",)),
         _case("clipped_at_band_edge", "V - V_old = +-eps exactly (eps = 0.25) for four samples, "
               "inside and outside for the others: at the edge the gradient is (V - R) / N.",
-              _value, dict(values=edge_values, returns=_grid(rng.normal(size=6)),
+              _value, dict(values=edge_values, returns=grid(rng.normal(size=6)),
                            old_values=edge_old, clip_eps=0.25), wrt=("values",)),
     ]
     return c
@@ -300,16 +318,16 @@ def _ppo(logp_new, logp_old, advantages, values, returns, entropy, objective, cl
 
 def _ppo_loss_cases(rng):
     def inputs(n, spread=0.3, objective="clip", clip_values=False, kl=False, same=False, **coefs):
-        new, old = _logp_pair(rng, n, 0.0 if same else _grid(rng.normal(0, spread, n)))
-        values = _grid(rng.normal(size=n))
-        return dict(logp_new=new, logp_old=old, advantages=_grid(rng.normal(size=n)),
-                    values=values, returns=_grid(values + rng.normal(0, 0.5, n)),
-                    entropy=_grid(rng.uniform(0.2, 1.4, n)), objective=objective,
+        new, old = logp_pair(rng, n, 0.0 if same else grid(rng.normal(0, spread, n)))
+        values = grid(rng.normal(size=n))
+        return dict(logp_new=new, logp_old=old, advantages=grid(rng.normal(size=n)),
+                    values=values, returns=grid(values + rng.normal(0, 0.5, n)),
+                    entropy=grid(rng.uniform(0.2, 1.4, n)), objective=objective,
                     clip_eps=coefs.get("clip_eps", 0.2), vf_coef=coefs.get("vf_coef", 0.5),
                     ent_coef=coefs.get("ent_coef", 0.01),
-                    old_values=_grid(values + rng.normal(0, 0.3, n)) if clip_values else None,
+                    old_values=grid(values + rng.normal(0, 0.3, n)) if clip_values else None,
                     vf_clip_eps=0.2 if clip_values else None,
-                    kl=_grid(rng.uniform(0, 0.05, n)) if kl else None,
+                    kl=grid(rng.uniform(0, 0.05, n)) if kl else None,
                     beta=coefs.get("beta", 0.0))
     settings = [
         ("clip", "Objective clip, unclipped value loss: L^CLIP + 0.5 L^V - 0.01 mean(H).",
@@ -356,7 +374,7 @@ def _adaptive_cases(rng):
         case("clamped", "beta_min 0.3 and beta_max 3 bound beta (an option; the paper has none).",
              1.0, 0.01, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], beta_min=0.3, beta_max=3.0),
         case("random_sequence", "20 updates, KL log-normal around the target 0.01.", 0.5, 0.01,
-             _grid(0.01 * np.exp(rng.normal(0, 0.8, 20)), 20)),
+             grid(0.01 * np.exp(rng.normal(0, 0.8, 20)), 20)),
     ]
 
 
@@ -385,7 +403,7 @@ def _proportional_cases(rng):
         case("on_target", "KL = target: e = 0, beta unchanged.", 0.05, 2.0, 5000.0,
              [2.0, 2.0, 2.0], [128.0, 128.0, 128.0]),
         case("random_sequence", "20 updates, KL log-normal around the target 6.", 0.1, 6.0,
-             10000.0, _grid(6.0 * np.exp(rng.normal(0, 0.3, 20))), [512.0] * 20),
+             10000.0, grid(6.0 * np.exp(rng.normal(0, 0.3, 20))), [512.0] * 20),
     ]
 
 
@@ -397,12 +415,12 @@ def _approx_kl_cases(rng):
     cases = []
     settings = [("random", 0.3, 32), ("small_log_ratios", 1e-3, 16), ("large_log_ratios", 1.5, 16)]
     for name, spread, n in settings:
-        new, old = _logp_pair(rng, n, _grid(rng.normal(0, spread, n), 20))
+        new, old = logp_pair(rng, n, grid(rng.normal(0, spread, n), 20))
         for est in ("k1", "k2", "k3"):
             cases.append(_case(f"{name}_{est}", f"{est} estimate of KL(pi_old || pi_new) from "
                                f"{n} samples of pi_old, log r ~ N(0, {spread}^2).", _kl_estimates,
                                dict(logp_new=new, logp_old=old, estimator=est)))
-    new, old = _logp_pair(rng, 6, 0.0)
+    new, old = logp_pair(rng, 6, 0.0)
     for est in ("k1", "k2", "k3"):
         cases.append(_case(f"ratio_one_{est}", f"r = 1 everywhere: {est} = 0.", _kl_estimates,
                            dict(logp_new=new, logp_old=old, estimator=est)))
@@ -416,18 +434,18 @@ def _clipfrac(logp_new, logp_old, clip_eps):
 def _clip_fraction_cases(rng):
     lr = _boundary_log_ratios(0.2)
     cases = []
-    new, old = _logp_pair(rng, 40, _grid(rng.normal(0, 0.25, 40)))
+    new, old = logp_pair(rng, 40, grid(rng.normal(0, 0.25, 40)))
     cases.append(_case("random_40", "40 samples, log r ~ N(0, 0.25^2): fraction with |r - 1| > eps.",
                        _clipfrac, dict(logp_new=new, logp_old=old, clip_eps=0.2)))
-    new, old = _logp_pair(rng, 8, _grid(rng.uniform(-0.1, 0.1, 8)))
+    new, old = logp_pair(rng, 8, grid(rng.uniform(-0.1, 0.1, 8)))
     cases.append(_case("all_inside", "Every r within the band: 0.", _clipfrac,
                        dict(logp_new=new, logp_old=old, clip_eps=0.2)))
     for side, sl in (("upper", slice(0, 3)), ("lower", slice(3, 6))):
-        new, old = _logp_pair(rng, 3, lr[sl])
+        new, old = logp_pair(rng, 3, lr[sl])
         cases.append(_case(f"{side}_boundary", f"r = 1 {'+' if side == 'upper' else '-'} eps "
                            f"exactly (inside: not counted) and 1e-6 either side in log r.",
                            _clipfrac, dict(logp_new=new, logp_old=old, clip_eps=0.2)))
-    new, old = _logp_pair(rng, 20, _grid(rng.normal(0, 0.1, 20)))
+    new, old = logp_pair(rng, 20, grid(rng.normal(0, 0.1, 20)))
     cases.append(_case("clip_eps_0.1", "eps = 0.1.", _clipfrac,
                        dict(logp_new=new, logp_old=old, clip_eps=0.1)))
     return cases
@@ -438,17 +456,17 @@ def _ev(values, returns):
 
 
 def _explained_variance_cases(rng):
-    returns = _grid(rng.normal(0, 2, 20))
+    returns = grid(rng.normal(0, 2, 20))
     return [
         _case("random", "V = R + noise: 1 - Var[R - V] / Var[R].", _ev,
-              dict(values=returns + _grid(rng.normal(0, 1, 20)), returns=returns)),
+              dict(values=returns + grid(rng.normal(0, 1, 20)), returns=returns)),
         _case("perfect", "V = R: 1.", _ev, dict(values=returns.copy(), returns=returns)),
         _case("constant_prediction", "V = mean(R) everywhere: 0.", _ev,
               dict(values=np.full(20, returns.mean()), returns=returns)),
         _case("worse_than_constant", "V = -R: 1 - 4 Var[R] / Var[R] = -3.", _ev,
               dict(values=-returns, returns=returns)),
         _case("constant_returns", "Var[R] = 0: undefined; ppo_ref returns 0.0 (SB3 and CleanRL "
-              "return nan).", _ev, dict(values=_grid(rng.normal(size=5)), returns=np.full(5, 1.5))),
+              "return nan).", _ev, dict(values=grid(rng.normal(size=5)), returns=np.full(5, 1.5))),
     ]
 
 
@@ -464,19 +482,19 @@ def _categorical_cases(rng):
         return _case(name, description, _categorical,
                      dict(logits=logits, actions=np.asarray(actions, dtype=np.int64),
                           other_logits=other), wrt=("logits", "other_logits"))
-    logits = _grid(rng.normal(size=(6, 4)))
+    logits = grid(rng.normal(size=(6, 4)))
     extreme = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 0.0, 1000.0], [500.0, 500.0, -1000.0]])
     return [
         case("random", "(B, A) = (6, 4): log pi(a), entropy, KL(p || q) with q from other_logits.",
-             logits, _grid(rng.normal(size=(6, 4)))),
+             logits, grid(rng.normal(size=(6, 4)))),
         case("identical_distributions", "q = p: KL = 0 (and its gradient 0).", logits, logits.copy()),
         case("shifted_logits", "other_logits = logits + 3: the same distribution, KL = 0.",
              logits, logits + 3.0),
         case("extreme_logits", "Logits of +-1000: log-probabilities of about -2000 must stay "
              "finite (log_softmax, never log(softmax)).", extreme, extreme[::-1].copy(),
              actions=[1, 0, 2]),
-        case("two_actions", "A = 2, one row per action.", _grid(rng.normal(size=(2, 2))),
-             _grid(rng.normal(size=(2, 2))), actions=[0, 1]),
+        case("two_actions", "A = 2, one row per action.", grid(rng.normal(size=(2, 2))),
+             grid(rng.normal(size=(2, 2))), actions=[0, 1]),
         case("near_deterministic", "A logit gap of 30: pi(a) ~ 1 - 1e-13, entropy ~ 1e-12.",
              np.array([[30.0, 0.0, 0.0], [0.0, 0.0, 30.0]]), np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]),
              actions=[1, 2]),
@@ -495,26 +513,26 @@ def _gaussian_cases(rng):
                           other_log_std=other_log_std),
                      wrt=("mean", "log_std", "other_mean", "other_log_std"))
     B, D = 5, 3
-    mean = _grid(rng.normal(size=(B, D)))
-    tiny_mean = _grid(rng.normal(size=(4, 2)), 20)
+    mean = grid(rng.normal(size=(B, D)))
+    tiny_mean = grid(rng.normal(size=(4, 2)), 20)
     return [
         case("random_shared_log_std", "(B, D) = (5, 3), log_std of shape (D,) shared by the batch "
-             "(its gradient sums over B).", mean, _grid(rng.normal(-0.5, 0.3, D)),
-             _grid(mean + rng.normal(size=(B, D))), _grid(rng.normal(size=(B, D))),
-             _grid(rng.normal(-0.5, 0.3, D))),
+             "(its gradient sums over B).", mean, grid(rng.normal(-0.5, 0.3, D)),
+             grid(mean + rng.normal(size=(B, D))), grid(rng.normal(size=(B, D))),
+             grid(rng.normal(-0.5, 0.3, D))),
         case("random_per_sample_log_std", "log_std of shape (B, D).", mean,
-             _grid(rng.normal(-0.5, 0.3, (B, D))), _grid(mean + rng.normal(size=(B, D))),
-             _grid(rng.normal(size=(B, D))), _grid(rng.normal(-0.5, 0.3, (B, D)))),
+             grid(rng.normal(-0.5, 0.3, (B, D))), grid(mean + rng.normal(size=(B, D))),
+             grid(rng.normal(size=(B, D))), grid(rng.normal(-0.5, 0.3, (B, D)))),
         case("identical_distributions", "q = p: KL = 0.", mean, np.full(D, -0.25),
-             _grid(mean + 0.5), mean.copy(), np.full(D, -0.25)),
+             grid(mean + 0.5), mean.copy(), np.full(D, -0.25)),
         case("tiny_std", "log_std = -9 (std ~ 1.2e-4), actions within a few std of the mean: "
              "log-densities of about +8 per dimension, z = (a - mean) / std of order 1.",
-             tiny_mean, np.full(2, -9.0), tiny_mean + _grid(rng.normal(0, 1.2e-4, (4, 2)), 20),
+             tiny_mean, np.full(2, -9.0), tiny_mean + grid(rng.normal(0, 1.2e-4, (4, 2)), 20),
              tiny_mean + 2.0 ** -12, np.full(2, -8.0)),
         case("large_std", "log_std = 3 (std ~ 20).", mean, np.full(D, 3.0),
-             _grid(mean + 20.0 * rng.normal(size=(B, D))), mean + 1.0, np.full(D, 2.0)),
-        case("one_dimension", "D = 1.", _grid(rng.normal(size=(3, 1))), np.array([0.5]),
-             _grid(rng.normal(size=(3, 1))), _grid(rng.normal(size=(3, 1))), np.array([-0.5])),
+             grid(mean + 20.0 * rng.normal(size=(B, D))), mean + 1.0, np.full(D, 2.0)),
+        case("one_dimension", "D = 1.", grid(rng.normal(size=(3, 1))), np.array([0.5]),
+             grid(rng.normal(size=(3, 1))), grid(rng.normal(size=(3, 1))), np.array([-0.5])),
     ]
 
 
@@ -537,8 +555,8 @@ def _adam(param, grads, lr, beta1, beta2, eps):
 
 def _adam_cases(rng):
     P = 4
-    param = _grid(rng.normal(size=P))
-    unit = _grid(rng.normal(size=(5, P)))
+    param = grid(rng.normal(size=P))
+    unit = grid(rng.normal(size=(5, P)))
     return [
         _case("five_steps", "5 steps, torch defaults (betas 0.9, 0.999; eps 1e-8), lr = 0.01.",
               _adam, dict(param=param, grads=unit, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)),
@@ -546,14 +564,14 @@ def _adam_cases(rng):
               _adam, dict(param=param, grads=unit[:1], lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)),
         _case("tiny_gradients", "|g| ~ 1e-6: eps = 1e-8 is no longer negligible, and where it sits "
               "(outside the sqrt, after bias correction) matters.", _adam,
-              dict(param=param, grads=_grid(rng.normal(0, 1e-6, (4, P)), 40), lr=0.01, beta1=0.9,
+              dict(param=param, grads=grid(rng.normal(0, 1e-6, (4, P)), 40), lr=0.01, beta1=0.9,
                    beta2=0.999, eps=1e-8)),
         _case("zero_gradient_steps", "Two steps with g, then two with g = 0: the moments decay, "
               "theta keeps moving.", _adam,
               dict(param=param, grads=np.concatenate([unit[:2], np.zeros((2, P))]), lr=0.01,
                    beta1=0.9, beta2=0.999, eps=1e-8)),
         _case("custom_hyperparameters", "betas (0.5, 0.9), eps 1e-3, lr 0.1, 6 steps.", _adam,
-              dict(param=param, grads=_grid(rng.normal(size=(6, P))), lr=0.1, beta1=0.5,
+              dict(param=param, grads=grid(rng.normal(size=(6, P))), lr=0.1, beta1=0.5,
                    beta2=0.9, eps=1e-3)),
     ]
 
@@ -576,8 +594,8 @@ def _clip_norm(grads, max_norm):
 
 def _clip_grad_norm_cases(rng):
     def grads(scale):
-        return [_grid(scale * rng.normal(size=(3, 2))), _grid(scale * rng.normal(size=4)),
-                _grid(scale * rng.normal(size=(1,)))]
+        return [grid(scale * rng.normal(size=(3, 2))), grid(scale * rng.normal(size=4)),
+                grid(scale * rng.normal(size=(1,)))]
     small = grads(0.05)
     exact = [np.array([3.0, 0.0]), np.array([[0.0], [4.0]])]   # norm 5 exactly
     return [

@@ -10,7 +10,7 @@ For each quantity:
   are anything np.asarray understands (numpy, lists, torch CPU tensors, JAX arrays).
   Wherever it can, the signature is that of ppo_ref's own function, so ppo_ref passes
   unchanged; `reference` is ppo_ref's answer in that form.
-* CASES: the shipped golden vectors (ppo_ref/golden/*.json) plus randomized edge cases
+* CASES: the shipped golden vectors (ppo_ref/spec/golden/*.json) plus randomized edge cases
   drawn from a seeded Generator.
 * a SCALE per output: the magnitude of the numbers the computation combines. Float32
   rounding errors are a few units of 2^-24 relative to it (not to the result, which
@@ -35,12 +35,13 @@ from typing import Callable
 import numpy as np
 
 from .. import autodiff as ad
-from . import golden
 from ..autodiff import Tensor
 from ..distributions import Categorical, DiagGaussian
 from ..gae import compute_gae
 from ..losses import approx_kl, clip_fraction, clipped_surrogate, explained_variance, \
     normalize_advantages, value_loss
+from . import golden
+from .cases import adam_steps, clip_grad_norm_arrays, grid, logp_pair, random_rollout
 
 __all__ = ["Case", "Mistake", "Quantity", "QUANTITIES"]
 
@@ -79,10 +80,6 @@ class Quantity:
 
 # ----- helpers ------------------------------------------------------------------------------
 
-def _grid(x, bits: int = 10):
-    return np.round(np.asarray(x, dtype=np.float64) * 2.0 ** bits) / 2.0 ** bits
-
-
 def _f32(x):
     """x rounded to the nearest float32 (kept as float64): casting it to float32 is exact."""
     return np.asarray(x, dtype=np.float32).astype(np.float64)
@@ -111,11 +108,6 @@ def _value_and_grad(loss, x, *rest):
     return float(y.data), t.grad
 
 
-def _logp_pair(rng, n, log_ratio):
-    old = -_grid(rng.uniform(0.25, 3.0, n))
-    return old + log_ratio, old
-
-
 # ----- gae ----------------------------------------------------------------------------------
 
 def _columns(x):  # (T,) rollouts become (T, 1): the adapter always sees (T, N)
@@ -134,14 +126,6 @@ def _golden_gae_cases():
     return _golden("compute_gae", _gae_args)
 
 
-def _rollout(rng, T, N, p_term, p_trunc, gamma=0.99, lam=0.95):
-    rewards, values = _grid(rng.normal(size=(T, N))), _grid(rng.normal(size=(T, N)))
-    terminated, truncated = rng.random((T, N)) < p_term, rng.random((T, N)) < p_trunc
-    next_values = _grid(rng.normal(size=(T, N)))
-    next_values[:-1] = np.where(terminated[:-1] | truncated[:-1], next_values[:-1], values[1:])
-    return rewards, values, next_values, terminated, truncated, gamma, lam
-
-
 def _gae_cases(rng):
     cases = _golden_gae_cases()
     for T, N, p_term, p_trunc, g, lam in [(1, 6, 0.3, 0.3, 0.99, 0.95), (2, 3, 0.3, 0.3, 0.9, 0.8),
@@ -149,7 +133,8 @@ def _gae_cases(rng):
                                           (16, 4, 0.1, 0.1, 0.95, 0.0)]:
         cases.append(Case(f"random/T{T}_N{N}_gamma{g}_lam{lam}",
                           f"(T, N) = ({T}, {N}), random terminations and truncations",
-                          _rollout(rng, T, N, p_term, p_trunc, g, lam)))
+                          _gae_args(dict(random_rollout(rng, T, N, p_term, p_trunc),
+                                         gamma=g, lam=lam))))
     return cases
 
 
@@ -204,7 +189,7 @@ def _normalize_cases(rng):
                     skip=("batch_of_one",))
     for n, loc, sd in [(2, 0.0, 1.0), (3, 1.0, 0.5), (64, -0.5, 3.0), (257, 0.0, 1.0)]:
         cases.append(Case(f"random/B{n}", f"{n} advantages ~ N({loc}, {sd}^2)",
-                          (_grid(rng.normal(loc, sd, n)), 1e-8)))
+                          (grid(rng.normal(loc, sd, n)), 1e-8)))
     return cases
 
 
@@ -238,16 +223,16 @@ def _surrogate_args(x):
 def _surrogate_cases(rng):
     cases = _golden("clipped_surrogate", _surrogate_args)
     for n, spread, eps in [(1, 0.3, 0.2), (7, 0.1, 0.2), (64, 0.3, 0.2), (32, 0.2, 0.1)]:
-        new, old = _logp_pair(rng, n, _grid(rng.normal(0, spread, n)))
+        new, old = logp_pair(rng, n, grid(rng.normal(0, spread, n)))
         cases.append(Case(f"random/N{n}_eps{eps}", f"{n} samples, log r ~ N(0, {spread}^2)",
-                          (new, old, _grid(rng.normal(size=n)), eps)))
+                          (new, old, grid(rng.normal(size=n)), eps)))
     for eps in (0.2, 0.3):
         edges = np.array([math.log1p(eps), math.log1p(-eps)])
         near = np.concatenate([edges + k * 1e-7 for k in (-3, -1, 0, 1, 3)])
-        new, old = _logp_pair(rng, near.size, near)
+        new, old = logp_pair(rng, near.size, near)
         cases.append(Case(f"random/ratios_within_1e-7_of_1+-{eps}", "ratios a hair from the clip "
                           "boundaries, advantages of both signs",
-                          (new, old, _grid(rng.normal(size=near.size)), eps)))
+                          (new, old, grid(rng.normal(size=near.size)), eps)))
     return cases
 
 
@@ -306,8 +291,8 @@ def _value_cases(rng, clipped: bool):
         else (lambda x: (x["values"], x["returns"]))
     cases = _golden("value_loss", to_args, keep=keep)
     for n, eps in [(1, 0.2), (9, 0.2), (64, 0.5)]:
-        v, ret = _grid(rng.normal(0, 2, n)), _grid(rng.normal(0, 2, n))
-        old = v + _grid(rng.normal(0, 2 * eps, n))
+        v, ret = grid(rng.normal(0, 2, n)), grid(rng.normal(0, 2, n))
+        old = v + grid(rng.normal(0, 2 * eps, n))
         args = (v, ret, old, eps) if clipped else (v, ret)
         cases.append(Case(f"random/N{n}", f"{n} samples, values and returns ~ N(0, 4)", args))
     return cases
@@ -368,7 +353,7 @@ def _kl_cases(estimator):
         cases = _golden("approx_kl", lambda x: (x["logp_new"], x["logp_old"]),
                         keep=lambda x: x["estimator"] == estimator)
         for n, spread in [(1, 0.5), (50, 0.05), (50, 0.5), (20, 2.0)]:
-            new, old = _logp_pair(rng, n, _grid(rng.normal(0, spread, n), 20))
+            new, old = logp_pair(rng, n, grid(rng.normal(0, spread, n), 20))
             cases.append(Case(f"random/N{n}_spread{spread}", f"log r ~ N(0, {spread}^2)", (new, old)))
         return cases
     return make
@@ -415,12 +400,12 @@ KL_K3_DEFAULT = Quantity(**{**KL_K3.__dict__, "name": "approx_kl",
 def _clip_fraction_cases(rng):
     cases = _golden("clip_fraction", lambda x: (x["logp_new"], x["logp_old"], x["clip_eps"]))
     for n, spread, eps in [(1, 0.3, 0.2), (33, 0.2, 0.2), (100, 0.3, 0.1)]:
-        new, old = _logp_pair(rng, n, _grid(rng.normal(0, spread, n)))
+        new, old = logp_pair(rng, n, grid(rng.normal(0, spread, n)))
         cases.append(Case(f"random/N{n}_eps{eps}", f"log r ~ N(0, {spread}^2)", (new, old, eps)))
     for eps in (0.2, 0.1):   # well outside float32 rounding of the edges, and at them
         edges = np.array([math.log1p(eps), math.log1p(-eps)])
         near = np.concatenate([edges + k for k in (-1e-3, -1e-5, 0.0, 1e-5, 1e-3)])
-        new, old = _logp_pair(rng, near.size, near)
+        new, old = logp_pair(rng, near.size, near)
         cases.append(Case(f"random/ratios_at_and_near_1+-{eps}", "ratios at both clip "
                           "boundaries and 1e-5, 1e-3 (in log r) either side", (new, old, eps)))
     return cases
@@ -445,9 +430,9 @@ def _ev_cases(rng):
     cases = _golden("explained_variance", lambda x: (x["values"], x["returns"]),
                     skip=("constant_returns",))
     for n, noise in [(2, 1.0), (30, 0.3), (200, 3.0)]:
-        ret = _grid(rng.normal(1.0, 2.0, n))
+        ret = grid(rng.normal(1.0, 2.0, n))
         cases.append(Case(f"random/N{n}", f"V = R + 0.5 + N(0, {noise}^2) noise",
-                          (_grid(ret + 0.5 + rng.normal(0, noise, n)), ret)))
+                          (grid(ret + 0.5 + rng.normal(0, noise, n)), ret)))
     return cases
 
 
@@ -479,9 +464,9 @@ def categorical_adapter(logits, actions, other_logits):
 def _categorical_cases(rng):
     cases = _golden("categorical", lambda x: (x["logits"], x["actions"], x["other_logits"]))
     for B, A, scale in [(1, 2, 1.0), (8, 5, 3.0), (4, 18, 1.0), (6, 3, 30.0)]:
-        logits = _grid(rng.normal(0, scale, (B, A)))
+        logits = grid(rng.normal(0, scale, (B, A)))
         cases.append(Case(f"random/B{B}_A{A}_scale{scale}", f"logits ~ N(0, {scale}^2)",
-                          (logits, rng.integers(0, A, B), _grid(rng.normal(0, scale, (B, A))))))
+                          (logits, rng.integers(0, A, B), grid(rng.normal(0, scale, (B, A))))))
     return cases
 
 
@@ -531,14 +516,14 @@ def _gaussian_cases(rng):
     cases = _golden("diag_gaussian", _gaussian_args)
     for B, D, ls in [(1, 1, 0.0), (6, 4, -0.5), (3, 2, -12.0), (4, 3, 2.0)]:
         # float32 values; where std is tiny, a - mean is then exact in float32 too (Sterbenz)
-        mean = _grid(rng.normal(0, 0.5, (B, D)))
+        mean = grid(rng.normal(0, 0.5, (B, D)))
         std = math.exp(ls)
-        log_std = np.full((B, D), ls) + _grid(rng.normal(0, 0.1, (B, D)))
+        log_std = np.full((B, D), ls) + grid(rng.normal(0, 0.1, (B, D)))
         actions = _f32(mean + std * rng.normal(size=(B, D)))
         other_mean = _f32(mean + std * rng.normal(size=(B, D)))
         cases.append(Case(f"random/B{B}_D{D}_log_std{ls}", f"log_std ~ {ls}, actions ~ pi",
                           (mean, log_std, actions, other_mean,
-                           log_std + _grid(rng.normal(0, 0.3, (B, D))))))
+                           log_std + grid(rng.normal(0, 0.3, (B, D))))))
     return cases
 
 
@@ -594,7 +579,7 @@ def _adam_cases(rng):
                                     (8, 4, 1.0, 0.05, (0.8, 0.99), 1e-6),
                                     (6, 2, 1e-3, 0.01, (0.9, 0.999), 1e-3)]:
         cases.append(Case(f"random/K{K}_P{P}_g{g}_lr{lr}", f"{K} steps, |g| ~ {g}",
-                          (_grid(rng.normal(size=P)), _f32(g * rng.normal(size=(K, P))), lr,
+                          (grid(rng.normal(size=P)), _f32(g * rng.normal(size=(K, P))), lr,
                            *betas, eps)))
     return cases
 
@@ -622,7 +607,7 @@ def _adam_variant(bias_correction=True, eps_where="outside"):
 ADAM = Quantity(
     "adam", "fn(param (P,), grads (K, P), lr, beta1, beta2, eps) -> params (K, P) after each step",
     "torch.optim.Adam: theta -= lr m_hat / (sqrt(v_hat) + eps)", ("params",),
-    golden.adam_steps, _adam_cases, lambda a, e: (_max_abs(a[0], *e),),
+    adam_steps, _adam_cases, lambda a, e: (_max_abs(a[0], *e),),
     {"eps_inside_sqrt": Mistake("eps is inside the square root: use sqrt(v_hat) + eps, not "
                                 "sqrt(v_hat + eps)", _adam_variant(eps_where="inside")),
      "no_bias_correction": Mistake("no bias correction: divide m by (1 - beta1^t) and v by "
@@ -636,10 +621,6 @@ ADAM = Quantity(
 
 
 # ----- clip_grad_norm -----------------------------------------------------------------------
-
-def _clip_norm_ref(grads, max_norm):
-    return golden.clip_grad_norm_arrays(grads, max_norm)
-
 
 def _clip_norm_cases(rng):
     cases = _golden("clip_grad_norm", lambda x: (x["grads"], x["max_norm"]))
@@ -668,7 +649,7 @@ def _clip_norm_variant(per_tensor=False, margin=1e-6, report_after=False):
 CLIP_GRAD_NORM = Quantity(
     "clip_grad_norm", "fn(grads [arrays], max_norm) -> (total_norm, clipped_grads [arrays])",
     "torch.nn.utils.clip_grad_norm_: one global norm, coefficient max_norm / (norm + 1e-6)",
-    ("total_norm", "clipped_grads"), _clip_norm_ref, _clip_norm_cases,
+    ("total_norm", "clipped_grads"), clip_grad_norm_arrays, _clip_norm_cases,
     lambda a, e: (_max_abs(e[0]) + a[1], _max_abs(*a[0])),
     {"per_tensor": Mistake("each gradient is clipped by its own norm; clip_grad_norm scales all of "
                            "them by one coefficient from the global norm",

@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 from gymnasium import spaces
 
+from .._checks import first_index
 from ..optim import Adam
 from ..train.trainer import PPOConfig, build_agent, ppo_update, shuffled_minibatches
+from .cases import grid
 
 __all__ = ["make_scenario", "write_scenario", "load_scenario", "replay", "compare_weights",
            "UpdateReport", "scenario_main", "main"]
@@ -97,10 +99,6 @@ PROCEDURE = [
 ]
 
 
-def _grid(x, bits: int = 10) -> np.ndarray:
-    return np.round(np.asarray(x, dtype=np.float64) * 2.0 ** bits) / 2.0 ** bits
-
-
 def _config(hidden) -> PPOConfig:
     return PPOConfig(num_envs=4, num_steps=16, num_minibatches=4, update_epochs=3, lr=1e-2,
                      total_steps=64, clip_eps=0.2, norm_adv=True, clip_vloss=True, ent_coef=0.01,
@@ -117,10 +115,10 @@ def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dic
     agent = build_agent(config, obs_space, act_space, rng)
     initial = agent.state_dict()
     B = config.batch_size
-    obs = _grid(rng.normal(size=(B, obs_space.shape[0])))
+    obs = grid(rng.normal(size=(B, obs_space.shape[0])))
     actions, logp, values = agent.act(obs, rng)
     batch = dict(obs=obs, actions=actions, logp=logp, values=values,
-                 advantages=_grid(rng.normal(size=B)), returns=_grid(values + rng.normal(0, 0.5, B)))
+                 advantages=grid(rng.normal(size=B)), returns=grid(values + rng.normal(0, 0.5, B)))
     minibatches = shuffled_minibatches(B, config.update_epochs, config.num_minibatches, rng)
     optimizer = Adam(agent.parameters(), lr=config.lr)
     infos = ppo_update(agent, optimizer, batch, config, minibatches)
@@ -304,7 +302,7 @@ def compare_weights(expected: dict, theirs: dict, rtol=None, atol=None,
         if bad.any():
             report.differing.append(key)
             if report.first_difference is None:
-                i = tuple(int(j) for j in np.argwhere(bad)[0])
+                i = first_index(bad)
                 report.first_difference = dict(key=key, index=list(i), expected=float(exp[i]),
                                                got=float(arrays[key][i]))
     if report.differing:
