@@ -69,7 +69,7 @@ def test_regenerated_vectors_match_the_shipped_copy(shipped):
         decoded["cases"] = [golden.decode_case(c, decoded["array_lists"]) for c in decoded["cases"]]
         problems = golden.compare(shipped[name], decoded)
         assert not problems, "golden vectors drifted; if intended, regenerate with " \
-                             "`python -m ppo_ref.spec.golden --out ppo_ref/golden`:\n" + "\n".join(problems)
+                             "`python -m ppo_ref.spec.golden --out ppo_ref/spec/golden`:\n" + "\n".join(problems)
 
 
 def test_compare_reports_a_drifted_value_input_and_gradient(shipped):
@@ -97,6 +97,17 @@ def test_floats_round_trip_exactly_and_json_has_no_nan(shipped, tmp_path):
         np.testing.assert_array_equal(a["expected"]["log_prob"], b["expected"]["log_prob"])
     grads = golden.load("clip_grad_norm", tmp_path)["cases"][1]["inputs"]["grads"]
     assert [g.shape for g in grads] == [(3, 2), (4,), (1,)]
+
+
+def test_json_ready_turns_numpy_values_into_python_ones():
+    x = {"a": np.arange(3), 1: (np.float64(0.5), np.bool_(True)), "none": None, "est": "k3",
+         "nested": [np.int64(2), [np.array([[1.5]])]]}
+    out = golden.json_ready(x)
+    assert out == {"a": [0, 1, 2], "1": [0.5, True], "none": None, "est": "k3",
+                   "nested": [2, [[[1.5]]]]}
+    assert [type(v) for v in (out["a"][0], out["1"][0], out["1"][1], out["nested"][0])] == \
+        [int, float, bool, int]
+    assert json.loads(json.dumps(out)) == out
 
 
 def test_cli_writes_one_file_per_function(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Specification tests for the conformance kit (ppo_ref.spec.verify, verify_quantities, verify_update).
+"""Specification tests for the conformance kit (ppo_ref.spec: verify, quantities, update).
 
 For every quantity: ppo_ref's own function passes, in float64 and as a float32 port; wrong
 variants written HERE (numpy, computing in whatever dtype they are given) fail, in float64

@@ -2,13 +2,24 @@
 of PPO's quantities (and of a whole update) against ppo_ref's, and names the mistake when one
 is made.
 
-    cases.py       the inputs of every golden case, and naive reference loops for a few
-    golden.py      golden vectors: JSON files of inputs, outputs and gradients (golden/*.json)
-    quantities.py  each checkable quantity: its adapter signature, reference, cases, known mistakes
-    verify.py      check(fn, quantity) and the `ppo-ref verify MODULE:FUNCTION` command
-    update.py      a whole PPO update as a scenario to replay: `ppo-ref verify-update`
+In the order they build on each other:
 
+    cases.py       the inputs of every golden case, and the helpers that make them (grid, rollout)
+    golden.py      golden vectors: JSON files of inputs, outputs and gradients (golden/*.json),
+                   written by `python -m ppo_ref.spec.golden --out DIR`
+    quantities.py  each checkable quantity: its adapter signature, reference, cases, known mistakes
+    verify.py      check(fn, quantity) and `ppo-ref verify MODULE:FUNCTION --quantity NAME`
+    update.py      a whole PPO update as a scenario to replay: `ppo-ref verify scenario --out DIR`,
+                   then `ppo-ref verify-update DIR THEIRS.npz`
+
+Check a function against a quantity. `ppo-ref verify --list` names every quantity with the
+signature its function must have; for "gae" it is fn(rewards, values, next_values, terminated,
+truncated, gamma, lam) -> (advantages, returns). ppo_ref's own GAE conforms; put yours in its
+place, and print(report) says which case fails first and, when it recognises it, the mistake:
+
+    >>> from ppo_ref.gae import compute_gae
     >>> from ppo_ref.spec.verify import check
-    >>> report = check(my_gae, "compute_gae")     # my_gae(rewards, values, ...) -> advantages
-    >>> print(report)
+    >>> report = check(compute_gae, "gae")
+    >>> report.status
+    'pass'
 """

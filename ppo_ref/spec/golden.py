@@ -2,12 +2,12 @@
 
     python -m ppo_ref.spec.golden --out DIR       # writes DIR/<function>.json, one file per function
 
-A copy ships inside the package (ppo_ref/golden/*.json; `load(name)` reads it). Port
-PPO to any language, feed it each case's inputs and compare with the expected
+A copy ships inside the package (ppo_ref/spec/golden/*.json; `load(name)` reads it).
+Port PPO to any language, feed it each case's inputs and compare with the expected
 outputs. Everything is generated deterministically from fixed seeds and evaluated
 by ppo_ref's own functions in float64; gradients come from ppo_ref.autodiff. The
-cases themselves are defined in golden_cases.py; this module writes, reads and
-compares them.
+cases themselves are defined in cases.py; this module writes, reads and compares
+them.
 
 JSON schema (schema "ppo_ref.golden/1"), one document per file:
 
@@ -67,7 +67,7 @@ from .. import __version__
 from .cases import FUNCTIONS, adam_steps, clip_grad_norm_arrays  # noqa: F401 (re-exported)
 
 __all__ = ["SCHEMA", "FUNCTIONS", "generate", "write", "load", "decode_case", "compare", "main",
-           "adam_steps", "clip_grad_norm_arrays"]
+           "json_ready", "adam_steps", "clip_grad_norm_arrays"]
 
 SCHEMA = "ppo_ref.golden/1"
 GOLDEN_DIR = Path(__file__).with_name("golden")
@@ -75,16 +75,17 @@ GOLDEN_DIR = Path(__file__).with_name("golden")
 
 # ----- JSON encoding ----------------------------------------------------------------------
 
-def _plain(x):
-    """numpy values -> JSON-ready Python values (arrays -> nested lists)."""
+def json_ready(x):
+    """x with every numpy value made a Python one, so the json module can write it: an array
+    becomes nested lists, a numpy scalar a Python scalar, a tuple a list, a dict key a string;
+    anything else is returned as it is. (The golden files, the kit's reports and the demos'
+    JSON are all written through this.)"""
     if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
+        return {str(k): json_ready(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
+        return [json_ready(v) for v in x]
+    if isinstance(x, (np.ndarray, np.generic)):
         return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
     return x
 
 
@@ -94,7 +95,7 @@ def _document(name: str) -> dict:
     return {"schema": SCHEMA, "function": name, "reference": reference, "signature": signature,
             "equation": equation, "outputs": outputs, "differentiable": diff, "array_lists": lists,
             "generator": f"ppo_ref {__version__} (python -m ppo_ref.spec.golden)",
-            "cases": [_plain(c) for c in cases]}
+            "cases": [json_ready(c) for c in cases]}
 
 
 def generate(names=None) -> dict:

@@ -12,19 +12,19 @@ Write an adapter with the quantity's signature (`python -m ppo_ref verify --list
 the README's table; ppo_ref.spec.quantities has the details). It receives numpy
 arrays and returns anything np.asarray understands: numpy arrays, lists, Python
 floats, torch CPU tensors (detached for you), JAX arrays. The kit never imports torch
-or jax. It runs your function on the golden cases (ppo_ref/golden/*.json) and on
+or jax. It runs your function on the golden cases (ppo_ref/spec/golden/*.json) and on
 randomized edge cases, and compares with ppo_ref evaluated in float64.
 
 Tolerance. Your function's precision is read from what it returns, the lowest of all
 its outputs (`return loss.item(), logp.grad` from float32 torch is float32): float64
 must agree to rtol = 1e-10, float32 to 1e-5 (float16 to 1e-2), in units of the
-quantity's scale (see verify_quantities: the magnitude of the numbers the
+quantity's scale (see quantities.py: the magnitude of the numbers the
 computation combines, so honest rounding passes and cancellation does not trip it):
 
     |got - expected| <= atol + rtol * scale,        atol = 0 unless given
 
 --rtol and --atol override both; the report says which tolerance it used. Near a
-clip boundary either side is right (see verify_quantities.kink_arg).
+clip boundary either side is right (see Quantity.kink_arg in quantities.py).
 
 Diagnosis. When a function fails, the kit runs each known mistake (the reference with
 one classic error put in: truncation treated as termination, ddof = 0, a value loss
@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import first_index
+from .golden import json_ready
 from .quantities import QUANTITIES, Case, Quantity
 
 __all__ = ["Report", "check", "assert_conforms", "cases", "load_function", "QUANTITIES", "main"]
@@ -157,7 +159,7 @@ def _one_output(x, name: str, expected, where: str, description: str = ""):
         raise BadFunction(f"{where}: {name} has shape {arr.shape}, expected {shape}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
-        i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+        i = first_index(~np.isfinite(arr))
         raise BadFunction(f"{where}: {name} is {arr[i]}" + (f" at index {list(i)}" if i else "")
                           + f" where ppo_ref gives {float(np.asarray(expected)[i]):.9g}"
                           + (f" ({description})" if description else ""))
@@ -349,7 +351,7 @@ def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
                                      output=output, index=index,
                                      expected=float(m[i]), accepted=[float(l[i]), float(h[i])],
                                      got=float(g[i]), abs_error=worst, tolerance=at + rt * s,
-                                     scale=float(s), inputs=_plain(case.args)))
+                                     scale=float(s), inputs=json_ready(case.args)))
     return failures
 
 
@@ -384,14 +386,6 @@ def _diagnose(q: Quantity, runs, rtol, atol):
                 "probably computes in float32 (e.g. returns .item() of a float32 tensor); return "
                 "the float32 array, or pass --rtol 1e-5")
     return None, None
-
-
-def _plain(x):
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, (np.ndarray, np.generic)):
-        return x.tolist()
-    return x
 
 
 def _error(report: Report, message: str) -> Report:
