@@ -18,33 +18,31 @@ machines, so the figures that matter are ratios and counts from one run):
 Throughputs are medians over a few interleaved rounds. Times are this process's CPU time
 (time.process_time) by default: with BLAS on one thread it equals wall time on an idle machine, and
 it does not grow when other processes share the cores (`--clock wall` measures wall time instead).
-numpy's BLAS is pinned to one thread when this module is run before numpy is imported (as by
-`python -m benchmarks.bench`): at 64-wide layers a second BLAS thread costs more than it gives, badly
-so on a busy machine, and compare_sb3.py pins torch to one thread too.
+numpy's BLAS runs on one thread (importing ppo_ref before numpy pins it, see
+ppo_ref.single_threaded_blas; machine_info records the setting): at 64-wide layers a second BLAS
+thread costs more than it gives, badly so on a busy machine, and compare_sb3.py pins torch to one
+thread too.
 """
 from __future__ import annotations
 
+import ppo_ref  # noqa: F401  (first: importing ppo_ref pins BLAS to one thread before numpy loads)
+
+import argparse
+import dataclasses
+import json
+import math
 import os
+import platform
 import sys
+import time
 
-if "numpy" not in sys.modules:  # only effective before numpy loads its BLAS
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(_var, "1")
+import gymnasium as gym
+import numpy as np
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmarks.handwritten import HandwrittenPPO  # noqa: E402
-from ppo_ref.optim import Adam  # noqa: E402
-from ppo_ref.train.trainer import PRESETS, build_agent, ppo_update, shuffled_minibatches, train  # noqa: E402
-from ppo_ref.train.rollout import RolloutCollector, make_vec_env  # noqa: E402
+from benchmarks.handwritten import HandwrittenPPO
+from ppo_ref.optim import Adam
+from ppo_ref.train.trainer import PRESETS, build_agent, ppo_update, shuffled_minibatches, train
+from ppo_ref.train.rollout import RolloutCollector, make_vec_env
 
 __all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "CLOCKS", "machine_info", "measure_phases",
            "train_until_solved", "median_solve", "run", "format_table", "profile", "main"]

@@ -31,21 +31,19 @@ Without them the script says so and exits with status 0.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import dataclasses
+import importlib.util
+import json
 import sys
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy or torch load their thread pools
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
 # the repository root, for `benchmarks.bench` (and ppo_ref when it is not installed)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# importing ppo_ref pins BLAS (and OpenMP) to one thread; it must come before numpy or torch load
+import ppo_ref  # noqa: E402,F401
 
 import numpy as np  # noqa: E402
 

@@ -20,11 +20,10 @@ if (_REPO_ROOT / "ppo_ref").is_dir() and str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open a window
-# One BLAS thread per process, set before numpy loads. Our matrices are tiny (64 wide), so BLAS
-# threads only add synchronisation: on a busy 2-core machine a multi-threaded OpenBLAS made
-# training about 10x slower. Sweeps get their parallelism from processes instead.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# Importing ppo_ref pins BLAS to one thread before numpy loads (sweeps parallelise by processes).
+import ppo_ref  # noqa: E402,F401
+from ppo_ref.plots import require_matplotlib  # noqa: E402
+from ppo_ref.spec.golden import json_ready  # noqa: E402
 
 
 def train_in_folder(config, seed: int, root) -> list:
@@ -75,7 +74,6 @@ def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
-    from ppo_ref.plots import require_matplotlib   # here: BLAS threads are set above, first
     try:                      # say so now, not after minutes of training
         require_matplotlib()
     except ValueError as err:
@@ -99,20 +97,9 @@ def _check_finite(obj, where="result"):
         raise ValueError(f"{where} is {obj}; a demo's JSON must hold finite numbers only")
 
 
-def _plain(obj):
-    """numpy scalars and arrays -> Python floats, ints and lists, so json can write them."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):          # numpy array or numpy scalar
-        return _plain(obj.tolist())
-    return obj
-
-
 def save_json(obj, path: Path) -> Path:
     """Write the numbers behind a figure; refuses NaN/inf so every number in a JSON is meaningful."""
-    obj = _plain(obj)
+    obj = json_ready(obj)
     _check_finite(obj)
     path = Path(path)
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import sys
 
+from _common import parse_args, save_json  # first: puts the repository on sys.path, pins BLAS
+
 import numpy as np
-from _common import parse_args, save_json
 
 from ppo_ref.spec.verify import check
 from ppo_ref.spec.update import compare_weights, load_scenario, write_scenario

@@ -11,21 +11,15 @@ stdout closed early (`ppo-ref ... | head`) ends the command quietly with status 
 """
 from __future__ import annotations
 
+# BLAS is already pinned to one thread: importing ppo_ref.cli first runs ppo_ref/__init__.py.
+import argparse
+import dataclasses
+import importlib
+import json
 import os
-
-# At the network sizes used here (64x64 MLPs, batches of a few hundred) one BLAS thread is faster
-# than several, and on a busy machine several are dramatically slower (threads waiting on each
-# other). This must be set before numpy is imported, so it is done here, first, for the CLI only.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import importlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+import time
+from pathlib import Path
 
 COMMANDS = {
     "train": "ppo_ref.cli:train_main",

@@ -15,9 +15,9 @@ on which worker finished first. The CSV is long format: one row per (run, seed, 
 columns run, seed, env_id, objective, global_step, then the metrics in alphabetical order.
 
 Each worker process is one core's worth of work; numpy's BLAS should not start threads of its own
-on top (our matrices are tiny, and on a busy machine BLAS threads made training ~10x slower). Set
-OPENBLAS_NUM_THREADS=1 (or OMP_NUM_THREADS=1) in the environment before Python starts, as the
-`ppo-ref` command and the demos do; a forked worker inherits its parent's setting.
+on top (our matrices are tiny, and on a busy machine BLAS threads made training ~10x slower).
+Importing ppo_ref before numpy pins BLAS to one thread (ppo_ref.single_threaded_blas), and every
+worker inherits that setting from its parent's environment.
 
     from dataclasses import replace
     from ppo_ref.train.trainer import PRESETS

@@ -286,9 +286,8 @@ def test_finetuning_is_deterministic_for_a_seed(small_world):
 
 
 def test_quick_demo_runs_end_to_end(tmp_path, monkeypatch):
-    # demos/_common.py sets MPLBACKEND and the BLAS thread counts if unset: restore them after.
-    for var in ("MPLBACKEND", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(var, os.environ.get(var, "Agg" if var == "MPLBACKEND" else "1"))
+    # demos/_common.py sets MPLBACKEND if unset: restore it after (BLAS was pinned by conftest).
+    monkeypatch.setenv("MPLBACKEND", os.environ.get("MPLBACKEND", "Agg"))
     monkeypatch.syspath_prepend(str(REPO / "demos"))
     spec = importlib.util.spec_from_file_location("rlhf_demo", REPO / "demos" / "rlhf.py")
     demo = importlib.util.module_from_spec(spec)
