@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from .._checks import first_index
 from ..optim import Adam
 from ..train.trainer import PPOConfig, build_agent, ppo_update, shuffled_minibatches
 from .cases import grid
+from .verify import Outcome, tolerance_problem
 
 __all__ = ["make_scenario", "write_scenario", "load_scenario", "replay", "compare_weights",
            "UpdateReport", "scenario_main", "main"]
@@ -217,7 +218,7 @@ def replay(directory, dtype: str = "float64") -> tuple:
 # ----- comparing ------------------------------------------------------------------------------
 
 @dataclass
-class UpdateReport:
+class UpdateReport(Outcome):
     """status "pass" / "fail" / "error" (exit 0 / 1 / 2); first_difference names the first
     parameter (in state_dict order) and entry beyond tolerance; differing lists all of them."""
     status: str
@@ -232,13 +233,6 @@ class UpdateReport:
     first_loss_difference: dict | None = None
     error: str | None = None
     notes: list = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return {"pass": 0, "fail": 1, "error": 2}[self.status]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         if self.status == "error":
@@ -264,9 +258,9 @@ def compare_weights(expected: dict, theirs: dict, rtol=None, atol=None,
     """Compare their weights with the expected ones, key by key in expected's order.
     Default tolerance by their dtype: rtol from DEFAULT_RTOL, atol = 10 * rtol * lr (one
     Adam step moves a weight by about lr, so that is the scale errors are measured on)."""
-    for key, tol in (("rtol", rtol), ("atol", atol)):
-        if tol is not None and not (np.isfinite(tol) and tol >= 0):
-            return UpdateReport("error", error=f"{key} must be a finite number >= 0, got {tol}")
+    problem = tolerance_problem(rtol, atol)
+    if problem:
+        return UpdateReport("error", error=problem)
     missing = [k for k in expected if k not in theirs]
     extra = sorted(k for k in theirs if k not in expected)
     if missing:
@@ -396,15 +390,7 @@ def main(argv=None) -> int:
                                                               report.rtol)
                 if report.first_loss_difference and report.status == "pass":
                     report.status = "fail"
-    print(report)
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-        except OSError as e:
-            print(f"ERROR ppo_ref verify-update: cannot write --json {args.json}: "
-                  f"{type(e).__name__}: {e}")
-            return 2
-    return report.exit_code
+    return report.finish(args.json, "verify-update")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ from .._checks import first_index
 from .golden import json_ready
 from .quantities import QUANTITIES, Case, Quantity
 
-__all__ = ["Report", "check", "assert_conforms", "cases", "load_function", "QUANTITIES", "main"]
+__all__ = ["Report", "Outcome", "check", "assert_conforms", "cases", "load_function", "QUANTITIES",
+           "main"]
 
 DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-5, "float16": 1e-2}
 _UNIT_ROUNDOFF = {k: float(np.finfo(k).eps) for k in DEFAULT_RTOL}
@@ -62,8 +63,41 @@ class BadFunction(Exception):
     """The user's function could not be checked: raised, wrong shape, NaN, non-numeric."""
 
 
+def tolerance_problem(rtol, atol) -> str | None:
+    """Why a given rtol or atol (None: the default) cannot be used, or None if both can."""
+    for key, tol in (("rtol", rtol), ("atol", atol)):
+        if tol is not None and not (np.isfinite(tol) and tol >= 0):
+            return f"{key} must be a finite number >= 0, got {tol}"
+    return None
+
+
+class Outcome:
+    """What every conformance report (Report here, update.UpdateReport) shares: its status is
+    "pass", "fail" or "error", which its command exits with as 0, 1 or 2; it prints as text
+    and saves as JSON (a dataclass's fields)."""
+
+    @property
+    def exit_code(self) -> int:
+        return {"pass": 0, "fail": 1, "error": 2}[self.status]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def finish(self, json_path, command: str) -> int:
+        """The end of a command: print the report, write it to json_path if given, and return
+        the exit status (2, after a one-line error, if json_path cannot be written)."""
+        print(self)
+        if json_path:
+            try:
+                Path(json_path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+            except OSError as e:
+                print(f"ERROR ppo_ref {command}: cannot write --json {json_path}: {_one_line(e)}")
+                return 2
+        return self.exit_code
+
+
 @dataclass
-class Report:
+class Report(Outcome):
     """The outcome of one check. status: "pass", "fail" or "error" (exit codes 0, 1, 2).
 
     worst_abs_error: max |got - expected| over every element of every case (outside the
@@ -94,13 +128,6 @@ class Report:
     @property
     def passed(self) -> bool:
         return self.status == "pass"
-
-    @property
-    def exit_code(self) -> int:
-        return {"pass": 0, "fail": 1, "error": 2}[self.status]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         head = f"ppo_ref verify {self.quantity}: {self.function}"
@@ -265,9 +292,9 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
           seed: int = 0, name: str | None = None) -> Report:
     """Run `fn` (with the quantity's adapter signature) on every case; return a Report."""
     q = _quantity(quantity)
-    for key, tol in (("rtol", rtol), ("atol", atol)):
-        if tol is not None and not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"{key} must be a finite number >= 0, got {tol}")
+    problem = tolerance_problem(rtol, atol)
+    if problem:
+        raise ValueError(problem)
     label = name or getattr(fn, "__qualname__", None) or repr(fn)
     report = Report(quantity=q.name, function=label, status="pass")
     if q.note:
@@ -468,14 +495,7 @@ def main(argv=None) -> int:
                            name=args.target)
         except (BadFunction, ValueError) as e:   # ValueError: a bad --rtol / --atol
             report.error = str(e)
-    print(report)
-    if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-        except OSError as e:
-            print(f"ERROR ppo_ref verify: cannot write --json {args.json}: {_one_line(e)}")
-            return 2
-    return report.exit_code
+    return report.finish(args.json, "verify")
 
 
 if __name__ == "__main__":
