@@ -7,9 +7,11 @@ runs each demo that way (tests/test_demos.py), so the quick path exercises all o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +26,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open
 import ppo_ref  # noqa: E402,F401
 from ppo_ref.plots import require_matplotlib  # noqa: E402
 from ppo_ref.spec.golden import json_ready  # noqa: E402
+from ppo_ref.sweep import run_sweep  # noqa: E402
 
 
 def train_in_folder(config, seed: int, root) -> list:
@@ -37,6 +40,14 @@ def train_in_folder(config, seed: int, root) -> list:
 
     config = dataclasses.replace(config, seed=int(seed))
     return list(train(config, out_dir=Path(root) / f"seed{seed}").history)
+
+
+def train_seeds(name: str, config, n_seeds: int, root) -> None:
+    """Train `config` with seeds 0 .. n_seeds - 1 into the run folders ROOT/seed<seed>, one
+    process per core (ppo_ref.sweep). An earlier ROOT is removed first: train() refuses to
+    overwrite a run folder."""
+    shutil.rmtree(root, ignore_errors=True)
+    run_sweep({name: config}, seeds=range(n_seeds), job=functools.partial(train_in_folder, root=root))
 
 
 def _number(kind, low, strict):
@@ -62,6 +73,18 @@ positive_int = _number(int, 0, strict=True)
 nonnegative_int = _number(int, 0, strict=False)
 positive_float = _number(float, 0.0, strict=True)
 nonnegative_float = _number(float, 0.0, strict=False)
+
+
+def seeds_option(what: str):
+    """An `extra` for parse_args: --seeds N, a positive count, `what` in its help. Read it with
+    n_seeds(args)."""
+    return lambda parser: parser.add_argument("--seeds", type=positive_int, default=None,
+                                              help=f"{what} (default 5; 2 with --quick)")
+
+
+def n_seeds(args) -> int:
+    """--seeds if given, else 5 seeds (2 with --quick)."""
+    return args.seeds or (2 if args.quick else 5)
 
 
 def parse_args(description: str, argv=None, extra=None) -> argparse.Namespace:

@@ -13,15 +13,12 @@ from __future__ import annotations
 import _common
 
 import dataclasses
-import functools
-import shutil
 
 import numpy as np
 
 from ppo_ref.plots import group_runs, load_runs, plot_groups
 from ppo_ref.train.trainer import PRESETS
 from ppo_ref.train.runs import read_eval
-from ppo_ref.sweep import run_sweep
 
 SOLVED = 475.0   # gymnasium's reward_threshold for CartPole-v1 (the episode cap is 500)
 
@@ -33,19 +30,16 @@ def first_step_at_or_above(steps, values, threshold):
 
 
 def main(argv=None) -> int:
-    args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=_common.positive_int, default=None,
-        help="number of seeds (default 5; 2 with --quick)"))
+    args = _common.parse_args(__doc__.splitlines()[0], argv,
+                              extra=_common.seeds_option("number of seeds"))
     import matplotlib.pyplot as plt
 
     config = PRESETS["CartPole-v1"]
-    n_seeds = args.seeds or (2 if args.quick else 5)
+    n_seeds = _common.n_seeds(args)
     if args.quick:
         config = dataclasses.replace(config, total_steps=1024, update_epochs=4, eval_episodes=3)
     root = args.out / "cartpole_runs"
-    shutil.rmtree(root, ignore_errors=True)        # train() refuses to overwrite a run folder
-    run_sweep({"cartpole": config}, seeds=range(n_seeds),
-              job=functools.partial(_common.train_in_folder, root=root))
+    _common.train_seeds("cartpole", config, n_seeds, root)
 
     runs = load_runs(sorted(root.iterdir()))
     evals = {int(r["path"].name[len("seed"):]): read_eval(r["path"]) for r in runs}

@@ -69,12 +69,11 @@ def finite_points(band):
 
 
 def main(argv=None) -> int:
-    args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=_common.positive_int, default=None,
-        help="seeds per (env, objective) (default 5; 2 quick)"))
+    args = _common.parse_args(__doc__.splitlines()[0], argv,
+                              extra=_common.seeds_option("seeds per (env, objective)"))
     import matplotlib.pyplot as plt
 
-    n_seeds = args.seeds or (2 if args.quick else 5)
+    n_seeds = _common.n_seeds(args)
     configs = {}
     for env_id in ENVS:
         for objective in OBJECTIVES:

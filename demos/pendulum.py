@@ -18,34 +18,28 @@ from __future__ import annotations
 import _common
 
 import dataclasses
-import functools
-import shutil
 
 import numpy as np
 
 from ppo_ref.plots import forward_fill, mean_std, plot_band
 from ppo_ref.train.trainer import PRESETS
 from ppo_ref.train.runs import read_eval, read_metrics
-from ppo_ref.sweep import run_sweep
 
 TARGET = -250.0
 
 
 def main(argv=None) -> int:
-    args = _common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", type=_common.positive_int, default=None,
-        help="number of seeds (default 5; 2 with --quick)"))
+    args = _common.parse_args(__doc__.splitlines()[0], argv,
+                              extra=_common.seeds_option("number of seeds"))
     import matplotlib.pyplot as plt
 
     config = PRESETS["Pendulum-v1"]
-    n_seeds = args.seeds or (2 if args.quick else 5)
+    n_seeds = _common.n_seeds(args)
     if args.quick:
         config = dataclasses.replace(config, total_steps=1024, num_envs=2, num_steps=256,
                                      num_minibatches=4, update_epochs=1, eval_episodes=2)
     root = args.out / "pendulum_runs"
-    shutil.rmtree(root, ignore_errors=True)            # train() refuses to overwrite a run folder
-    run_sweep({"pendulum": config}, seeds=range(n_seeds),
-              job=functools.partial(_common.train_in_folder, root=root))
+    _common.train_seeds("pendulum", config, n_seeds, root)
 
     seeds = list(range(n_seeds))
     metrics = {s: read_metrics(root / f"seed{s}") for s in seeds}
