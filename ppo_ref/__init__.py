@@ -22,6 +22,7 @@ Note that `ppo_ref.train` is the function above; the subpackage's modules are im
 full names (`from ppo_ref.train.rollout import make_vec_env`).
 """
 import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -33,7 +34,10 @@ def single_threaded_blas() -> None:
     than several, and on a busy machine several are many times slower. It also keeps results
     bit-identical from run to run (the thread count changes BLAS's summation order). BLAS reads
     these variables when numpy is first imported, so this runs here, before anything imports
-    numpy; a program that imported numpy before ppo_ref keeps its own setting."""
+    numpy; a program that imported numpy before ppo_ref keeps its BLAS as it is, and its
+    environment (which child processes inherit) is left alone too."""
+    if "numpy" in sys.modules:
+        return
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 

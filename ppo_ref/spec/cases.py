@@ -643,7 +643,7 @@ FUNCTIONS = {
                  "policy_loss, value_loss, entropy, approx_kl, clip_fraction)",
                  "loss = policy_loss + vf_coef value_loss - ent_coef mean(entropy); policy_loss = "
                  "-mean(min(r A, clip(r, 1 - clip_eps, 1 + clip_eps) A)) (objective clip), -mean(r A) "
-                 "+ beta mean(kl) (kl) or -mean(r A) (none); value_loss as value_loss(values, returns, "
+                 "+ beta mean(kl) (kl_adaptive, kl_fixed) or -mean(r A) (unclipped); value_loss as value_loss(values, returns, "
                  "old_values, vf_clip_eps); approx_kl = mean(r - 1 - log r); clip_fraction = "
                  "mean(|r - 1| > clip_eps); gradients for loss only (the rest are logged floats)",
                  PPO_LOSS_OUTPUTS, ["logp_new", "values", "entropy"], [], _ppo_loss_cases, 14),
