@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -108,7 +109,7 @@ class ActorCritic:
 
 # ----- the loop -----------------------------------------------------------------------------------
 
-def train(hp: Hyperparameters = Hyperparameters()):
+def train(hp: Hyperparameters = Hyperparameters()) -> Iterator[dict]:
     """Train PPO; yields one log row per update, a dict with the keys COLUMNS:
 
     update, global_step (env steps so far, reset steps included), episodic_return (mean return
@@ -186,11 +187,12 @@ def train(hp: Hyperparameters = Hyperparameters()):
                     A = losses.normalize_advantages(A)          # (A - mean) / (std + 1e-8)
                 # eq. 7 of the paper, negated to be minimised, r_t = pi(a_t|s_t) / pi_old(a_t|s_t):
                 #     L^CLIP = -mean_t min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)
+                # (the min keeps the pessimistic term: moving r_t past 1 +- eps gains nothing)
                 log_ratio = dist.log_prob(b_actions[idx]) - b_logp_old[idx]
                 ratio = log_ratio.exp()
                 clipped = autodiff.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
                 policy_loss = -autodiff.minimum(ratio * A, clipped * A).mean()
-                # The value loss, L^VF = 0.5 mean_t (V(s_t) - R_t)^2
+                # The value loss, L^VF = 0.5 mean_t (V(s_t) - R_t)^2 (the paper's has no 0.5)
                 error = V - b_returns[idx]
                 value_loss = 0.5 * (error * error).mean()
                 # eq. 9, negated: L = -L^CLIP + c_1 L^VF - c_2 S, S = mean_t entropy of pi(.|s_t)
@@ -201,16 +203,20 @@ def train(hp: Hyperparameters = Hyperparameters()):
                 optim.clip_grad_norm(agent.parameters(), hp.max_grad_norm)  # one norm for all
                 optimizer.step()                                            # Adam
 
+                # Diagnostics: approx_kl estimates KL[pi_old, pi] by mean (r - 1) - log r (the k3
+                # estimator); clip_fraction is the share of samples with r outside 1 +- eps.
                 log_r, r = log_ratio.data, ratio.data
-                stats.append((float(policy_loss.data), float(value_loss.data),
-                              float(np.mean(np.expm1(log_r) - log_r)),      # k3: (r-1) - log r
-                              float(np.mean((r < 1.0 - clip_eps) | (r > 1.0 + clip_eps)))))
+                stats.append({"policy_loss": float(policy_loss.data),
+                              "value_loss": float(value_loss.data),
+                              "approx_kl": float(np.mean(np.expm1(log_r) - log_r)),
+                              "clip_fraction": float(np.mean((r < 1.0 - clip_eps) |
+                                                             (r > 1.0 + clip_eps)))})
 
         # 4. One log row per update.
         recent = finished[-RETURN_WINDOW:]
         yield {"update": update + 1, "global_step": (update + 1) * T * N,
                "episodic_return": float(np.mean(recent)) if recent else math.nan,
-               **{name: float(np.mean(column)) for name, column in zip(COLUMNS[3:], zip(*stats))}}
+               **{k: float(np.mean([s[k] for s in stats])) for k in COLUMNS[3:]}}
     envs.close()
 
 
@@ -242,19 +248,19 @@ def main(argv=None) -> None:
                      f"{batch}, got {args.total_steps}")
     hp = dataclasses.replace(hp, seed=args.seed, total_steps=args.total_steps)
     try:
-        csv = open(args.csv, "w") if args.csv else None
+        out = open(args.csv, "w") if args.csv else None
     except OSError as e:
         parser.error(f"--csv {args.csv}: {e.strerror}")
-    if csv:
-        csv.write(",".join(COLUMNS) + "\n")
+    if out:
+        out.write(",".join(COLUMNS) + "\n")
     for row in train(hp):
-        if csv:
-            csv.write(",".join(_csv_field(row[c]) for c in COLUMNS) + "\n")
+        if out:
+            out.write(",".join(_csv_field(row[c]) for c in COLUMNS) + "\n")
         print(f"update {row['update']:4} | step {row['global_step']:7,} | return "
               f"{row['episodic_return']:6.1f} | approx_kl {row['approx_kl']:.4f} | "
               f"clip_frac {row['clip_fraction']:.3f}", flush=True)
-    if csv:
-        csv.close()
+    if out:
+        out.close()
 
 
 if __name__ == "__main__":
