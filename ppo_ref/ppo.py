@@ -132,7 +132,7 @@ def train(hp: Hyperparameters = Hyperparameters()) -> Iterator[dict]:
     obs, actions = np.zeros((T, N, obs_dim)), np.zeros((T, N), dtype=np.int64)
     rewards = np.zeros((T, N))
     terminated, truncated = np.zeros((T, N), dtype=bool), np.zeros((T, N), dtype=bool)
-    valid = np.zeros((T, N), dtype=bool)                        # False: a reset row
+    valid = np.zeros((T, N), dtype=bool)             # False: a reset row, left out of the batch
     next_obs, _ = envs.reset(seed=hp.seed)
     resetting = np.zeros(N, dtype=bool)                         # the env's next step resets it
     episode_return, finished = np.zeros(N), []                  # running, and of ended episodes
