@@ -41,7 +41,7 @@ def _rows_equal(xs, ys):
 # ----- configuration -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field, value", [
-    ("num_minibatches", 3), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
+    ("num_minibatches", 0), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
     ("gamma", -0.1), ("lam", 2.0), ("objective", "ppo2"), ("num_envs", 0), ("total_steps", 10),
     ("dtype", "float16"), ("activation", "gelu"), ("target_kl", 0.0), ("max_grad_norm", -1.0),
     ("num_steps", 1), ("lr", math.inf), ("clip_eps", math.inf), ("vf_coef", math.inf),
@@ -96,6 +96,17 @@ def test_minibatches_of_one_sample_skip_the_empty_pieces():
     # num_minibatches = N*T is a valid config; the reset steps leave fewer samples than that.
     config = dataclasses.replace(TINY, num_minibatches=64, update_epochs=1, total_steps=128)
     assert all(0 < r["minibatches"] <= 64 for r in train(config).history)
+
+
+def test_a_minibatch_count_that_does_not_divide_the_batch_trains():
+    # N*T = 64 cut into 3: the reset steps are left out of each batch anyway, so minibatch sizes
+    # differ by at most one whatever the count (np.array_split); every epoch takes all 3 steps.
+    config = dataclasses.replace(TINY, num_minibatches=3)
+    assert config.batch_size % 3 != 0
+    rows = train(config).history
+    assert len(rows) == TINY.num_updates
+    assert all(r["minibatches"] == 3 * TINY.update_epochs for r in rows)
+    assert all(math.isfinite(r["policy_loss"]) for r in rows)
 
 
 def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_adv, clip_vloss,
