@@ -1,4 +1,4 @@
-"""Step 5 of the trainer's loop: one log row per update (the columns of metrics.csv), the progress line.
+"""Step 5 of the trainer's loop: one log row per update (metrics.csv's columns), the progress line.
 
     update, global_step    updates done, environment steps taken (all envs, reset steps included)
     episodic_return        mean return of the last RETURN_WINDOW finished training episodes
@@ -22,6 +22,7 @@ approx_kl stopped the update early counts (it was measured, not stepped).
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -42,14 +43,14 @@ def metrics_row(state, infos: list, batch: dict, clip_eps: float, kl_exact: floa
     mean = lambda k: float(np.mean([i[k] for i in infos]))  # noqa: E731
     stepped = [i["grad_norm"] for i in infos if not i.get("stopped", False)]
     return {"update": state.update, "global_step": state.global_step,
-            "episodic_return": float(np.mean(recent)) if recent else float("nan"),
+            "episodic_return": float(np.mean(recent)) if recent else math.nan,
             "episodes": len(state.episodes), "policy_loss": mean("policy_loss"),
             "value_loss": mean("value_loss"), "entropy": mean("entropy"),
             "approx_kl": mean("approx_kl"), "kl_exact": kl_exact,
             "clip_fraction": mean("clip_fraction"),
             "explained_variance": float(explained_variance(batch["values"], batch["returns"])),
             "lr": state.optimizer.lr, "clip_eps": float(clip_eps),
-            "beta": float(state.beta) if state.config.objective in KL_OBJECTIVES else float("nan"),
+            "beta": float(state.beta) if state.config.objective in KL_OBJECTIVES else math.nan,
             "grad_norm": float(np.mean(stepped)) if stepped else 0.0,
             "minibatches": len(stepped), "time_s": float(state.time_s),
             "steps_per_s": float(steps_per_s)}

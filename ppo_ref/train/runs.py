@@ -85,8 +85,8 @@ class Run:
     """A training run's folder as train() keeps it, one call per job:
 
         run = Run.open(out_dir, state, env, resume)   env provenance, then a new folder, or
-                                                      `state` restored from the folder's last checkpoint
-        run.checkpoint_if_due(state)                  after every config.checkpoint_every-th update
+                                                      `state` restored from its last checkpoint
+        run.checkpoint_if_due(state)                  after every checkpoint_every-th update
         run.close(state)                              the last checkpoint, at the end
 
     out_dir None: a run in memory, nothing written (env provenance is still checked).

@@ -69,8 +69,9 @@ class TrainState:
         reward_scaler = RewardScaler(c.num_envs, gamma=c.gamma) if c.scale_rewards else None
         collector = RolloutCollector(envs, agent, c.num_steps, np.random.default_rng(act_seq),
                                      obs_normalizer, reward_scaler, seed=c.seed)
-        return cls(config=c, envs=envs, agent=agent, optimizer=Adam(params, lr=c.lr, eps=c.adam_eps),
-                   collector=collector, rng=np.random.default_rng(shuffle_seq),
+        return cls(config=c, envs=envs, agent=agent, collector=collector,
+                   optimizer=Adam(params, lr=c.lr, eps=c.adam_eps),
+                   rng=np.random.default_rng(shuffle_seq),
                    kl_penalty=AdaptiveKLPenalty(c.kl_beta, c.kl_target), beta=c.kl_beta,
                    obs_normalizer=obs_normalizer)
 

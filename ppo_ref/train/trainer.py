@@ -97,46 +97,47 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
     callback: called with each history row after it is logged (raise inside it to stop).
     """
     c = config
-    s = TrainState.build(c, env)            # envs, agent, Adam, collector: one seed fixes them all
-    run = Run.open(out_dir, s, env, resume)  # check the env's provenance; a new or resumed folder
-    log = Log(s, run, progress)              # one row per update: history, metrics.csv, stderr
-    update_rule = UPDATE_RULES[c.objective]  # ppo_update; trpo_update for "trpo"
-    while s.update < c.num_updates:
-        frac = s.update / c.num_updates                       # fraction of training done
-        s.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
+    state = TrainState.build(c, env)          # envs, agent, Adam, collector, from one seed
+    run = Run.open(out_dir, state, env, resume)  # env provenance; a new or a resumed run folder
+    log = Log(state, run, progress)           # one row per update: history, metrics.csv, stderr
+    update_rule = UPDATE_RULES[c.objective]   # ppo_update; trpo_update for "trpo"
+    while state.update < c.num_updates:
+        frac = state.update / c.num_updates                   # fraction of training done
+        state.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
         clip_eps = linear_schedule(c.clip_eps, 0.0, frac) if c.anneal_clip else c.clip_eps
 
         # 1. Run pi_old for T steps in each of the N environments. (theta_old <- theta needs no
         #    copy: pi_old is the current agent, and the rollout stores its log pi_old and V_old.)
-        buffer = s.collector.collect()
+        buffer = state.collector.collect()
         # 2. Advantages by GAE(gamma, lam), value targets R_t = A_t + V_old(s_t); keep valid steps.
         advantages, returns = buffer.compute_advantages(c.gamma, c.lam)
         batch = buffer.flatten(advantages, returns)
         # 3. Optimise the surrogate for K epochs of shuffled minibatches, against pi_old frozen
-        #    on the batch states (Adam moves the parameters in place).
-        pi_old = frozen_policy(s.agent, batch["obs"])
+        #    on the batch states (the optimiser moves the parameters in place).
+        pi_old = frozen_policy(state.agent, batch["obs"])
         minibatches = shuffled_minibatches(len(batch["advantages"]), c.update_epochs,
-                                           c.num_minibatches, s.rng)
-        infos = update_rule(s.agent, s.optimizer, batch, c, minibatches, beta=s.beta,
-                            clip_eps=clip_eps, pi_old=pi_old)
+                                           c.num_minibatches, state.rng)
+        infos = update_rule(state.agent, state.optimizer, batch, c, minibatches,
+                            beta=state.beta, clip_eps=clip_eps, pi_old=pi_old)
         # 4. Adapt the KL coefficient (adaptive KL objective) to the KL this update produced:
         #    d = the exact mean KL(pi_old || pi_new) over the batch states after the update, as
         #    the paper's section 4 computes it (the approx_kl logged per minibatch starts at 0,
         #    at pi = pi_old, so its mean understates d).
-        kl_exact = mean_kl(pi_old, s.agent, batch["obs"])
+        kl_exact = mean_kl(pi_old, state.agent, batch["obs"])
         if c.objective == "kl_adaptive":
-            s.beta = s.kl_penalty.update(kl_exact)
+            state.beta = state.kl_penalty.update(kl_exact)
 
         # 5. Log one row per update; checkpoint every checkpoint_every updates.
-        s.end_update(buffer, log.wall_time())
-        row = log.write(s, infos, batch, clip_eps, kl_exact)
-        run.checkpoint_if_due(s)
+        state.end_update(buffer, log.wall_time())
+        row = log.write(state, infos, batch, clip_eps, kl_exact)
+        run.checkpoint_if_due(state)
         if callback is not None:
             callback(row)
     log.close()
-    run.close(s)                                            # the last checkpoint
-    return TrainResult(s.agent, log.history, c, s.episodes, _final_evaluation(s, run, env),
-                       s.obs_normalizer, run.path)
+    run.close(state)                          # the last checkpoint
+    return TrainResult(state.agent, log.history, c, state.episodes,
+                       eval=_final_evaluation(state, run, env),
+                       obs_normalizer=state.obs_normalizer, out_dir=run.path)
 
 
 def _final_evaluation(state: TrainState, run: Run, env) -> dict | None:
