@@ -171,6 +171,16 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
         train(TINY, out_dir=tmp_path / "run")
 
 
+def test_resume_needs_the_run_folder_and_all_the_rows_its_checkpoint_counts(tmp_path):
+    with pytest.raises(ValueError, match="out_dir"):
+        train(TINY, resume=True)
+    train(TINY, out_dir=tmp_path / "run")                  # the last checkpoint is update 6
+    metrics = tmp_path / "run" / "metrics.csv"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:1 + 3]))
+    with pytest.raises(ValueError, match="metrics.csv"):
+        train(TINY, out_dir=tmp_path / "run", resume=True)
+
+
 @pytest.mark.parametrize("damage", ["no config", "unreadable env"])
 def test_resume_from_a_well_formed_but_incomplete_checkpoint_is_a_value_error(tmp_path, damage):
     from ppo_ref.train.checkpoint import save_checkpoint

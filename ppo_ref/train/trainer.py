@@ -97,10 +97,10 @@ def train(config: PPOConfig = PPOConfig(), env=None, out_dir=None, progress: boo
     callback: called with each history row after it is logged (raise inside it to stop).
     """
     c = config
-    state = TrainState.build(c, env)          # envs, agent, Adam, collector, from one seed
-    run = Run.open(out_dir, state, env, resume)  # env provenance; a new or a resumed run folder
-    log = Log(state, run, progress)           # one row per update: history, metrics.csv, stderr
-    update_rule = UPDATE_RULES[c.objective]   # ppo_update; trpo_update for "trpo"
+    state = TrainState.build(c, env)             # envs, agent, Adam, collector, from one seed
+    run = Run.open(out_dir, state, env, resume)  # env provenance; new folder, or state resumed
+    log = Log(state, run, progress)              # one row per update: metrics.csv, stderr
+    update_rule = UPDATE_RULES[c.objective]      # ppo_update; trpo_update for "trpo"
     while state.update < c.num_updates:
         frac = state.update / c.num_updates                   # fraction of training done
         state.optimizer.lr = linear_schedule(c.lr, 0.0, frac) if c.anneal_lr else c.lr
