@@ -95,7 +95,7 @@ def test_python_dash_m_is_the_same_command(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--lr", "-1"], "lr must be > 0"),
-    (["train", "--num-minibatches", "3"], "num_minibatches=3 must divide"),
+    (["train", "--num-minibatches", "0"], "num_minibatches"),
     (["train", "--clip-eps", "inf"], "clip_eps must be > 0 and finite, got inf"),
     (["train", "--gamma", "1.01"], "gamma must lie in [0, 1], got 1.01"),
     (["train", "--seed", "-1"], "seed must be an integer >= 0, got -1"),

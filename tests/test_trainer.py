@@ -1,4 +1,5 @@
-"""ppo_ref.train.trainer
+"""ppo_ref.train.trainer: the config, the loop's logging, determinism and exact resume, every
+objective, dtypes and spaces, evaluation, bad environments, envs passed in, and the
 learning regression test (CartPole-v1 solved within 100k steps)."""
 import dataclasses
 import json
@@ -13,8 +14,7 @@ import numpy as np
 import pytest
 
 from ppo_ref.train.checkpoint import latest_checkpoint, load_checkpoint
-from ppo_ref.train.trainer import (PRESETS, PPOConfig, evaluate, load_agent, ppo_update,
-                         shuffled_minibatches, train)
+from ppo_ref.train.trainer import PRESETS, PPOConfig, evaluate, load_agent, train
 from ppo_ref.train.rollout import loads_env
 from ppo_ref.train.runs import TIMING_COLUMNS, read_metrics
 
@@ -41,7 +41,7 @@ def _rows_equal(xs, ys):
 # ----- configuration -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field, value", [
-    ("num_minibatches", 3), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
+    ("num_minibatches", 0), ("lr", 0.0), ("lr", -1e-3), ("clip_eps", 0.0), ("gamma", 1.5),
     ("gamma", -0.1), ("lam", 2.0), ("objective", "ppo2"), ("num_envs", 0), ("total_steps", 10),
     ("dtype", "float16"), ("activation", "gelu"), ("target_kl", 0.0), ("max_grad_norm", -1.0),
     ("num_steps", 1), ("lr", math.inf), ("clip_eps", math.inf), ("vf_coef", math.inf),
@@ -79,120 +79,17 @@ def test_numpy_scalars_in_a_config_become_python_numbers_that_json_can_write():
     assert type(config.seed) is int and type(config.lr) is float and config.hidden == (8,)
 
 
-# ----- the update's pieces -----------------------------------------------------------------------
+# ----- minibatch counts and the logged grad norm -------------------------------------------------
 
-def test_minibatches_are_per_epoch_permutations():
-    mbs = shuffled_minibatches(10, epochs=3, num_minibatches=3, rng=np.random.default_rng(0))
-    assert [len(m) for m in mbs] == [4, 3, 3] * 3
-    for e in range(3):  # each epoch visits every sample exactly once
-        assert sorted(np.concatenate(mbs[3 * e:3 * e + 3])) == list(range(10))
-
-
-def test_minibatches_of_one_sample_skip_the_empty_pieces():
-    # 3 samples, 5 minibatches asked: each epoch is 3 minibatches of one sample, no empty ones.
-    mbs = shuffled_minibatches(3, epochs=2, num_minibatches=5, rng=np.random.default_rng(0))
-    assert [len(m) for m in mbs] == [1] * 6
-    assert sorted(np.concatenate(mbs[:3])) == sorted(np.concatenate(mbs[3:])) == [0, 1, 2]
-    # num_minibatches = N*T is a valid config; the reset steps leave fewer samples than that.
-    config = dataclasses.replace(TINY, num_minibatches=64, update_epochs=1, total_steps=128)
-    assert all(0 < r["minibatches"] <= 64 for r in train(config).history)
-
-
-def _naive_ppo_update(agent, batch, minibatches, *, objective, clip_eps, norm_adv, clip_vloss,
-                      vf_coef, ent_coef, max_grad_norm, lr, eps):
-    """ppo_update written out longhand from the paper's eq. 7 and 9, torch's clip_grad_norm_ and
-    Adam's update rule (Kingma & Ba 2015, Algorithm 1); gradients by the autodiff."""
-    from ppo_ref.autodiff import clip, maximum, minimum
-    params = agent.parameters()
-    m = [np.zeros_like(p.data) for p in params]
-    v = [np.zeros_like(p.data) for p in params]
-    for step, idx in enumerate(minibatches, start=1):
-        dist = agent.distribution(batch["obs"][idx])
-        values = agent.value(batch["obs"][idx])
-        adv, ret, v_old = batch["advantages"][idx], batch["returns"][idx], batch["values"][idx]
-        if norm_adv:
-            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
-        ratio = (dist.log_prob(batch["actions"][idx]) - batch["logp"][idx]).exp()
-        if objective == "clip":
-            clipped = clip(ratio, 1 - clip_eps, 1 + clip_eps)
-            policy_loss = -minimum(ratio * adv, clipped * adv).mean()
-        else:
-            policy_loss = -(ratio * adv).mean()
-        if clip_vloss:
-            v_clipped = v_old + clip(values - v_old, -clip_eps, clip_eps)
-            value_loss = 0.5 * maximum((values - ret) ** 2, (v_clipped - ret) ** 2).mean()
-        else:
-            value_loss = 0.5 * ((values - ret) ** 2).mean()
-        loss = policy_loss + vf_coef * value_loss - ent_coef * dist.entropy().mean()
-        for p in params:
-            p.grad = None
-        loss.backward()
-        grads = [p.grad for p in params]
-        norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads))
-        scale = min(1.0, max_grad_norm / (norm + 1e-6))
-        for i, (p, g) in enumerate(zip(params, grads)):
-            g = g * scale
-            m[i] = 0.9 * m[i] + 0.1 * g
-            v[i] = 0.999 * v[i] + 0.001 * g * g
-            m_hat, v_hat = m[i] / (1 - 0.9 ** step), v[i] / (1 - 0.999 ** step)
-            p.data -= lr * m_hat / (np.sqrt(v_hat) + eps)
-
-
-@pytest.mark.parametrize("options", [
-    dict(objective="clip", norm_adv=True, clip_vloss=False, vf_coef=0.5, ent_coef=0.0,
-         max_grad_norm=0.5),
-    dict(objective="clip", norm_adv=False, clip_vloss=True, vf_coef=1.0, ent_coef=0.05,
-         max_grad_norm=math.inf),
-    dict(objective="unclipped", norm_adv=True, clip_vloss=True, vf_coef=0.25, ent_coef=0.01,
-         max_grad_norm=0.1),
-], ids=["clip-normadv-gradclip", "clip-vclip-entropy", "none-vclip-entropy-gradclip"])
-def test_ppo_update_equals_a_longhand_update_with_each_toggle(options):
-    from ppo_ref.optim import Adam
-    from ppo_ref.train.policy import ActorCritic
-    rng = np.random.default_rng(4)
-    agent = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(3), rng,
-                        hidden=(8,))
-    twin = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(3),
-                       np.random.default_rng(99), hidden=(8,))
-    twin.load_state_dict(agent.state_dict())
-    obs = rng.standard_normal((24, 4))
-    actions, logp, values = agent.act(obs, rng)
-    # pi_old and V_old a little away from the current networks, so that the ratio and value clips
-    # both bite from the first minibatch on.
-    batch = {"obs": obs, "actions": actions, "logp": logp + rng.normal(0, 0.3, 24),
-             "values": values + rng.normal(0, 0.5, 24), "advantages": rng.standard_normal(24),
-             "returns": rng.standard_normal(24)}
-    minibatches = [np.arange(0, 24, 2), np.arange(1, 24, 2), np.arange(24)[::-1]]
-    lr, eps, clip_eps = 0.01, 1e-5, 0.2
-    config = dataclasses.replace(TINY, lr=lr, adam_eps=eps, clip_eps=clip_eps, **options)
-    ppo_update(agent, Adam(agent.parameters(), lr=lr, eps=eps), batch, config, minibatches)
-    _naive_ppo_update(twin, batch, minibatches, clip_eps=clip_eps, lr=lr, eps=eps, **options)
-    moved = False
-    for (k, got), want, start in zip(agent.state_dict().items(), twin.state_dict().values(),
-                                     ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)),
-                                                 gym.spaces.Discrete(3), np.random.default_rng(4),
-                                                 hidden=(8,)).state_dict().values()):
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=k)
-        moved |= not np.allclose(got, start)
-    assert moved
-
-
-def test_target_kl_stops_the_update_before_the_offending_step():
-    result = train(dataclasses.replace(TINY, total_steps=64))
-    agent = result.agent
-    rng = np.random.default_rng(1)
-    obs = rng.standard_normal((32, 4))
-    actions, logp, values = agent.act(obs, rng)
-    batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
-             "advantages": rng.standard_normal(32), "returns": rng.standard_normal(32)}
-    from ppo_ref.optim import Adam
-    config = dataclasses.replace(TINY, target_kl=1e-12)
-    infos = ppo_update(agent, Adam(agent.parameters(), lr=1e-2), batch, config,
-                       shuffled_minibatches(32, 4, 2, rng))
-    # minibatch 0 is measured at pi = pi_old (approx_kl 0 <= target): a step is taken;
-    # minibatch 1 then measures approx_kl > 1e-12 and the update stops without stepping.
-    assert len(infos) == 2 and infos[0]["approx_kl"] == 0.0
-    assert infos[1]["stopped"] and infos[1]["approx_kl"] > 1e-12
+def test_a_minibatch_count_that_does_not_divide_the_batch_trains():
+    # N*T = 64 cut into 3: the reset steps are left out of each batch anyway, so minibatch sizes
+    # differ by at most one whatever the count (np.array_split); every epoch takes all 3 steps.
+    config = dataclasses.replace(TINY, num_minibatches=3)
+    assert config.batch_size % 3 != 0
+    rows = train(config).history
+    assert len(rows) == TINY.num_updates
+    assert all(r["minibatches"] == 3 * TINY.update_epochs for r in rows)
+    assert all(math.isfinite(r["policy_loss"]) for r in rows)
 
 
 def test_logged_grad_norm_averages_only_the_steps_taken():
@@ -205,42 +102,6 @@ def test_logged_grad_norm_averages_only_the_steps_taken():
     single = train(dataclasses.replace(TINY, update_epochs=1, **base)).history
     assert stopped[0]["minibatches"] == 1 and single[0]["minibatches"] == 1
     assert stopped[0]["grad_norm"] == single[0]["grad_norm"] > 0
-
-
-def test_kl_penalty_measures_kl_from_a_frozen_pi_old_even_when_log_std_moves():
-    """kl_fixed on a Gaussian policy: the KL seen by the second minibatch is KL(pi_old || pi
-    after the first step), with pi_old's log_std frozen, not the live parameter Adam moves."""
-    from ppo_ref.optim import Adam
-    from ppo_ref.train.policy import ActorCritic
-    env = gym.make("Pendulum-v1")
-    rng = np.random.default_rng(0)
-    agent = ActorCritic(env.observation_space, env.action_space, rng, hidden=(8,))
-    obs = rng.standard_normal((16, 3))
-    actions, logp, values = agent.act(obs, rng)
-    batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
-             "advantages": rng.standard_normal(16), "returns": rng.standard_normal(16)}
-    mu_old = agent.distribution(obs).mean.data.copy()
-    log_std_old = agent.log_std.data.copy()
-    snapshots = []
-
-    class RecordingAdam(Adam):
-        def step(self):
-            super().step()
-            dist = agent.distribution(obs)
-            snapshots.append((dist.mean.data.copy(), agent.log_std.data.copy()))
-
-    config = dataclasses.replace(TINY, env_id="Pendulum-v1", objective="kl_fixed",
-                                 norm_adv=False)
-    everything = np.arange(16)
-    infos = ppo_update(agent, RecordingAdam(agent.parameters(), lr=0.1), batch, config,
-                       [everything, everything])
-    mu1, log_std1 = snapshots[0]
-    assert np.abs(log_std1 - log_std_old).max() > 1e-3      # the step did move log_std
-    # KL(N(mu0, s0) || N(mu1, s1)) per dimension, summed over D, averaged over states
-    s0, s1 = np.exp(log_std_old), np.exp(log_std1)
-    kl = (np.log(s1 / s0) + (s0 ** 2 + (mu_old - mu1) ** 2) / (2 * s1 ** 2) - 0.5).sum(-1)
-    assert infos[0]["kl"] == pytest.approx(0.0, abs=1e-12)
-    assert infos[1]["kl"] == pytest.approx(kl.mean(), rel=1e-9)
 
 
 # ----- determinism and exact resume --------------------------------------------------------------
@@ -308,6 +169,16 @@ def test_resume_refuses_a_checkpoint_of_another_env_or_config(tmp_path):
     (tmp_path / "run" / "metrics.csv").unlink()
     with pytest.raises(ValueError, match="already holds a run"):
         train(TINY, out_dir=tmp_path / "run")
+
+
+def test_resume_needs_the_run_folder_and_all_the_rows_its_checkpoint_counts(tmp_path):
+    with pytest.raises(ValueError, match="out_dir"):
+        train(TINY, resume=True)
+    train(TINY, out_dir=tmp_path / "run")                  # the last checkpoint is update 6
+    metrics = tmp_path / "run" / "metrics.csv"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:1 + 3]))
+    with pytest.raises(ValueError, match="metrics.csv"):
+        train(TINY, out_dir=tmp_path / "run", resume=True)
 
 
 @pytest.mark.parametrize("damage", ["no config", "unreadable env"])

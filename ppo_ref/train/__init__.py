@@ -3,12 +3,15 @@
 The modules, in the order one training run uses them:
 
     config.py      PPOConfig, every hyperparameter with a help string, and PRESETS per env
-    rollout.py     vector envs, and the rollout with pi_old: next-step autoreset, truncation
+    trainer.py     train(): Algorithm 1 of the PPO paper, one screen; evaluate(), load_agent()
+    state.py       TrainState: envs, agent, Adam, collector and Generators, built from one seed
+    runs.py        the run folder: env provenance, new or resumed, checkpointed; its readers
+    rollout.py     steps 1-2: vector envs, the rollout with pi_old (next-step autoreset), its GAE
     policy.py      the actor-critic: discrete or Gaussian policy head and the value network
     normalize.py   running observation normalisation and reward scaling
-    trainer.py     train(): Algorithm 1 of the PPO paper, plus evaluate() and load_agent()
+    update.py      step 3: the update rules: ppo_update (K epochs of minibatches), trpo_update
+    log.py         step 5: one row per update (metrics.csv's columns) and the progress line
     checkpoint.py  atomic, hashed checkpoints
-    runs.py        the run folder: config.json, metrics.csv, checkpoints/, eval.json
 
     >>> from ppo_ref.train.config import PRESETS
     >>> from ppo_ref.train.trainer import train

@@ -2,7 +2,8 @@
 CLI's flags are built from them), checked when it is made; and PRESETS, tuned configs for
 CartPole-v1, Acrobot-v1 and Pendulum-v1 (what each reaches: README, Training).
 
-The trainer that reads them is ppo.py; `from ppo_ref.train.trainer import PPOConfig, PRESETS` works too.
+The trainer that reads them is trainer.py; `from ppo_ref.train.trainer import PPOConfig, PRESETS`
+works too.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class PPOConfig:
                                        "rounded down to whole batches of N*T")
     num_envs: int = _field(8, "N, parallel environments")
     num_steps: int = _field(32, "T, steps per environment per rollout; batch = N*T")
-    num_minibatches: int = _field(1, "minibatches per epoch; must divide N*T")
+    num_minibatches: int = _field(1, "minibatches per epoch: the batch (N*T less its reset "
+                                     "steps) cut into this many nearly equal pieces")
     update_epochs: int = _field(20, "K, epochs over each batch")
     lr: float = _field(1e-3, "Adam learning rate")
     adam_eps: float = _field(1e-5, "Adam epsilon (as CleanRL and SB3; torch's default is 1e-8)")
@@ -80,10 +82,6 @@ class PPOConfig:
                    "learn from, only reset steps" if name == "num_steps" else "")
             # numpy ints -> int (config.json)
             object.__setattr__(self, name, check_count(name, getattr(self, name), low, why))
-        if self.batch_size % self.num_minibatches:
-            raise ValueError(f"num_minibatches={self.num_minibatches} must divide the batch "
-                             f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = "
-                             f"{self.batch_size}")
         if self.total_steps < self.batch_size:
             raise ValueError(f"total_steps={self.total_steps} is less than one batch "
                              f"(num_envs*num_steps = {self.batch_size})")

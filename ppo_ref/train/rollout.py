@@ -29,7 +29,7 @@ already behaves this way.
     next_values[t] = values[t+1]               for t < T-1
     next_values[T-1] = V(obs after the last step)
 
-How to get advantages for the update (what ppo.py does):
+How to get advantages for the update (what trainer.py does):
 
     buffer = collector.collect()
     advantages, returns = buffer.compute_advantages(gamma, lam)   # (T, N); 0 where invalid
