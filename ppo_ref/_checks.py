@@ -1,16 +1,209 @@
-"""Input checks shared by the modules that validate what users pass in (at present gae.py,
-losses.py, optim.py, trpo.py, rlhf/ and config.py).
+"""Input checks: made once, where data enters, and skipped by callers that have made them already.
 
-They run on every minibatch, so the passing path is as cheap as it can be: one
-vectorised test per argument. The slow work (finding the first bad index and
-writing a message) happens only when a check fails.
+Every public equation of gae.py and losses.py opens with one call to a checker from this module,
+which checks its arguments and returns them ready to compute with, in the order given:
+
+    logp_new, logp_old, advantages, clip_eps = check_batch(
+        logp_new=logp_new, logp_old=logp_old, advantages=advantages, clip_eps=clip_eps)
+
+What is required of an argument follows from its name, which means one thing throughout the
+package: a scalar (a name in SCALARS) must be a real number in its domain; the arrays of one
+call must hold real numbers, be finite, not be empty and all have one shape (nothing is
+broadcast). A failure is a ValueError or TypeError that names the argument, both shapes, or the
+first bad index (`first_index`). The passing path costs one vectorised test per argument;
+finding the index and writing the message happen only on failure.
+
+Trusted callers. A check made at a boundary need not run again in the hot path. PPOConfig has
+checked clip_eps, vf_coef, ent_coef, gamma and lam, and the rollout collector has checked that
+the rewards and the agent's values are finite, before the trainer calls compute_gae once per
+rollout and ppo_loss once per minibatch. Such a caller runs them under `trusted()`:
+
+    with trusted():                       # or @trusted() above the calling function
+        loss, info = ppo_loss(...)
+
+Under trusted() a checker converts its arguments (wraps an array as a Tensor, casts to a float
+dtype) and checks nothing: the caller vouches that they would pass. Like autodiff.no_grad, the
+switch is a ContextVar: it holds for the current thread and is undone on leaving the block, also
+by an exception. Guards on what a computation produces, rather than on what was passed in, stay
+on under trust: a probability ratio that overflows exp (`check_ratio`), a nan/inf gradient in
+Adam or clip_grad_norm, non-finite logits in a distribution.
 """
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
 
 import numpy as np
 
 from .autodiff import Tensor
 
+_TRUSTED = contextvars.ContextVar("ppo_ref_trusted", default=False)
+
+
+@contextlib.contextmanager
+def trusted():
+    """Context manager (or, called, a decorator): checkers inside convert but do not check."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def is_trusted() -> bool:
+    return _TRUSTED.get()
+
+
+def arrays_or_tensors(equation):
+    """Decorator for an equation written with Tensors: called with no Tensor among its arguments,
+    it returns numpy values instead (a Tensor's array, a numpy scalar for a 0-d one; a tuple
+    element by element). So the golden vectors and the conformance kit call it with arrays and
+    get numbers back, and the trainer calls it with Tensors and gets a loss to differentiate."""
+    @functools.wraps(equation)
+    def call(*args, **kwargs):
+        out = equation(*args, **kwargs)
+        if any(isinstance(x, Tensor) for x in (*args, *kwargs.values())):
+            return out
+        return tuple(plain(y) for y in out) if isinstance(out, tuple) else plain(out)
+    return call
+
+
+def plain(x):
+    """A Tensor's value as numpy (a 0-d one as a numpy scalar); anything else unchanged."""
+    return x.data[()] if isinstance(x, Tensor) else x
+
+
+# ----- the checkers the equations call --------------------------------------------------------
+
+# Domain of each scalar argument, by name: (low, high, low_inclusive, high_inclusive).
+SCALARS = {
+    "clip_eps": (0.0, np.inf, False, True),      # PPO's epsilon: the band of r (or of V - V_old)
+    "vf_clip_eps": (0.0, np.inf, False, True),   # the band of V - V_old in ppo_loss
+    "beta": (0.0, np.inf, True, True),           # KL penalty coefficient (0: no penalty)
+    "vf_coef": (0.0, np.inf, True, True),        # c_1 of eq. 9
+    "ent_coef": (0.0, np.inf, True, True),       # c_2 of eq. 9
+    "eps": (0.0, np.inf, False, True),           # added to a std before dividing by it
+    "gamma": (0.0, 1.0, True, True),             # discount
+    "lam": (0.0, 1.0, True, True),               # GAE's lambda
+}
+FLAGS = ("terminated", "truncated")              # per-step booleans of a rollout
+
+
+def check_batch(**named) -> list:
+    """The arguments of a loss over one batch of samples.
+
+    A scalar comes back a float (checked against SCALARS). Every other argument is an array of
+    the batch (numpy array, list or Tensor): real, finite, not empty, all of the first one's
+    shape. It comes back a Tensor: the caller's own (so gradients reach it) or a constant
+    around the array.
+    """
+    trusted_ = _TRUSTED.get()
+    out, first = [], None
+    for name, x in named.items():
+        if name in SCALARS:
+            out.append(float(x) if trusted_ else check_scalar(name, x, *SCALARS[name]))
+            continue
+        if isinstance(x, Tensor):
+            out.append(x)
+        else:
+            out.append(Tensor(x if trusted_ else values_of(name, x)))
+        if not trusted_:
+            arr = out[-1].data
+            check_finite(name, arr)
+            if first is None:
+                check_nonempty(name, arr)
+                first = (name, arr)
+            else:
+                check_same_shape(first[0], first[1], name, arr)
+    return out
+
+
+def check_rollout(**named) -> list:
+    """The arguments of an estimator over a time-major rollout (gae.py).
+
+    Arrays have shape (T,) for one environment or (T, N) for N environments, with T >= 1, all of
+    the first one's shape. terminated and truncated (FLAGS) hold booleans or 0/1 and come back
+    bool arrays. The other arrays must be real and finite; each comes back as the caller's own
+    Tensor, or as an array in the arrays' common float dtype (float64 for integers).
+    bootstrap_values may be None (left out) and comes back None. Scalars as in check_batch.
+    """
+    trusted_ = _TRUSTED.get()
+    out, first, floats = [], None, []
+    for name, x in named.items():
+        if name in SCALARS:
+            out.append(float(x) if trusted_ else check_scalar(name, x, *SCALARS[name]))
+            continue
+        if x is None and name == "bootstrap_values":
+            out.append(None)
+            continue
+        arr = (x.data if isinstance(x, Tensor) else np.asarray(x)) if trusted_ else values_of(name, x)
+        if not trusted_:
+            _check_rollout_array(name, arr, first)
+        first = first or (name, arr)
+        if name in FLAGS:
+            out.append(arr if arr.dtype == bool else arr == 1)
+            continue
+        floats.append(len(out))
+        out.append(x if isinstance(x, Tensor) else arr if arr.dtype.kind == "f" else
+                   arr.astype(np.float64))
+    dtype = np.result_type(*(values_of("", out[i]) for i in floats))      # one float dtype
+    for i in floats:
+        if not isinstance(out[i], Tensor):
+            out[i] = out[i].astype(dtype, copy=False)
+    return out
+
+
+def _check_rollout_array(name: str, arr: np.ndarray, first) -> None:
+    if first is None:
+        if arr.ndim not in (1, 2) or arr.shape[0] == 0:
+            raise ValueError(f"{name} must have shape (T,) or (T, N) with T >= 1, got {arr.shape}")
+    else:
+        check_same_shape(first[0], first[1], name, arr)
+    if name in FLAGS:
+        if arr.dtype != bool:
+            check_flags(name, arr)
+    else:
+        check_finite(name, arr)
+
+
+def check_value_loss(values, returns, old_values, clip_eps) -> list:
+    """values and returns (and old_values, read only when clip_eps is given) as in check_batch;
+    clip_eps a float, or None for the unclipped loss."""
+    if clip_eps is None:
+        return [*check_batch(values=values, returns=returns), None, None]
+    check_clip_pair("clip_eps", clip_eps, old_values)
+    return check_batch(values=values, returns=returns, old_values=old_values, clip_eps=clip_eps)
+
+
+def check_clip_pair(clip_name: str, clip_eps, old_values) -> None:
+    """The clipped value loss needs the values predicted at collection time: clip_eps (named
+    clip_name by the caller) without old_values is a ValueError."""
+    if old_values is None and not _TRUSTED.get():
+        raise ValueError(f"{clip_name} was given but old_values is None; the clipped value loss "
+                         f"needs the values predicted at collection time")
+
+
+def check_ppo_loss(logp_new, entropy, *, objective: str, objectives: tuple, needs_kl: bool, kl,
+                   clip_eps, vf_coef, ent_coef, vf_clip_eps, old_values) -> None:
+    """What ppo_loss takes that none of its terms checks, or that a term would name otherwise:
+    the objective, kl present for the KL objectives, clip_eps (clip_fraction reads it under every
+    objective), the two coefficients, vf_clip_eps with old_values, and one entropy per sample
+    (entropy has logp_new's shape). The terms check their own arguments."""
+    if _TRUSTED.get():
+        return
+    if objective not in objectives:
+        raise ValueError(f"objective must be one of {objectives}, got {objective!r}")
+    if needs_kl and kl is None:
+        raise ValueError(f'objective "{objective}" needs kl (per-sample KL[pi_old, pi_new])')
+    check_batch(clip_eps=clip_eps, vf_coef=vf_coef, ent_coef=ent_coef)
+    if vf_clip_eps is not None:
+        check_batch(vf_clip_eps=vf_clip_eps)
+        check_clip_pair("vf_clip_eps", vf_clip_eps, old_values)
+    check_same_shape("logp_new", np.shape(logp_new), "entropy", np.shape(entropy))
+
+
+# ----- building blocks ------------------------------------------------------------------------
 
 def values_of(name: str, x) -> np.ndarray:
     """The numbers behind `x` (a Tensor's .data, or `x` as an array). Rejects non-numeric input."""
@@ -34,10 +227,32 @@ def check_finite(name: str, arr: np.ndarray) -> None:
     raise ValueError(f"{name} contains a non-finite value {arr[i].item()!r} at index {i}")
 
 
-def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
-    """ValueError naming both arguments and both shapes unless they are identical (no broadcasting)."""
-    if a.shape != b.shape:
-        raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}; "
+def check_flags(name: str, arr: np.ndarray) -> None:
+    """ValueError naming `name` and the first index of an entry that is neither 0 nor 1."""
+    bad = (arr != 0) & (arr != 1)     # also catches NaN
+    if bad.any():
+        i = first_index(bad)
+        raise ValueError(f"{name} must be boolean or 0/1, got {arr[i].item()!r} at index {i}")
+
+
+def check_ratio(log_ratio: np.ndarray, ratio: np.ndarray) -> None:
+    """ValueError if r = exp(log r) overflowed (log r > ~709 in float64, ~88 in float32): the loss
+    would be inf and its gradient nan (0 * inf), so say where instead. A guard on a computed
+    value: it stays on under trusted()."""
+    if np.isfinite(ratio).all():
+        return
+    i = first_index(~np.isfinite(ratio))
+    raise ValueError(f"logp_new - logp_old is {log_ratio[i].item()!r} at index {i}: the ratio exp() "
+                     f"of it overflows {ratio.dtype}, so the loss and its gradient would be inf/nan; "
+                     f"logp_old must come from the policy that sampled the actions")
+
+
+def check_same_shape(name_a: str, a, name_b: str, b) -> None:
+    """ValueError naming both arguments and both shapes unless they are identical (no broadcasting).
+    a and b are arrays or shapes."""
+    shape_a, shape_b = (x if isinstance(x, tuple) else np.shape(x) for x in (a, b))
+    if shape_a != shape_b:
+        raise ValueError(f"{name_a} has shape {shape_a} but {name_b} has shape {shape_b}; "
                          f"they must match exactly (nothing is broadcast)")
 
 
