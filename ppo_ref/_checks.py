@@ -33,10 +33,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 
 import numpy as np
 
-from .autodiff import Tensor
+from .autodiff import Tensor, first_index  # first_index: re-exported, see autodiff
 
 _TRUSTED = contextvars.ContextVar("ppo_ref_trusted", default=False)
 
@@ -203,6 +204,139 @@ def check_ppo_loss(logp_new, entropy, *, objective: str, objectives: tuple, need
     check_same_shape("logp_new", np.shape(logp_new), "entropy", np.shape(entropy))
 
 
+# ----- the checkers of optim.py ----------------------------------------------------------------
+
+def check_params(params, owner: str) -> list:
+    """params as a list: not empty, every entry a Tensor, none twice."""
+    params = list(params)
+    if not params:
+        raise ValueError(f"{owner}: params is empty")
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{owner}: params[{i}] must be a Tensor, got {type(p).__name__}")
+    if len({id(p) for p in params}) != len(params):
+        raise ValueError(f"{owner}: params contains the same Tensor more than once")
+    return params
+
+
+def check_lr(lr) -> float:
+    """A learning rate: finite and >= 0 (0 is where a schedule annealed to its end stops)."""
+    lr = as_real("Adam: lr", lr)
+    if not (lr >= 0 and math.isfinite(lr)):
+        raise ValueError(f"Adam: lr must be finite and >= 0, got {lr}")
+    return lr
+
+
+def check_adam(params, lr, betas, eps, owner: str = "Adam") -> tuple:
+    """(params, lr, betas, eps) for Adam: lr finite and > 0, betas two numbers in [0, 1), eps
+    finite and > 0 (eps = 0 gives 0/0 = nan where a gradient is 0)."""
+    params = None if params is None else check_params(params, owner)
+    lr, eps = as_real("Adam: lr", lr), as_real("Adam: eps", eps)   # TypeErrors naming them
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"Adam: lr must be finite and > 0, got {lr}")
+    if not (isinstance(betas, (tuple, list)) or (isinstance(betas, np.ndarray) and betas.ndim == 1)):
+        raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+    betas = tuple(as_real(f"Adam: betas[{i}]", b) for i, b in enumerate(betas))
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"Adam: betas must be two numbers in [0, 1), got {betas}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"Adam: eps must be finite and > 0, got {eps}")
+    return params, lr, betas, eps
+
+
+def check_grads(params) -> list:
+    """The parameters' gradients (None where a parameter has none), each of its parameter's shape."""
+    grads = [p.grad for p in params]
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if g is not None and g.shape != p.shape:
+            raise ValueError(f"Adam.step: params[{i}] has shape {p.shape} but its grad has "
+                             f"shape {g.shape}")
+    return grads
+
+
+def check_finite_grads(grads, owner: str = "Adam.step") -> None:
+    """ValueError naming the first gradient element that is nan/inf, or whose square overflows
+    (Adam's v would be inf and the step m / sqrt(v) = 0 would freeze the element silently)."""
+    for i, g in enumerate(grads):
+        if g is None:
+            continue
+        with np.errstate(over="ignore"):  # an overflow is reported below, as an error
+            bad = ~np.isfinite(g * g)     # nan/inf where g is, and where g^2 overflows
+        if bad.any():
+            j = first_index(bad)
+            if np.isfinite(g[j]):
+                raise ValueError(f"{owner}: the gradient of params[{i}] is {g[j]} at index {j}; its "
+                                 f"square overflows {g.dtype}, so Adam's second moment v would be inf "
+                                 f"and the step m / sqrt(v) = 0 would freeze it silently")
+            raise ValueError(f"{owner}: the gradient of params[{i}] is {g[j]} at index {j}; a nan/inf "
+                             f"step would spread into every later update")
+
+
+def check_adam_state(state, params) -> tuple:
+    """(lr, betas, eps, steps) of an Adam.state_dict() for these params: exactly its keys, step
+    counts >= 0, moments of the parameters' shapes holding finite numbers (v >= 0: a negative v
+    or a nan moment would put nan into every later step)."""
+    n = len(params)
+    expected = {"lr", "betas", "eps", "steps"} | {f"{k}.{i}" for k in "mv" for i in range(n)}
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"Adam.load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+    steps = np.asarray(state["steps"])
+    if steps.shape != (n,):
+        raise ValueError(f"Adam.load_state_dict: steps has shape {steps.shape}, expected ({n},)")
+    if steps.dtype.kind not in "iu" or (steps < 0).any():
+        raise ValueError(f"Adam.load_state_dict: steps must be counts >= 0, got {steps}")
+    for i, p in enumerate(params):
+        for k in "mv":
+            value = np.asarray(state[f"{k}.{i}"])
+            if value.shape != p.shape:
+                raise ValueError(f"Adam.load_state_dict: {k}.{i} has shape {value.shape}, "
+                                 f"params[{i}] has shape {p.shape}")
+            if value.dtype.kind not in "iuf" or not np.isfinite(value).all() or \
+                    (k == "v" and (value < 0).any()):
+                raise ValueError(f"Adam.load_state_dict: {k}.{i} must hold finite numbers"
+                                 f"{', all >= 0' if k == 'v' else ''}")
+    _, lr, betas, eps = check_adam(None, float(state["lr"]), np.asarray(state["betas"]).tolist(),
+                                   float(state["eps"]))
+    return lr, betas, eps, [int(t) for t in steps]
+
+
+def check_clip_grad_norm(params, max_norm) -> tuple:
+    """(params as a list, max_norm > 0 as a float; inf means no clipping)."""
+    if _TRUSTED.get():
+        return list(params), float(max_norm)
+    params = check_params(params, "clip_grad_norm")
+    max_norm = as_real("clip_grad_norm: max_norm", max_norm)
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be > 0, got {max_norm}")
+    return params, max_norm
+
+
+def check_grad_norm(squares: float, params) -> None:
+    """ValueError unless the sum of squared gradients is finite: naming the parameter whose
+    gradient holds nan/inf, or else the one with the largest entry (the sum overflowed float64,
+    and max_norm / inf would zero every gradient). A guard on a computed value."""
+    if math.isfinite(squares):
+        return
+    grads = [(i, p.grad) for i, p in enumerate(params) if p.grad is not None]
+    for i, g in grads:
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"clip_grad_norm: the gradient of params[{i}] contains nan or inf")
+    i, g = max(grads, key=lambda ig: np.abs(ig[1]).max(initial=0.0))
+    raise ValueError(f"clip_grad_norm: the global gradient norm overflows float64 (params[{i}] "
+                     f"has a gradient of {np.abs(g).max():g}); max_norm / inf would zero every "
+                     f"gradient")
+
+
+def check_linear_schedule(start, end, progress) -> tuple:
+    """(start, end, progress) as floats, progress in [0, 1]."""
+    start, end = as_real("linear_schedule: start", start), as_real("linear_schedule: end", end)
+    progress = as_real("linear_schedule: progress", progress)
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"linear_schedule: progress must lie in [0, 1], got {progress}")
+    return start, end, progress
+
+
 # ----- building blocks ------------------------------------------------------------------------
 
 def values_of(name: str, x) -> np.ndarray:
@@ -211,12 +345,6 @@ def values_of(name: str, x) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr
-
-
-def first_index(mask: np.ndarray) -> tuple:
-    """Index of the first True in `mask` (C order), as a tuple of ints."""
-    flat = int(np.argmax(mask.reshape(-1)))
-    return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
 
 
 def check_finite(name: str, arr: np.ndarray) -> None:

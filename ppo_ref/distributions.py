@@ -33,7 +33,7 @@ def _check_rng(rng, owner: str) -> None:
 def _check_finite(x: Tensor, name: str, owner: str) -> None:
     bad = ~np.isfinite(x.data)
     if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        i = first_index(bad)
         raise ValueError(f"{owner}: {name} has a non-finite entry {x.data[i].item()!r} at index {i}")
 
 
@@ -105,7 +105,7 @@ class Categorical:
                              f"logits {self.logits.shape} need actions of shape {self.batch_shape}")
         bad = (a < 0) | (a >= self.num_actions)
         if bad.any():
-            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            i = first_index(bad)
             raise ValueError(f"Categorical.log_prob: action {a[i]} at index {i} is outside "
                              f"[0, {self.num_actions})")
         picked = take_along_axis(self._log_probs, a[..., None], axis=-1)  # (B, 1)

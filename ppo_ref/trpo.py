@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_finite, check_scalar
+from ._checks import check_count, check_finite, check_scalar, first_index
 from .autodiff import Tensor, no_grad
 from .distributions import Categorical, DiagGaussian
 from .losses import policy_gradient_surrogate
@@ -212,7 +212,7 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
     if b.ndim != 1:
         raise ValueError(f"b must be a vector (P,), got shape {b.shape}")
     if not np.all(np.isfinite(b)):
-        raise ValueError(f"b has a non-finite entry at index {int(np.argmin(np.isfinite(b)))}")
+        raise ValueError(f"b has a non-finite entry at index {first_index(~np.isfinite(b))}")
     iters = check_count("iters", iters, 1)
     tol = check_scalar("tol", tol, 0.0)
     x = np.zeros_like(b)
