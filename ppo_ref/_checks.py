@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from .autodiff import Tensor, first_index  # first_index: re-exported, see autodiff
+from .autodiff import Tensor, as_tensor, first_index  # first_index: re-exported, see autodiff
 
 _TRUSTED = contextvars.ContextVar("ppo_ref_trusted", default=False)
 
@@ -87,8 +87,26 @@ SCALARS = {
     "eps": (0.0, np.inf, False, True),           # added to a std before dividing by it
     "gamma": (0.0, 1.0, True, True),             # discount
     "lam": (0.0, 1.0, True, True),               # GAE's lambda
+    "max_kl": (0.0, np.inf, False, True),        # TRPO's delta
+    "damping": (0.0, np.inf, True, True),        # added to the Fisher matrix's diagonal
+    "backtrack_coef": (0.0, 1.0, False, False),  # a line search's shrink factor
+    "step_size": (0.0, np.inf, False, True),     # the natural gradient's step
+    "tol": (0.0, np.inf, True, True),            # conjugate gradient's r.r at which to stop
 }
+# Counts, by name: the least value each may take.
+COUNTS = {"iters": 1, "cg_iters": 1, "max_backtracks": 1}
 FLAGS = ("terminated", "truncated")              # per-step booleans of a rollout
+
+
+def check_scalars(**named) -> list:
+    """Each scalar as a float (checked against SCALARS) or a count as an int (against COUNTS)."""
+    return [_scalar(name, x, _TRUSTED.get()) for name, x in named.items()]
+
+
+def _scalar(name: str, x, trusted_: bool):
+    if name in COUNTS:
+        return int(x) if trusted_ else check_count(name, x, COUNTS[name])
+    return float(x) if trusted_ else check_scalar(name, x, *SCALARS[name])
 
 
 def check_batch(**named) -> list:
@@ -103,7 +121,7 @@ def check_batch(**named) -> list:
     out, first = [], None
     for name, x in named.items():
         if name in SCALARS:
-            out.append(float(x) if trusted_ else check_scalar(name, x, *SCALARS[name]))
+            out.append(_scalar(name, x, trusted_))
             continue
         if isinstance(x, Tensor):
             out.append(x)
@@ -133,7 +151,7 @@ def check_rollout(**named) -> list:
     out, first, floats = [], None, []
     for name, x in named.items():
         if name in SCALARS:
-            out.append(float(x) if trusted_ else check_scalar(name, x, *SCALARS[name]))
+            out.append(_scalar(name, x, trusted_))
             continue
         if x is None and name == "bootstrap_values":
             out.append(None)
@@ -335,6 +353,112 @@ def check_linear_schedule(start, end, progress) -> tuple:
     if not 0.0 <= progress <= 1.0:
         raise ValueError(f"linear_schedule: progress must lie in [0, 1], got {progress}")
     return start, end, progress
+
+
+# ----- the checkers of trpo.py and distributions.py --------------------------------------------
+
+def check_obs(mlp, obs) -> np.ndarray:
+    """A batch of states for `mlp`: shape (B, in_features) with B >= 1, finite; returned in the
+    network's dtype."""
+    obs = np.asarray(obs.data if isinstance(obs, Tensor) else obs)
+    in_features = mlp.layers[0].weight.shape[0]
+    if obs.ndim != 2 or obs.shape[1] != in_features or obs.shape[0] == 0:
+        raise ValueError(f"obs: expected shape (B, {in_features}) with B >= 1, got {obs.shape}")
+    check_finite("obs", obs)
+    return obs.astype(mlp.layers[0].weight.dtype, copy=False)
+
+
+def check_conjugate_gradient(b, iters, tol) -> tuple:
+    """(b as a finite float64 vector (P,), iters a count >= 1, tol >= 0)."""
+    b = np.asarray(b, dtype=np.float64)
+    if b.ndim != 1:
+        raise ValueError(f"b must be a vector (P,), got shape {b.shape}")
+    if not np.all(np.isfinite(b)):
+        raise ValueError(f"b has a non-finite entry at index {first_index(~np.isfinite(b))}")
+    return (b, *check_scalars(iters=iters, tol=tol))
+
+
+def check_rng(rng, owner: str) -> None:
+    """Only an explicit numpy Generator: the np.random module would sample from global state."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{owner}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def check_finite_tensor(x: Tensor, name: str, owner: str) -> None:
+    bad = ~np.isfinite(x.data)
+    if bad.any():
+        i = first_index(bad)
+        raise ValueError(f"{owner}: {name} has a non-finite entry {x.data[i].item()!r} at index {i}")
+
+
+def check_logits(logits) -> Tensor:
+    """Categorical logits (B, A) with A >= 1 (any leading batch shape), finite."""
+    logits = as_tensor(logits)
+    if logits.ndim < 1 or logits.shape[-1] < 1:
+        raise ValueError(f"Categorical: logits must have shape (B, A) with A >= 1, got {logits.shape}")
+    check_finite_tensor(logits, "logits", "Categorical")
+    return logits
+
+
+def check_gaussian(mean, log_std) -> tuple:
+    """DiagGaussian's mean (B, D) and log_std, (D,) or (B, D) (it must broadcast to the mean's
+    shape without changing it), both finite."""
+    mean, log_std = as_tensor(mean), as_tensor(log_std)
+    if mean.ndim < 1:
+        raise ValueError(f"DiagGaussian: mean must have shape (B, D), got {mean.shape}")
+    try:
+        ok = np.broadcast_shapes(mean.shape, log_std.shape) == mean.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"DiagGaussian: log_std of shape {log_std.shape} does not match "
+                         f"mean of shape {mean.shape}; use (D,) or the mean's shape")
+    check_finite_tensor(mean, "mean", "DiagGaussian")
+    check_finite_tensor(log_std, "log_std", "DiagGaussian")
+    return mean, log_std
+
+
+def check_discrete_actions(actions, batch_shape: tuple, num_actions: int) -> np.ndarray:
+    """Integer actions of the batch's shape, each in [0, num_actions)."""
+    a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"Categorical.log_prob: actions must be integers, got dtype {a.dtype}")
+    if a.shape != batch_shape:
+        raise ValueError(f"Categorical.log_prob: actions have shape {a.shape}, logits "
+                         f"{batch_shape + (num_actions,)} need actions of shape {batch_shape}")
+    bad = (a < 0) | (a >= num_actions)
+    if bad.any():
+        i = first_index(bad)
+        raise ValueError(f"Categorical.log_prob: action {a[i]} at index {i} is outside "
+                         f"[0, {num_actions})")
+    return a
+
+
+def check_continuous_actions(actions, mean: Tensor):
+    """Floating-point actions of the mean's shape (B, D), finite; an array is cast to the mean's
+    dtype, a Tensor is kept (so gradients reach it)."""
+    if isinstance(actions, Tensor):
+        a = actions
+    else:
+        a = np.asarray(actions)
+        if a.dtype.kind == "f":
+            a = a.astype(mean.dtype, copy=False)
+    if a.dtype.kind != "f":
+        raise TypeError(f"DiagGaussian.log_prob: actions must be floating point, got dtype {a.dtype}")
+    if a.shape != mean.shape:
+        raise ValueError(f"DiagGaussian.log_prob: actions have shape {a.shape}, "
+                         f"the mean has shape {mean.shape}")
+    check_finite_tensor(as_tensor(a), "actions", "DiagGaussian.log_prob")
+    return a
+
+
+def check_same_family(p, q, owner: str, attr: str) -> None:
+    """KL(p || q) needs q of p's class and with p's shape (of the tensor named attr)."""
+    if not isinstance(q, type(p)):
+        raise TypeError(f"{owner}: other must be a {type(p).__name__}, got {type(q).__name__}")
+    if getattr(q, attr).shape != getattr(p, attr).shape:
+        raise ValueError(f"{owner}: {attr} shapes {getattr(p, attr).shape} and "
+                         f"{getattr(q, attr).shape} differ")
 
 
 # ----- building blocks ------------------------------------------------------------------------
