@@ -120,7 +120,7 @@ def check_batch(**named) -> list:
     trusted_ = _TRUSTED.get()
     out, first = [], None
     for name, x in named.items():
-        if name in SCALARS:
+        if name in SCALARS or name in COUNTS:
             out.append(_scalar(name, x, trusted_))
             continue
         if isinstance(x, Tensor):
@@ -150,7 +150,7 @@ def check_rollout(**named) -> list:
     trusted_ = _TRUSTED.get()
     out, first, floats = [], None, []
     for name, x in named.items():
-        if name in SCALARS:
+        if name in SCALARS or name in COUNTS:
             out.append(_scalar(name, x, trusted_))
             continue
         if x is None and name == "bootstrap_values":
@@ -166,7 +166,7 @@ def check_rollout(**named) -> list:
         floats.append(len(out))
         out.append(x if isinstance(x, Tensor) else arr if arr.dtype.kind == "f" else
                    arr.astype(np.float64))
-    dtype = np.result_type(*(values_of("", out[i]) for i in floats))      # one float dtype
+    dtype = np.result_type(*(plain(out[i]) for i in floats))          # one float dtype for all
     for i in floats:
         if not isinstance(out[i], Tensor):
             out[i] = out[i].astype(dtype, copy=False)

@@ -6,9 +6,9 @@ environments stepped together; row t holds the transition s_t --a_t--> s_{t+1}.
 Both functions take numpy arrays (and return arrays) or autodiff Tensors for the
 float inputs (and return Tensors, differentiable with respect to them).
 
-    delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)           (TD error)
+    delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)     (TD error, eq. 11)
     A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},   A_T = 0           (GAE)
-            = sum_{l >= 0} (gamma * lam)^l * delta_{t+l}    (summed up to the episode's end)
+            = sum_{l >= 0} (gamma * lam)^l * delta_{t+l}    (to the episode's end, eq. 16)
     R_t     = A_t + V(s_t)                                   (the value target, "returns")
 
 where done_t = terminated_t or truncated_t. lam = 0 gives the one-step TD error,
@@ -47,26 +47,22 @@ __all__ = ["compute_gae", "discounted_returns"]
 @arrays_or_tensors
 def compute_gae(rewards, values, next_values, terminated, truncated, gamma: float = 0.99,
                 lam: float = 0.95):
-    """Advantages and value targets by GAE(gamma, lam) (Schulman et al. 2016, eq. 11 and 16):
+    """Advantages and value targets by GAE(gamma, lam) (Schulman et al. 2016, eq. 11 and 16).
 
-        delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)              (eq. 11)
-        A_t     = delta_t + gamma lam (1 - done_t) A_{t+1},   A_T = 0        (eq. 16, backwards)
-        R_t     = A_t + V(s_t)                                        (the value target)
+    rewards r_t, values V(s_t) (of the policy that collected the data), next_values V(s_{t+1})
+    of the true next state (the final observation when truncated; read only where not
+    terminated), terminated and truncated (bool or 0/1; when both are set, terminated wins):
+    all of one shape, (T,) or (T, N), time on axis 0. gamma, lam in [0, 1].
 
-    Args (all of one shape, (T,) or (T, N), time on axis 0):
-        rewards:     r_t.
-        values:      V(s_t), under the policy that collected the data.
-        next_values: V(s_{t+1}) of the true next state (the final observation when the
-                     episode was truncated; read only where not terminated).
-        terminated:  bool (or 0/1): s_{t+1} is terminal, do not bootstrap.
-        truncated:   bool (or 0/1): the episode was cut after this step; bootstrap.
-                     When both flags are set, terminated wins (no bootstrap).
-        gamma, lam:  discount and GAE parameter, each in [0, 1].
+    Returns (advantages, returns) of the input shape, in the input's float dtype (float64 for
+    integers): arrays for arrays; Tensors, differentiable with respect to them, when rewards,
+    values or next_values is a Tensor (PPO treats them as constants; the gradient is there for
+    checking and teaching). With done_t = terminated_t or truncated_t:
 
-    Returns (advantages, returns), both of the input shape, in the input's float dtype
-    (float64 for integer input). With a Tensor among rewards, values, next_values both are
-    Tensors, differentiable with respect to them (PPO itself treats them as constants; the
-    gradient is there for checking and teaching); with arrays, arrays.
+        delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)                  (eq. 11)
+        A_t     = sum_{l >= 0} (gamma lam)^l delta_{t+l}, to the episode's end          (eq. 16)
+                = delta_t + gamma lam (1 - done_t) A_{t+1},  A_T = 0       (computed backwards)
+        R_t     = A_t + V(s_t)                                                (value target)
     """
     rewards, values, next_values, terminated, truncated, gamma, lam = check_rollout(
         rewards=rewards, values=values, next_values=next_values, terminated=terminated,
@@ -85,11 +81,7 @@ def compute_gae(rewards, values, next_values, terminated, truncated, gamma: floa
 @arrays_or_tensors
 def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
                        bootstrap_values=None):
-    """Monte-Carlo returns G_t = sum_{l >= 0} gamma^l r_{t+l}, summed to the episode's end:
-
-        G_t = r_t + gamma * G_{t+1}             inside an episode
-        G_t = r_t                               if terminated_t (even if also truncated_t)
-        G_t = r_t + gamma * bootstrap_values[t] if truncated_t, or at the last row t = T-1
+    """Monte-Carlo returns G_t = sum_{l >= 0} gamma^l r_{t+l}, summed to the episode's end.
 
     Where the data stops without the episode having terminated (a truncation, or the
     end of the rollout), the unobserved tail is replaced by bootstrap_values[t] =
@@ -99,6 +91,10 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
     With bootstrap_values = next_values and next_values[t] == values[t+1] inside
     episodes, compute_gae(..., lam=1) returns exactly these G_t (its advantages are
     G_t - values). Kept for teaching and cross-checking; training uses compute_gae.
+
+        G_t = r_t + gamma * G_{t+1}             inside an episode
+        G_t = r_t                               if terminated_t (even if also truncated_t)
+        G_t = r_t + gamma * bootstrap_values[t] if truncated_t, or at the last row t = T-1
     """
     rewards, terminated, truncated, gamma, tail = check_rollout(
         rewards=rewards, terminated=terminated, truncated=truncated, gamma=gamma,

@@ -1,10 +1,21 @@
 """PPO's objectives and diagnostics (Schulman et al. 2017, "Proximal Policy Optimization
-Algorithms"), written as losses to MINIMISE.
+Algorithms"), written as losses to MINIMISE, in the paper's order:
 
-Every function takes numpy arrays or autodiff Tensors. When any input is a Tensor
-the result is a Tensor you can call .backward() on; with plain arrays it is a numpy
-scalar (or array). The diagnostics approx_kl, clip_fraction and explained_variance
-always return a Python float. Throughout, for a batch of B samples (B, not the paper's N,
+    policy_gradient_surrogate    L^CPI                                     eq. 6
+    clipped_surrogate            L^CLIP                                    eq. 7
+    kl_penalty_surrogate         L^KLPEN                                   eq. 8
+    value_loss, entropy_bonus    L^V and S
+    ppo_loss                     L^policy + c_1 L^V - c_2 S                eq. 9
+    AdaptiveKLPenalty            the adaptive beta of L^KLPEN              section 4
+    normalize_advantages, approx_kl, clip_fraction, explained_variance: what implementations add
+    ProportionalKLController     the KL controller of RLHF (Ziegler et al. 2019)
+
+Each function opens with one call that checks its arguments (_checks.py; a caller that has
+checked them at its own boundary skips it under _checks.trusted()), and the lines after it
+compute the equation of its docstring. Every function takes numpy arrays or autodiff Tensors.
+When any input is a Tensor the result is a Tensor you can call .backward() on; with plain
+arrays it is a numpy scalar (or array). The diagnostics approx_kl, clip_fraction and
+explained_variance always return a Python float. Throughout, for a batch of B samples (B, not the paper's N,
 which is the number of actors),
 
     r_i = pi_new(a_i | s_i) / pi_old(a_i | s_i) = exp(logp_new_i - logp_old_i)
@@ -67,12 +78,11 @@ def _ratio(logp_new, logp_old):
 
 @arrays_or_tensors
 def policy_gradient_surrogate(logp_new, logp_old, advantages):
-    """The unclipped importance-sampled surrogate, L^CPI (Schulman et al. 2017, eq. 6), as a loss:
+    """The unclipped importance-sampled surrogate, L^CPI (Schulman et al. 2017, eq. 6), as a
+    loss. At logp_new = logp_old its gradient is -mean_i(A_i grad logp_new_i), the vanilla
+    policy gradient (A2C's); nothing stops a step from moving far. For teaching and ablation.
 
         L^CPI = -mean_i(r_i A_i)
-
-    At logp_new = logp_old its gradient is -mean_i(A_i grad logp_new_i), the vanilla policy
-    gradient (A2C's); nothing stops a step from moving far. For teaching and ablation.
     """
     logp_new, logp_old, advantages = check_batch(logp_new=logp_new, logp_old=logp_old,
                                                  advantages=advantages)
@@ -81,15 +91,13 @@ def policy_gradient_surrogate(logp_new, logp_old, advantages):
 
 @arrays_or_tensors
 def clipped_surrogate(logp_new, logp_old, advantages, clip_eps: float = 0.2):
-    """PPO's clipped objective (Schulman et al. 2017, eq. 7), as a loss:
+    """PPO's clipped objective (Schulman et al. 2017, eq. 7), as a loss. Its gradient with
+    respect to logp_new_i (dr_i/dlogp_new_i = r_i) is -A_i r_i / B where the unclipped term is
+    the smaller, and 0 where clipping is active (A_i > 0 and r_i > 1 + eps, or A_i < 0 and
+    r_i < 1 - eps). Exactly at r_i = 1 +- eps the terms tie and it is -A_i r_i / B (the
+    boundary counts as inside: module docstring).
 
         L^CLIP = -mean_i min(r_i A_i, clip(r_i, 1 - eps, 1 + eps) A_i)
-
-    Gradient with respect to logp_new_i (dr_i/dlogp_new_i = r_i):
-        -A_i r_i / B   where the unclipped term is the smaller (or they tie),
-        0              where clipping is active: A_i > 0 and r_i > 1 + eps, or
-                       A_i < 0 and r_i < 1 - eps.
-    Exactly at r_i = 1 +- eps the two terms tie; see the module docstring: -A_i r_i / B.
     """
     logp_new, logp_old, advantages, clip_eps = check_batch(
         logp_new=logp_new, logp_old=logp_old, advantages=advantages, clip_eps=clip_eps)
@@ -100,13 +108,12 @@ def clipped_surrogate(logp_new, logp_old, advantages, clip_eps: float = 0.2):
 
 @arrays_or_tensors
 def kl_penalty_surrogate(logp_new, logp_old, advantages, kl, beta: float):
-    """PPO's KL-penalised objective L^KLPEN (Schulman et al. 2017, eq. 8), as a loss:
-
-        L^KLPEN = -mean_i(r_i A_i) + beta * mean_i(kl_i)
-
+    """PPO's KL-penalised objective L^KLPEN (Schulman et al. 2017, eq. 8), as a loss.
     kl_i = KL[pi_old(.|s_i), pi_new(.|s_i)], computed exactly from the two distributions
     (e.g. Categorical(old).kl(new)), of the shape of logp_new. beta >= 0 is the penalty
     coefficient, fixed or adapted between updates (AdaptiveKLPenalty).
+
+        L^KLPEN = -mean_i(r_i A_i) + beta * mean_i(kl_i)
     """
     logp_new, logp_old, advantages, kl, beta = check_batch(
         logp_new=logp_new, logp_old=logp_old, advantages=advantages, kl=kl, beta=beta)
@@ -117,11 +124,7 @@ def kl_penalty_surrogate(logp_new, logp_old, advantages, kl, beta: float):
 
 @arrays_or_tensors
 def value_loss(values, returns, old_values=None, clip_eps=None):
-    """Squared error of the value function against its targets R (returns from gae.py):
-
-        L^V = 0.5 * mean_i (V_i - R_i)^2                                (clip_eps None)
-        L^V = 0.5 * mean_i max((V_i - R_i)^2, (V_clip_i - R_i)^2),      (clip_eps given)
-              V_clip_i = V_old_i + clip(V_i - V_old_i, -eps, eps)
+    """Squared error of the value function against its targets R (returns from gae.py).
 
     The 0.5 makes the gradient exactly V - R per sample (the derivative of 1/2 x^2 is x);
     the paper's L^VF (eq. 9) has no 0.5: see the module docstring. The clipped form is OpenAI
@@ -129,6 +132,10 @@ def value_loss(values, returns, old_values=None, clip_eps=None):
     never rewarded for leaving the band V_old +- eps. old_values is read only when clip_eps
     is given. At the band's edge the clip passes its gradient and max splits the tie,
     so the gradient there is (V_i - R_i) / B, as inside.
+
+        L^V = 0.5 * mean_i (V_i - R_i)^2                                (clip_eps None)
+        L^V = 0.5 * mean_i max((V_i - R_i)^2, (V_clip_i - R_i)^2),      (clip_eps given)
+              V_clip_i = V_old_i + clip(V_i - V_old_i, -eps, eps)
     """
     values, returns, old_values, clip_eps = check_value_loss(values, returns, old_values, clip_eps)
     error = values - returns
@@ -151,9 +158,7 @@ def entropy_bonus(entropy):
 def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, objective: str = "clip",
              clip_eps: float = 0.2, vf_coef: float = 0.5, ent_coef: float = 0.0,
              old_values=None, vf_clip_eps=None, kl=None, beta: float = 0.0):
-    """PPO's loss for one minibatch (Schulman et al. 2017, eq. 9, negated to be minimised):
-
-        loss = L^policy + vf_coef * L^V - ent_coef * S,     S = mean_i H[pi_new(.|s_i)]
+    """PPO's loss for one minibatch (Schulman et al. 2017, eq. 9, negated to be minimised).
 
     L^policy by objective: "clip" L^CLIP (eq. 7); "kl_adaptive" and "kl_fixed" L^KLPEN with
     `kl` and `beta` (eq. 8; one loss, they differ in how beta moves between updates);
@@ -167,6 +172,8 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
     Returns (loss, info): loss a scalar Tensor; info a dict of Python floats:
     loss, policy_loss, value_loss, entropy, approx_kl (k3), clip_fraction, and
     kl (mean of `kl`) for the KL objectives.
+
+        loss = L^policy + vf_coef * L^V - ent_coef * S,     S = mean_i H[pi_new(.|s_i)]
     """
     check_ppo_loss(logp_new, entropy, objective=objective, objectives=OBJECTIVES,
                    needs_kl=objective in KL_OBJECTIVES, kl=kl, clip_eps=clip_eps, vf_coef=vf_coef,
@@ -194,11 +201,12 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
 
 @arrays_or_tensors
 def normalize_advantages(advantages, eps: float = 1e-8):
-    """(A - mean(A)) / (std(A) + eps) over all elements, std with ddof = 1 (as torch's .std()).
+    """Advantages rescaled to mean 0 and std 1 over all elements (per minibatch in PPO
+    implementations; not in the paper). A batch of one has no spread to normalise by and gives
+    0 (not 0/0 = nan). When every advantage is equal the std is 0 and the result is
+    (A - mean) / eps, all zeros up to rounding; no gradient flows through that zero std.
 
-    A batch of one has no spread to normalise by and gives 0 (not 0/0 = nan). When every
-    advantage is equal the std is 0 and the result is (A - mean) / eps, all zeros up to
-    rounding; no gradient flows through that zero std (its derivative does not exist).
+        A_norm = (A - mean(A)) / (std(A) + eps),    std with ddof = 1 (as torch's .std())
     """
     advantages, eps = check_batch(advantages=advantages, eps=eps)
     n = advantages.size
@@ -214,14 +222,13 @@ def normalize_advantages(advantages, eps: float = 1e-8):
 
 def approx_kl(logp_new, logp_old, estimator: str = "k3") -> float:
     """Monte-Carlo estimate of KL(pi_old || pi_new) from actions sampled by pi_old
-    (John Schulman, "Approximating KL Divergence", 2020). With log r = logp_new - logp_old:
+    (John Schulman, "Approximating KL Divergence", 2020). k3 is what CleanRL logs as approx_kl
+    (k1 as old_approx_kl). r - 1 is computed as expm1(log r), which keeps k3 accurate when r
+    is close to 1. With log r = logp_new - logp_old:
 
         k1 = mean(-log r)              unbiased; single samples can be negative
         k2 = mean(1/2 (log r)^2)       biased, low variance, >= 0
         k3 = mean((r - 1) - log r)     unbiased (E_old[r] = 1), >= 0 per sample, low variance
-
-    k3 is what CleanRL logs as approx_kl (k1 as old_approx_kl). r - 1 is computed as
-    expm1(log r), which keeps k3 accurate when r is close to 1.
     """
     logp_new, logp_old = check_batch(logp_new=logp_new, logp_old=logp_old)
     log_ratio = logp_new.data - logp_old.data
@@ -238,12 +245,12 @@ def approx_kl(logp_new, logp_old, estimator: str = "k3") -> float:
 
 
 def clip_fraction(logp_new, logp_old, clip_eps: float = 0.2) -> float:
-    """Fraction of samples whose ratio lies outside [1 - eps, 1 + eps], i.e. |r - 1| > eps.
+    """Fraction of samples whose ratio lies outside [1 - eps, 1 + eps]. Counted whatever the
+    advantage's sign (as CleanRL's clipfrac), although clipping only zeroes the gradient on the
+    side the advantage favours. The boundary counts as inside, as in the loss; the test is
+    written as r < 1 - eps or r > 1 + eps so it agrees bit for bit with clip()'s comparisons.
 
-    Counted whatever the advantage's sign (as CleanRL's clipfrac), although clipping only
-    zeroes the gradient on the side the advantage favours. The boundary counts as inside,
-    as in the loss. The test is written as r < 1 - eps or r > 1 + eps so it agrees bit
-    for bit with the comparisons clip() makes in the loss.
+        clip_fraction = mean_i [r_i < 1 - eps  or  r_i > 1 + eps]
     """
     logp_new, logp_old, clip_eps = check_batch(logp_new=logp_new, logp_old=logp_old,
                                                clip_eps=clip_eps)
@@ -253,12 +260,12 @@ def clip_fraction(logp_new, logp_old, clip_eps: float = 0.2) -> float:
 
 
 def explained_variance(values, returns) -> float:
-    """1 - Var[R - V] / Var[R]: the share of the returns' variance the value function
-    predicts. 1 is perfect, 0 is no better than a constant, negative is worse than one.
+    """The share of the returns' variance the value function predicts: 1 is perfect, 0 no
+    better than a constant, negative worse than one. When the returns are all equal, Var[R] = 0
+    and the ratio is undefined; we return 0.0 (a finite number that can be logged and averaged),
+    where Stable-Baselines3 and CleanRL return nan. ddof = 0; the ratio does not depend on it.
 
-    When the returns are all equal, Var[R] = 0 and the ratio is undefined; we return 0.0
-    (a finite number that can be logged and averaged), where Stable-Baselines3 and
-    CleanRL return nan. The variances use ddof = 0; the ratio does not depend on ddof.
+        explained_variance = 1 - Var[R - V] / Var[R]
     """
     values, returns = check_batch(values=values, returns=returns)
     var_returns = float(np.var(returns.data))
@@ -270,12 +277,8 @@ def explained_variance(values, returns) -> float:
 # ----- KL coefficient controllers ---------------------------------------------------------
 
 class AdaptiveKLPenalty:
-    """The PPO paper's adaptive KL coefficient (Schulman et al. 2017, section 4), applied
-    after each policy update with d = the mean KL[pi_old, pi_new] it produced:
-
-        d < d_targ / 1.5  ->  beta <- beta / 2
-        d > d_targ * 1.5  ->  beta <- beta * 2
-        otherwise            beta unchanged
+    """The PPO paper's adaptive KL coefficient (Schulman et al. 2017, section 4): after each
+    policy update, `update` halves or doubles beta when the KL it produced is off target.
 
     beta_min / beta_max optionally clamp beta (the paper does not; they stop beta from
     running away when the KL stays off target for many updates: without beta_min, about
@@ -295,8 +298,13 @@ class AdaptiveKLPenalty:
                              f"[{beta_min}, {beta_max}]")
 
     def update(self, kl: float) -> float:
-        """Adapt beta to the KL d = `kl` measured after an update (the rule above); returns the
-        new beta."""
+        """Adapt beta to d = `kl`, the mean KL[pi_old, pi_new] measured after an update (section
+        4, with d_targ = target_kl); returns the new beta:
+
+            d < d_targ / 1.5  ->  beta <- beta / 2
+            d > d_targ * 1.5  ->  beta <- beta * 2
+            otherwise            beta unchanged
+        """
         kl = check_scalar("kl", kl, -np.inf)
         if kl < self.target_kl / 1.5:
             self.beta = self.beta / 2.0
@@ -311,10 +319,7 @@ class AdaptiveKLPenalty:
 
 class ProportionalKLController:
     """The KL controller of RLHF (Ziegler et al. 2019, "Fine-Tuning Language Models from
-    Human Preferences", eq. 2): a proportional controller on log beta.
-
-        e    = clip(KL / target_kl - 1, -0.2, 0.2)
-        beta <- beta * (1 + e * n_steps / horizon)
+    Human Preferences", eq. 2): a proportional controller on log beta (`update`).
 
     n_steps is the number of samples (e.g. episodes or tokens) behind this KL
     measurement, so the gain K_beta = n_steps / horizon does not depend on the batch size
@@ -328,7 +333,12 @@ class ProportionalKLController:
         self.horizon = check_scalar("horizon", horizon, 0.0, low_inclusive=False)
 
     def update(self, kl: float, n_steps: float) -> float:
-        """Move beta toward holding KL at target (the rule above); returns the new beta."""
+        """Move beta toward holding KL at target_kl (Ziegler et al. 2019, eq. 2); returns the
+        new beta:
+
+            e    = clip(KL / target_kl - 1, -0.2, 0.2)
+            beta <- beta * (1 + e * n_steps / horizon)
+        """
         kl = check_scalar("kl", kl, -np.inf)
         n_steps = check_scalar("n_steps", n_steps, 0.0, low_inclusive=False)
         error = float(np.clip(kl / self.target_kl - 1.0, -0.2, 0.2))

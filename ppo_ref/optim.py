@@ -135,14 +135,14 @@ def adam_update(m, v, g, g2, t: int, lr: float, betas, eps: float) -> np.ndarray
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm (torch semantics).
 
-        norm = sqrt(sum over params of sum(g^2))      (parameters with .grad None are skipped)
-        if max_norm / (norm + 1e-6) < 1:  g <- g * max_norm / (norm + 1e-6)
-
     Returns the norm before clipping (the number worth logging). Conventions: the 1e-6 in
     the denominator is torch's, so a norm exactly at max_norm is still scaled by a hair;
     the sum of squares is accumulated in float64; a nan/inf gradient, or a norm that overflows
     float64 (gradients around 1e154), raises ValueError (torch's error_if_nonfinite=True)
     instead of spreading nan into every parameter or scaling every gradient to 0.
+
+        norm = sqrt(sum over params of sum(g^2))      (parameters with .grad None are skipped)
+        if max_norm / (norm + 1e-6) < 1:  g <- g * max_norm / (norm + 1e-6)
     """
     params, max_norm = check_clip_grad_norm(params, max_norm)
     grads = [p.grad for p in params if p.grad is not None]

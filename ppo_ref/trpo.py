@@ -189,14 +189,13 @@ def fisher_vector_product(policy, obs, v, damping: float = 0.0) -> np.ndarray:
 
 def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarray:
     """Solve A x = b for a symmetric positive-definite A known only through x -> A x
-    (Hestenes & Stiefel 1952). From x_0 = 0, r_0 = p_0 = b:
+    (Hestenes & Stiefel 1952), stopping after `iters` products or once r.r <= tol (the squared
+    residual norm, as in the TRPO code). In exact arithmetic it solves a P x P system in P
+    steps; TRPO uses about 10. From x_0 = 0, r_0 = p_0 = b:
 
         alpha_k = r_k.r_k / p_k.A p_k
         x_{k+1} = x_k + alpha_k p_k,      r_{k+1} = r_k - alpha_k A p_k
         beta_k  = r_{k+1}.r_{k+1} / r_k.r_k,   p_{k+1} = r_{k+1} + beta_k p_k
-
-    stopping after `iters` products or once r.r <= tol (the squared residual norm, as in the
-    TRPO code). In exact arithmetic it solves a P x P system in P steps; TRPO uses about 10.
     """
     b, iters, tol = check_conjugate_gradient(b, iters, tol)
     x = np.zeros_like(b)
@@ -278,18 +277,18 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
     """One TRPO policy update on a batch, in place (Schulman et al. 2015, eqs. 12-14, solved
     as in its Appendix C): maximise L(theta) subject to mean KL(pi_old || pi_theta) <= max_kl.
 
+    obs (B, obs_dim), actions (B,) or (B, D), advantages (B,); logp_old (B,) defaults to the
+    current policy's log-probabilities (the on-policy case). Returns floats: kl (measured, of the
+    step taken), improvement (of L), expected_improvement (g.s of the full step), step_fraction
+    (backtrack_coef^k accepted, 0 if none), accepted (bool), backtracks (k), surrogate_before,
+    grad_norm, cg_residual (|F x - g|).
+
     1. g = grad L(theta_old);  x = F^{-1} g by `cg_iters` steps of conjugate gradient.
     2. The full step s = sqrt(2 max_kl / x^T F x) x, the largest with 1/2 s^T F s = max_kl.
     3. Backtracking: theta = theta_old + backtrack_coef^k s for k = 0, 1, ..., max_backtracks-1,
        accepting the first with L(theta) - L(theta_old) > 0 and the exact
        mean KL(pi_old || pi_theta) <= max_kl; if none passes, theta stays theta_old. A candidate
        so far out that its distribution is not finite (overflowing logits) counts as failed.
-
-    obs (B, obs_dim), actions (B,) or (B, D), advantages (B,); logp_old (B,) defaults to the
-    current policy's log-probabilities (the on-policy case). Returns floats: kl (measured, of the
-    step taken), improvement (of L), expected_improvement (g.s of the full step), step_fraction
-    (backtrack_coef^k accepted, 0 if none), accepted (bool), backtracks (k), surrogate_before,
-    grad_norm, cg_residual (|F x - g|).
     """
     max_kl, backtrack_coef, max_backtracks = check_scalars(
         max_kl=max_kl, backtrack_coef=backtrack_coef, max_backtracks=max_backtracks)
