@@ -7,26 +7,32 @@ which checks its arguments and returns them ready to compute with, in the order 
         logp_new=logp_new, logp_old=logp_old, advantages=advantages, clip_eps=clip_eps)
 
 What is required of an argument follows from its name, which means one thing throughout the
-package: a scalar (a name in SCALARS) must be a real number in its domain; the arrays of one
-call must hold real numbers, be finite, not be empty and all have one shape (nothing is
-broadcast). A failure is a ValueError or TypeError that names the argument, both shapes, or the
-first bad index (`first_index`). The passing path costs one vectorised test per argument;
-finding the index and writing the message happen only on failure.
+package: a scalar (a name in SCALARS, or a count in COUNTS) must be a real number in its domain;
+the arrays of one call must hold real numbers, be finite, not be empty and all have one shape
+(nothing is broadcast). A failure is a ValueError or TypeError that names the argument, both
+shapes, or the first bad index (`first_index`). The passing path costs one vectorised test per
+argument; finding the index and writing the message happen only on failure. optim.py, trpo.py
+and distributions.py find their checkers here too, each named for what it checks.
 
 Trusted callers. A check made at a boundary need not run again in the hot path. PPOConfig has
-checked clip_eps, vf_coef, ent_coef, gamma and lam, and the rollout collector has checked that
-the rewards and the agent's values are finite, before the trainer calls compute_gae once per
-rollout and ppo_loss once per minibatch. Such a caller runs them under `trusted()`:
+checked clip_eps, vf_coef, ent_coef, gamma, lam and max_grad_norm, and the rollout collector has
+checked that the rewards and the agent's values are finite, before the trainer calls compute_gae
+once per rollout and ppo_loss and clip_grad_norm once per minibatch. Such a caller runs them
+under `trusted()`:
 
     with trusted():                       # or @trusted() above the calling function
         loss, info = ppo_loss(...)
 
 Under trusted() a checker converts its arguments (wraps an array as a Tensor, casts to a float
-dtype) and checks nothing: the caller vouches that they would pass. Like autodiff.no_grad, the
-switch is a ContextVar: it holds for the current thread and is undone on leaving the block, also
-by an exception. Guards on what a computation produces, rather than on what was passed in, stay
-on under trust: a probability ratio that overflows exp (`check_ratio`), a nan/inf gradient in
-Adam or clip_grad_norm, non-finite logits in a distribution.
+dtype) and checks nothing: the caller vouches that they would pass, and the numbers computed are
+the same bit for bit. Like autodiff.no_grad, the switch is a ContextVar: it holds for the
+current thread and is undone on leaving the block, also by an exception. Guards on what a
+computation produces, rather than on what was passed in, stay on under trust: a probability
+ratio that overflows exp (`check_ratio`), a nan/inf gradient in Adam or clip_grad_norm, non-finite
+logits in a distribution.
+
+Equations written with Tensors also accept plain arrays: `arrays_or_tensors` hands numpy values
+back when no argument was a Tensor.
 """
 from __future__ import annotations
 

@@ -182,11 +182,11 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
         policy_loss = clipped_surrogate(logp_new, logp_old, advantages, clip_eps)
     elif objective == "unclipped":
         policy_loss = policy_gradient_surrogate(logp_new, logp_old, advantages)
-    else:
+    else:                                   # kl_adaptive, kl_fixed: one loss, L^KLPEN
         policy_loss = kl_penalty_surrogate(logp_new, logp_old, advantages, kl, beta)
     v_loss = value_loss(values, returns, old_values, vf_clip_eps)
     entropy_mean = entropy_bonus(entropy)
-    loss = as_tensor(policy_loss + vf_coef * v_loss - ent_coef * entropy_mean)
+    loss = as_tensor(policy_loss + vf_coef * v_loss - ent_coef * entropy_mean)  # a Tensor always
 
     with trusted():   # diagnostics of arguments the terms above have checked
         info = {"loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": v_loss.item(),
