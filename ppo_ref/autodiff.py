@@ -56,6 +56,14 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED.get()
 
 
+def first_index(mask: np.ndarray) -> tuple:
+    """Index of the first True in `mask` (C order), as a tuple of ints: where an error message
+    points. (Here, in the lowest module, because autodiff's own messages need it; _checks
+    re-exports it for everyone else.)"""
+    flat = int(np.argmax(mask.reshape(-1)))
+    return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
+
+
 def _to_array(data) -> np.ndarray:
     if isinstance(data, Tensor):
         return data.data
@@ -315,7 +323,7 @@ class Tensor:
         if fractional.any() and (a < 0).any():  # (-8) ** 0.5 would be a silent nan
             bad = (a < 0) & fractional
             if bad.any():
-                i = tuple(int(j) for j in np.argwhere(bad)[0])
+                i = first_index(bad)
                 raise ValueError(f"pow: negative base {np.broadcast_to(a, bad.shape)[i].item()!r} "
                                  f"with a non-integer exponent at index {i}")
         out = a ** p
@@ -376,7 +384,7 @@ class Tensor:
     def log(self):
         x = self.data
         if (x < 0).any():
-            i = tuple(int(j) for j in np.unravel_index(np.argmax(x < 0), x.shape))
+            i = first_index(x < 0)
             raise ValueError(f"log: input has a negative entry {x[i].item()!r} at index {i}")
         with np.errstate(divide="ignore"):
             out = np.log(x)
@@ -388,7 +396,7 @@ class Tensor:
     def sqrt(self):
         x = self.data
         if (x < 0).any():
-            i = tuple(int(j) for j in np.unravel_index(np.argmax(x < 0), x.shape))
+            i = first_index(x < 0)
             raise ValueError(f"sqrt: input has a negative entry {x[i].item()!r} at index {i}")
         out = np.sqrt(x)
 
@@ -594,7 +602,7 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     v = x.data
     n = v.shape[axis]
     if idx.size and (idx.min() < 0 or idx.max() >= n):  # no negative wrap-around (as torch.gather)
-        i = tuple(int(j) for j in np.argwhere((idx < 0) | (idx >= n))[0])
+        i = first_index((idx < 0) | (idx >= n))
         raise ValueError(f"take_along_axis: index {idx[i].item()} at position {i} is outside "
                          f"[0, {n}) for x of shape {x.shape} along axis {axis}")
     out = np.take_along_axis(v, idx, axis=axis)

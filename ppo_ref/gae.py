@@ -6,9 +6,9 @@ environments stepped together; row t holds the transition s_t --a_t--> s_{t+1}.
 Both functions take numpy arrays (and return arrays) or autodiff Tensors for the
 float inputs (and return Tensors, differentiable with respect to them).
 
-    delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)           (TD error)
+    delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)     (TD error, eq. 11)
     A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1},   A_T = 0           (GAE)
-            = sum_{l >= 0} (gamma * lam)^l * delta_{t+l}    (summed up to the episode's end)
+            = sum_{l >= 0} (gamma * lam)^l * delta_{t+l}    (to the episode's end, eq. 16)
     R_t     = A_t + V(s_t)                                   (the value target, "returns")
 
 where done_t = terminated_t or truncated_t. lam = 0 gives the one-step TD error,
@@ -39,63 +39,49 @@ from __future__ import annotations
 import numpy as np
 
 from . import autodiff as ad
-from ._checks import check_finite, check_same_shape, check_scalar, first_index, values_of
-from .autodiff import Tensor
+from ._checks import arrays_or_tensors, check_rollout
 
 __all__ = ["compute_gae", "discounted_returns"]
 
 
+@arrays_or_tensors
 def compute_gae(rewards, values, next_values, terminated, truncated, gamma: float = 0.99,
                 lam: float = 0.95):
-    """Advantages and value targets by GAE(gamma, lam); see the module docstring.
+    """Advantages and value targets by GAE(gamma, lam) (Schulman et al. 2016, eq. 11 and 16).
 
-    Args (all of one shape, (T,) or (T, N), time on axis 0):
-        rewards:     r_t.
-        values:      V(s_t), under the policy that collected the data.
-        next_values: V(s_{t+1}) of the true next state (the final observation when the
-                     episode was truncated; read only where not terminated).
-        terminated:  bool (or 0/1): s_{t+1} is terminal, do not bootstrap.
-        truncated:   bool (or 0/1): the episode was cut after this step; bootstrap.
-                     When both flags are set, terminated wins (no bootstrap).
-        gamma, lam:  discount and GAE parameter, each in [0, 1].
+    rewards r_t, values V(s_t) (of the policy that collected the data), next_values V(s_{t+1})
+    of the true next state (the final observation when truncated; read only where not
+    terminated), terminated and truncated (bool or 0/1; when both are set, terminated wins):
+    all of one shape, (T,) or (T, N), time on axis 0. gamma, lam in [0, 1].
 
-    Returns (advantages, returns), both of the input shape, in the input's float dtype
-    (float64 for integer input). returns = advantages + values. When rewards, values or
-    next_values is a Tensor, both are Tensors, differentiable with respect to those inputs
-    (PPO itself treats them as constants; the gradient is there for checking and teaching).
+    Returns (advantages, returns) of the input shape, in the input's float dtype (float64 for
+    integers): arrays for arrays; Tensors, differentiable with respect to them, when rewards,
+    values or next_values is a Tensor (PPO treats them as constants; the gradient is there for
+    checking and teaching). With done_t = terminated_t or truncated_t:
+
+        delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)                  (eq. 11)
+        A_t     = sum_{l >= 0} (gamma lam)^l delta_{t+l}, to the episode's end          (eq. 16)
+                = delta_t + gamma lam (1 - done_t) A_{t+1},  A_T = 0       (computed backwards)
+        R_t     = A_t + V(s_t)                                                (value target)
     """
-    tensors = _tensor_inputs(rewards=rewards, values=values, next_values=next_values)
-    rewards, values, next_values = _float_arrays(rewards=rewards, values=values,
-                                                 next_values=next_values)
-    terminated, truncated = _flags(rewards, terminated=terminated, truncated=truncated)
-    gamma = check_scalar("gamma", gamma, 0.0, 1.0)
-    lam = check_scalar("lam", lam, 0.0, 1.0)
-    if tensors:  # the caller's own Tensors, so gradients reach them
-        rewards, values, next_values = (tensors.get(k, a) for k, a in (
-            ("rewards", rewards), ("values", values), ("next_values", next_values)))
-
-    not_terminated = 1.0 - terminated.astype(rewards.dtype)            # (T, ...) 1 = bootstrap
-    not_done = 1.0 - (terminated | truncated).astype(rewards.dtype)     # (T, ...) 1 = continue
-    # delta_t for every t at once: (T,) or (T, N)
-    delta = rewards + gamma * not_terminated * next_values - values
-    # The backward recursion A_t = delta_t + gamma lam (1 - done_t) A_{t+1}, one time step at
-    # a time (vectorised over environments), starting from A_T = 0. next_advantage holds
-    # A_{t+1} when row t is reached and A_t after it.
-    next_advantage, rows = 0.0, []
-    for t in reversed(range(rewards.shape[0])):
-        next_advantage = delta[t] + gamma * lam * not_done[t] * next_advantage
-        rows.append(next_advantage)
-    advantages = (ad.stack if tensors else np.stack)(rows[::-1])        # rows t = 0 .. T-1
+    rewards, values, next_values, terminated, truncated, gamma, lam = check_rollout(
+        rewards=rewards, values=values, next_values=next_values, terminated=terminated,
+        truncated=truncated, gamma=gamma, lam=lam)
+    not_terminated = 1.0 - terminated.astype(rewards.dtype)            # 1: bootstrap V(s_{t+1})
+    not_done = 1.0 - (terminated | truncated).astype(rewards.dtype)     # 1: the episode goes on
+    delta = rewards + gamma * not_terminated * next_values - values     # every t at once
+    advantage, rows = 0.0, []        # advantage: A_{t+1} on reaching row t, A_t after it
+    for t in reversed(range(len(delta))):
+        advantage = delta[t] + gamma * lam * not_done[t] * advantage
+        rows.append(advantage)
+    advantages = ad.stack(rows[::-1])                                    # rows t = 0 .. T-1
     return advantages, advantages + values
 
 
+@arrays_or_tensors
 def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
                        bootstrap_values=None):
     """Monte-Carlo returns G_t = sum_{l >= 0} gamma^l r_{t+l}, summed to the episode's end.
-
-        G_t = r_t + gamma * G_{t+1}             inside an episode
-        G_t = r_t                               if terminated_t (even if also truncated_t)
-        G_t = r_t + gamma * bootstrap_values[t] if truncated_t, or at the last row t = T-1
 
     Where the data stops without the episode having terminated (a truncation, or the
     end of the rollout), the unobserved tail is replaced by bootstrap_values[t] =
@@ -105,73 +91,22 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
     With bootstrap_values = next_values and next_values[t] == values[t+1] inside
     episodes, compute_gae(..., lam=1) returns exactly these G_t (its advantages are
     G_t - values). Kept for teaching and cross-checking; training uses compute_gae.
-    """
-    if bootstrap_values is None:
-        tensors = _tensor_inputs(rewards=rewards)
-        (rewards,) = _float_arrays(rewards=rewards)
-        tail = np.zeros_like(rewards)
-    else:
-        tensors = _tensor_inputs(rewards=rewards, bootstrap_values=bootstrap_values)
-        rewards, tail = _float_arrays(rewards=rewards, bootstrap_values=bootstrap_values)
-    terminated, truncated = _flags(rewards, terminated=terminated, truncated=truncated)
-    gamma = check_scalar("gamma", gamma, 0.0, 1.0)
-    rewards = tensors.get("rewards", rewards)          # the caller's Tensors, if any
-    tail = tensors.get("bootstrap_values", tail)
-    where = ad.where if tensors else np.where
 
-    # The value of what follows step t: the next return inside an episode, the
-    # bootstrap where the data is cut short, 0 after a terminal state.
-    cut = truncated.copy()
+        G_t = r_t + gamma * G_{t+1}             inside an episode
+        G_t = r_t                               if terminated_t (even if also truncated_t)
+        G_t = r_t + gamma * bootstrap_values[t] if truncated_t, or at the last row t = T-1
+    """
+    rewards, terminated, truncated, gamma, tail = check_rollout(
+        rewards=rewards, terminated=terminated, truncated=truncated, gamma=gamma,
+        bootstrap_values=bootstrap_values)
+    if tail is None:
+        tail = np.zeros(rewards.shape, dtype=rewards.dtype)
+    cut = truncated.copy()           # where the data stops short of the episode's end
     cut[-1] = True
-    rows = []
-    following = np.zeros_like(terminated[0], dtype=rewards.dtype)   # G_{t+1}, shape (N,) or ()
-    for t in reversed(range(rewards.shape[0])):
-        following = where(cut[t], tail[t], following)
-        following = where(terminated[t], 0.0, following)
+    following, rows = np.zeros(rewards.shape[1:], dtype=rewards.dtype), []   # G_{t+1}
+    for t in reversed(range(len(rewards))):
+        following = ad.where(cut[t], tail[t], following)         # the bootstrap where cut short,
+        following = ad.where(terminated[t], 0.0, following)      # 0 after a terminal state
         following = rewards[t] + gamma * following
         rows.append(following)
-    return (ad.stack if tensors else np.stack)(rows[::-1])             # rows t = 0 .. T-1
-
-
-# ----- input validation -----------------------------------------------------------------
-
-def _tensor_inputs(**arrays) -> dict:
-    """{name: x} for the arguments that are Tensors: the results are then Tensors too."""
-    return {name: x for name, x in arrays.items() if isinstance(x, Tensor)}
-
-
-def _float_arrays(**arrays):
-    """Each argument as a float array of shape (T,) or (T, N), finite, all of one shape."""
-    out, first_name = [], None
-    for name, x in arrays.items():
-        arr = values_of(name, x)
-        if arr.dtype.kind != "f":
-            arr = arr.astype(np.float64)
-        if arr.ndim not in (1, 2) or arr.shape[0] == 0:
-            raise ValueError(f"{name} must have shape (T,) or (T, N) with T >= 1, got {arr.shape}")
-        check_finite(name, arr)
-        if first_name is None:
-            first_name = name
-        else:
-            check_same_shape(first_name, out[0], name, arr)
-        out.append(arr)
-    if len(out) > 1:  # compute in one common float dtype
-        dtype = np.result_type(*out)
-        out = [a.astype(dtype, copy=False) for a in out]
-    return out
-
-
-def _flags(reference: np.ndarray, **flags):
-    """Done flags as bool arrays of the reference's shape; each entry must be bool or 0/1."""
-    out = []
-    for name, x in flags.items():
-        arr = values_of(name, x)
-        check_same_shape("rewards", reference, name, arr)
-        if arr.dtype != bool:
-            bad = (arr != 0) & (arr != 1)     # also catches NaN
-            if bad.any():
-                i = first_index(bad)
-                raise ValueError(f"{name} must be boolean or 0/1, got {arr[i].item()!r} at index {i}")
-            arr = arr == 1
-        out.append(arr)
-    return out
+    return ad.stack(rows[::-1])                                          # rows t = 0 .. T-1

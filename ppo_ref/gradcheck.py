@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_finite
 from .autodiff import Tensor, no_grad
 
 __all__ = ["gradcheck", "numerical_gradient", "GradcheckReport"]
@@ -65,8 +66,7 @@ def _as_float64(inputs):
     arrays = []
     for i, x in enumerate(inputs):
         a = np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64)  # a copy
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"gradcheck: input {i} contains NaN or inf")
+        check_finite(f"gradcheck: input {i}", a)       # names the first nan/inf's index
         arrays.append(a)
     return arrays
 

@@ -103,27 +103,21 @@ class MLP:
                        for i in range(n)]
 
     def __call__(self, x) -> Tensor:
-        if not is_grad_enabled():  # rollouts and evaluation: no graph, so skip the Tensors
-            return Tensor(self._forward_arrays(x))
-        h = as_tensor(x)
-        for layer in self.layers[:-1]:
-            h = layer(h)
-            h = h.tanh() if self.activation == "tanh" else h.relu()
-        return self.layers[-1](h)
+        """y = h_L W_L + b_L with h_0 = x, h_{i+1} = act(h_i W_i + b_i): (B, in) -> (B, out).
 
-    def _forward_arrays(self, x) -> np.ndarray:
-        """The loop of __call__ on plain numpy arrays: the same numbers, without a Tensor per
-        operation (under no_grad nothing is recorded, so the Tensors would only cost time)."""
-        h = x.data if isinstance(x, Tensor) else np.asarray(x)
-        first = self.layers[0].weight
-        if h.ndim == 0 or h.shape[-1] != first.shape[0]:  # the check linear() makes on Tensors
-            raise ValueError(f"linear: expected x (..., in), weight (in, out) and bias (out,), got "
-                             f"x {h.shape}, weight {first.shape}, bias {self.layers[0].bias.shape}")
+        With gradients enabled each step is an autodiff node. Under no_grad (rollouts,
+        evaluation) the same loop runs on plain arrays: the same numbers, without building a
+        Tensor per operation that nothing would ever differentiate."""
+        if is_grad_enabled():
+            h, affine = as_tensor(x), linear
+            act = Tensor.tanh if self.activation == "tanh" else Tensor.relu
+        else:
+            h, affine = (x.data if isinstance(x, Tensor) else np.asarray(x)), _affine_arrays
+            act = np.tanh if self.activation == "tanh" else _relu_arrays
         for layer in self.layers[:-1]:
-            h = h @ layer.weight.data + layer.bias.data
-            h = np.tanh(h) if self.activation == "tanh" else np.where(h > 0, h, 0)  # as Tensor.relu
-        last = self.layers[-1]
-        return h @ last.weight.data + last.bias.data
+            h = act(affine(h, layer.weight, layer.bias))
+        y = affine(h, self.layers[-1].weight, self.layers[-1].bias)
+        return y if isinstance(y, Tensor) else Tensor(y)
 
     def parameters(self) -> list:
         """[W0, b0, W1, b1, ...]: the Tensors an optimiser updates."""
@@ -160,3 +154,16 @@ class MLP:
 
     def __repr__(self):
         return f"MLP({self.sizes}, activation={self.activation!r})"
+
+
+def _affine_arrays(x: np.ndarray, weight: Tensor, bias: Tensor) -> np.ndarray:
+    """autodiff.linear on plain arrays: x @ W + b, with the shape check linear() makes."""
+    W, b = weight.data, bias.data
+    if x.ndim == 0 or x.shape[-1] != W.shape[0]:
+        raise ValueError(f"linear: expected x (..., in), weight (in, out) and bias (out,), got "
+                         f"x {x.shape}, weight {W.shape}, bias {b.shape}")
+    return x @ W + b
+
+
+def _relu_arrays(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, 0)          # as Tensor.relu: 0 at x == 0

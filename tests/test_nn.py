@@ -171,7 +171,7 @@ def test_load_state_dict_rejects_nonfinite_weights_and_changes_nothing(bad):
     before = mlp.state_dict()
     state = {k: v + 1.0 for k, v in before.items()}
     state["layers.1.bias"][1] = bad
-    with pytest.raises(ValueError, match="layers.1.bias is not an array of finite numbers"):
+    with pytest.raises(ValueError, match="layers.1.bias"):
         mlp.load_state_dict(state)
     assert all(np.array_equal(before[k], v) for k, v in mlp.state_dict().items())
 
@@ -181,9 +181,9 @@ def test_mlp_rejects_bad_arguments():
         MLP([2, 2], activation="sigmoid")
     with pytest.raises(ValueError, match="sizes"):
         MLP([2])
-    with pytest.raises(ValueError, match=r"whole numbers, got \[3.5, 2\]"):
+    with pytest.raises(ValueError, match=r"sizes.*\[3.5, 2\]"):
         MLP([3.5, 2])
-    with pytest.raises(ValueError, match="gain must be finite, got nan"):
+    with pytest.raises(ValueError, match="gain"):
         MLP([3, 2], output_gain=float("nan"))
     assert MLP([np.int64(3), 2.0]).sizes == [3, 2]   # whole numbers of any type are fine
 

