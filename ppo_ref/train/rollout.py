@@ -59,6 +59,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
+from .._checks import trusted
 from ..autodiff import no_grad
 from ..gae import compute_gae
 
@@ -196,6 +197,7 @@ class RolloutBuffer:
         self.episode_returns = np.zeros(0)
         self.episode_lengths = np.zeros(0, dtype=np.int64)
 
+    @trusted()   # collect() checked rewards and values, PPOConfig gamma and lam
     def compute_advantages(self, gamma: float = 0.99, lam: float = 0.95):
         """GAE advantages and returns (T, N) (gae.compute_gae), set to 0 on invalid rows."""
         advantages, returns = compute_gae(self.rewards, self.values, self.next_values,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import trusted
 from ..autodiff import no_grad
 from ..distributions import Categorical, DiagGaussian
 from ..losses import (KL_OBJECTIVES, OBJECTIVES, approx_kl, clip_fraction, normalize_advantages,
@@ -78,6 +79,7 @@ def _rows(dist, idx):
     return DiagGaussian(dist.mean.data[idx], log_std if log_std.ndim == 1 else log_std[idx])
 
 
+@trusted()   # PPOConfig checked the hyperparameters, the collector the rollout
 def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
                beta: float | None = None, clip_eps: float | None = None, pi_old=None) -> list:
     """One gradient step of the PPO loss per minibatch, in the given order.
