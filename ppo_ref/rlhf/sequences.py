@@ -15,6 +15,8 @@ import itertools
 
 import numpy as np
 
+from .._checks import first_index
+
 __all__ = ["END", "validate_tokens", "sequence_mask", "sequence_lengths", "pad_after_end",
            "enumerate_sequences", "decode"]
 
@@ -38,7 +40,7 @@ def validate_tokens(tokens, vocab_size: int, max_len: int | None = None,
         raise ValueError(f"{name} has {arr.shape[1]} positions, more than max_len={max_len}")
     bad = (arr < 0) | (arr >= vocab_size)
     if bad.any():
-        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        i = first_index(bad)
         raise ValueError(f"{name} has token {arr[i]} at index {i}, outside the vocabulary "
                          f"[0, {vocab_size})")
     return arr.astype(np.int64, copy=False)
