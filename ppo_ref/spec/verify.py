@@ -48,7 +48,6 @@ shape, NaN or something non-numeric; the one-line report names the case and what
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import json
@@ -535,7 +534,8 @@ def main(argv=None) -> int:
     if argv[:1] == ["scenario"]:
         from .update import scenario_main
         return scenario_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    from ..cli import OneLineParser   # one-line errors; -1e-3 is a number
+    parser = OneLineParser(
         prog="ppo-ref verify", description="Check a function of yours against ppo_ref "
         "(exit 0: conforms, 1: does not, 2: could not be checked). `ppo-ref verify scenario "
         "--out DIR` writes a whole-update scenario instead (see verify-update).")
