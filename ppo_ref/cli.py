@@ -70,8 +70,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 class OneLineParser(_Parser):
-    """_Parser for a subcommand whose main() also runs on its own (`python -m ppo_ref.plots`):
-    an error prints its one line and exits 2 itself."""
+    """_Parser for a subcommand whose main() also runs on its own (`python -m
+    ppo_ref.spec.verify`, a test calling plots.main): an error prints its one line and exits 2."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -262,10 +262,10 @@ def _dispatch(argv: list) -> int:
 def _user_error(e: Exception) -> bool:
     """Whether e reports bad input (a flag, a file, an environment, the machine's memory)
     rather than a bug in ppo_ref."""
-    gym_error = getattr(sys.modules.get("gymnasium.error"), "Error", ())  # loaded if gymnasium ran
-    return isinstance(e, (CLIError, ValueError, TypeError, OSError, KeyError, EOFError,
-                          MemoryError, ImportError, zipfile.BadZipFile, *(
-                              (gym_error,) if gym_error else ())))
+    gym = sys.modules.get("gymnasium.error")    # loaded if the command used gymnasium
+    return isinstance(e, (CLIError, ValueError, TypeError, OSError, KeyError, EOFError, MemoryError,
+                          ImportError, zipfile.BadZipFile)) or \
+        (gym is not None and isinstance(e, gym.Error))
 
 
 def _error_line(e: Exception, command: str) -> str:

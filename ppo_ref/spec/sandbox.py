@@ -127,7 +127,8 @@ def serve() -> None:
     os.dup2(2, 1)                                  # nor print into it: its prints go to stderr
 
     def send(*message):
-        pickle.dump(message, answers, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)   # whole, or not at all
+        answers.write(data)
         answers.flush()
 
     from .verify import BadFunction, _show, _to_numpy, load_function
@@ -154,7 +155,10 @@ def serve() -> None:
         except BaseException as e:  # noqa: BLE001 - report whatever the user's code raised
             send("raised", one_line(e), isinstance(e, TypeError))
             continue
-        send("returned", portable(raw, _to_numpy, _show, one_line))
+        try:
+            send("returned", portable(raw, _to_numpy, _show, one_line))
+        except Exception as e:  # noqa: BLE001 - e.g. an array of a dtype pickle cannot write
+            send("returned", Opaque(type(raw).__name__, _show(raw), error=one_line(e)))
 
 
 # ----- the parent ------------------------------------------------------------------------------
