@@ -696,6 +696,59 @@ def test_the_child_is_gone_after_a_time_out(hostile_module):
         assert fn._process.poll() is not None      # killed, not left running
 
 
+def _verify_in_a_subprocess(module_dir, target):
+    """`python -m ppo_ref verify TARGET` started with Ctrl-C delivered as in a terminal, and the
+    pid of the child it runs TARGET in, once that child has started."""
+    import signal
+    import time
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(module_dir)]))
+    parent = subprocess.Popen([sys.executable, "-m", "ppo_ref", "verify", target, "--quantity",
+                               "gae"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=module_dir,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not children.exists():
+            parent.kill()
+            pytest.skip("needs Linux's /proc/PID/task/PID/children")
+        pids = children.read_text().split()
+        if pids:
+            time.sleep(2.0)          # time to import the module and enter the function
+            return parent, int(pids[0])
+        time.sleep(0.1)
+    parent.kill()
+    raise AssertionError("the child process never started")
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "\tZ" in status.read_text().split("State:")[1][:4]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_the_function_and_says_interrupted_without_resume_advice(hostile_module):
+    import signal
+    parent, child = _verify_in_a_subprocess(hostile_module, "hostile:sleeps")
+    parent.send_signal(signal.SIGINT)
+    out, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "ppo-ref verify: interrupted" in err
+    assert "--resume" not in err and "Traceback" not in err
+    assert _ends_within(child, 5)
+
+
+def test_a_killed_kit_leaves_no_function_running(hostile_module):
+    parent, child = _verify_in_a_subprocess(hostile_module, "hostile:sleeps")
+    parent.kill()
+    parent.communicate(timeout=60)
+    assert _ends_within(child, 5)      # the child notices its parent has gone (once a second)
+
+
 def test_a_timeout_must_be_a_positive_number(user_module, capsys):
     for value in ("0", "-1", "nan"):
         assert verify.main(["user_ppo:good", "--quantity", "gae", "--timeout", value]) == 2

@@ -121,6 +121,7 @@ def portable(x, to_numpy, show, one_line):
 def serve() -> None:
     """The child's main loop: requests on stdin, answers on a private copy of stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's; it stops this process
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)   # the module cannot read the protocol
@@ -159,6 +160,14 @@ def serve() -> None:
             send("returned", portable(raw, _to_numpy, _show, one_line))
         except Exception as e:  # noqa: BLE001 - e.g. an array of a dtype pickle cannot write
             send("returned", Opaque(type(raw).__name__, _show(raw), error=one_line(e)))
+
+
+def _end_with(parent: int) -> None:
+    """End this process once its parent has gone (killed, say, while a function ran forever);
+    a daemon thread of the child, checking once a second."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(3)
 
 
 # ----- the parent ------------------------------------------------------------------------------
