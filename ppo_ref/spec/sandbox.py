@@ -19,7 +19,7 @@ Protocol: the child reads pickled requests on its stdin and writes pickled answe
 copy of its stdout; the module's own prints go to stderr, so that stdout carries only the report.
 A reader thread in the parent turns the child's answers into a queue, so waiting for one has a
 timeout on every platform. Arrays pass through pickle unchanged, bit for bit. What the function
-returns is converted to numpy in the child (Portable), so the parent never needs torch or jax,
+returns is converted to numpy in the child (portable()), so the parent never needs torch or jax,
 nor the user's classes, to read it.
 
 A callable of the caller's own process (`check(fn, ...)` with a function object) cannot always be
@@ -207,9 +207,9 @@ class FunctionProcess:
                                          stdout=subprocess.PIPE)
         threading.Thread(target=self._read, daemon=True).start()
         try:
-            self._wait(STARTUP_LIMIT, "started")
+            self._wait(STARTUP_LIMIT, STARTUP_LIMIT, "started")
             self._send((list(sys.path), self.target))
-            answer = self._wait(self.timeout, "ready", "unloadable")
+            answer = self._wait(self.timeout, self.timeout, "ready", "unloadable")
         except BaseException:
             self._stop()
             raise
@@ -226,7 +226,7 @@ class FunctionProcess:
         start = time.monotonic()
         self._send(args)
         try:
-            answer = self._wait(left, "returned", "raised")
+            answer = self._wait(left, self.timeout, "returned", "raised")
         finally:
             self.spent += time.monotonic() - start
         if answer[0] == "raised":
@@ -249,16 +249,16 @@ class FunctionProcess:
             pickle.dump(message, self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._process.stdin.flush()
         except OSError:    # the child has ended: its exit status says how (raised by _wait)
-            self._wait(STARTUP_LIMIT)
+            self._wait(STARTUP_LIMIT, STARTUP_LIMIT)
 
-    def _wait(self, seconds, *expected):
-        """The child's next answer (one of the expected kinds); TimedOut after `seconds`
-        (killing the child), Died when it ends first."""
+    def _wait(self, seconds, limit, *expected):
+        """The child's next answer (one of the expected kinds); TimedOut(limit) after `seconds`
+        (the child is killed), Died when it ends first."""
         try:
             answer = self._answers.get(timeout=None if seconds is None else max(seconds, 0.0))
         except queue.Empty:
-            self._stop()
-            raise TimedOut(self.timeout) from None
+            self._stop(kill=True)
+            raise TimedOut(limit) from None
         if answer is None or answer[0] not in expected:
             try:
                 returncode = self._process.wait(timeout=STARTUP_LIMIT)
@@ -268,11 +268,13 @@ class FunctionProcess:
             raise Died(describe_exit(returncode))
         return answer
 
-    def _stop(self) -> None:
-        """Ask the child to end; kill it if it has not within a second."""
+    def _stop(self, kill: bool = False) -> None:
+        """Ask the child to end, and kill it if it has not within a second (at once: kill)."""
         p = self._process
         if p is None:
             return
+        if kill and p.poll() is None:
+            p.kill()
         try:
             if p.poll() is None:
                 pickle.dump(None, p.stdin)
