@@ -6,8 +6,17 @@
 
 Subcommands live in COMMANDS, a dict from name to a function `main(argv) -> exit code`, or to the
 string "module:function" naming one (imported only when the subcommand runs). Another module adds
-its subcommand with one line here. Errors print one line to stderr and exit with status 2; a
-stdout closed early (`ppo-ref ... | head`) ends the command quietly with status 1.
+its subcommand with one line here.
+
+Errors. Every error is one line on stderr and exit status 2: a bad flag, a bad value, a file that
+is missing, unreadable, damaged or not UTF-8 text, an unknown environment, memory running out (the
+line says which flag to lower). An exception ppo_ref did not expect is a bug: it too is one line,
+"internal error", and `PPO_REF_DEBUG=1 ppo-ref ...` shows its traceback (any error's, in fact) to
+put in a report. Ctrl-C ends a command with status 130; only `train` can be continued, with
+`--resume RUN`. A stdout closed early (`ppo-ref ... | head`) ends the command quietly with status 1.
+
+A value that looks like a negative number is a value, not a flag: `--lr -1e-3` reaches the check
+of lr (as `--lr=-1e-3` does), which says what is wrong with it.
 """
 from __future__ import annotations
 
@@ -17,8 +26,10 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 COMMANDS = {
@@ -41,9 +52,29 @@ class CLIError(Exception):
     """A user error: reported as one line on stderr, exit status 2."""
 
 
+# -2, -.5, -1e-3, -inf: argparse reads an argument that starts with "-" as a flag unless it
+# matches its own pattern, which has no exponent; this one does (and none of our flags looks
+# like a number, so the two cannot be confused).
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
+
+
 class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (a CLIError, exit 2) and negative numbers as values."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER   # argparse's own attribute for this
+
     def error(self, message):  # argparse prints usage + message and exits 2; we want one line
         raise CLIError(message)
+
+
+class OneLineParser(_Parser):
+    """_Parser for a subcommand whose main() also runs on its own (`python -m
+    ppo_ref.spec.verify`, a test calling plots.main): an error prints its one line and exits 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 # ----- train -------------------------------------------------------------------------------------
@@ -162,6 +193,18 @@ def eval_main(argv) -> int:
 
 # ----- dispatch ----------------------------------------------------------------------------------
 
+DEBUG = "PPO_REF_DEBUG"      # set to 1: an error shows its traceback instead of one line
+INTERRUPTED = {   # what Ctrl-C leaves behind, by command (the others have nothing to continue)
+    "train": " (a run folder it was writing can be continued with: ppo-ref train --resume RUN)",
+}
+OUT_OF_MEMORY = {  # which flags to lower when memory runs out, by command
+    "train": "lower --num-envs or --num-steps (each update holds num_envs * num_steps steps), "
+             "or --hidden",
+    "eval": "lower --episodes",
+    "plot": "plot fewer runs at once",
+}
+
+
 def _resolve(target):
     if callable(target):
         return target
@@ -204,17 +247,41 @@ def _dispatch(argv: list) -> int:
         return 2
     try:
         return int(_resolve(COMMANDS[name])(rest) or 0)
-    except CLIError as e:
-        print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
     except BrokenPipeError:     # stdout closed early: main ends quietly
         raise
-    except (ValueError, TypeError, OSError) as e:   # OSError: missing, unwritable, disk full
-        print(f"ppo-ref {name}: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
-        print(f"\nppo-ref {name}: interrupted (a run can be continued with --resume RUN)",
-              file=sys.stderr)
+        print(f"\nppo-ref {name}: interrupted{INTERRUPTED.get(name, '')}", file=sys.stderr)
         return 130
-    return 2
+    except Exception as e:  # noqa: BLE001 - every error is one line; PPO_REF_DEBUG shows the rest
+        if os.environ.get(DEBUG, "") not in ("", "0"):
+            raise
+        print(f"ppo-ref {name}: {_error_line(e, name)}", file=sys.stderr)
+        return 2
+
+
+def _user_error(e: Exception) -> bool:
+    """Whether e reports bad input (a flag, a file, an environment, the machine's memory)
+    rather than a bug in ppo_ref."""
+    gym = sys.modules.get("gymnasium.error")    # loaded if the command used gymnasium
+    return isinstance(e, (CLIError, ValueError, TypeError, OSError, KeyError, EOFError, MemoryError,
+                          ImportError, zipfile.BadZipFile)) or \
+        (gym is not None and isinstance(e, gym.Error))
+
+
+def _error_line(e: Exception, command: str) -> str:
+    """The one line an exception is reported as (after "ppo-ref COMMAND: ")."""
+    text = " ".join(str(e).split())      # a message that spans lines (numpy's, torch's) on one
+    if isinstance(e, MemoryError):
+        hint = OUT_OF_MEMORY.get(command)
+        return f"error: out of memory{': ' + text if text else ''}" + (f"; {hint}" if hint else "")
+    if isinstance(e, UnicodeDecodeError):
+        return f"error: a file is not UTF-8 text (a binary or damaged file?): {text}"
+    if not _user_error(e):
+        return (f"internal error: {type(e).__name__}: {text} (a bug in ppo_ref; {DEBUG}=1 shows "
+                f"the traceback to report)")
+    if isinstance(e, (KeyError, EOFError)) or not text:   # KeyError('x') alone reads "'x'"
+        return f"error: {type(e).__name__}: {text}".rstrip(": ")
+    return f"error: {text}"
 
 
 if __name__ == "__main__":

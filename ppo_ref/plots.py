@@ -20,7 +20,6 @@ matplotlib is imported inside the drawing functions only: the rest of ppo_ref do
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -65,7 +64,11 @@ def load_runs(paths: Iterable[str | Path]) -> list[dict]:
     for p in paths:
         p = Path(p)
         folder = p.parent if p.name == "metrics.csv" else p
-        rows = read_metrics(folder)
+        try:
+            rows = read_metrics(folder)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{folder / 'metrics.csv'}: not UTF-8 text (byte {e.start}: "
+                             f"{e.reason}); is it a binary file?") from None
         if not rows:
             raise ValueError(f"load_runs: {folder}/metrics.csv has no rows yet")
         config = read_config(folder) if (folder / "config.json").exists() else {}
@@ -311,11 +314,9 @@ def _default_title(groups: Mapping[str, list], smooth: int) -> str:
 
 
 def _read_sweep_csv(path) -> list[dict]:
-    """read_csv, refusing a file that is not a sweep CSV (the message names the file)."""
-    try:
-        rows = read_csv(path)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path}: not a sweep CSV ({err})") from None
+    """read_csv, refusing a file that is not a sweep CSV (the message names the file; read_csv's
+    own name the line and column too)."""
+    rows = read_csv(path)
     if not rows:
         raise ValueError(f"{path}: a sweep CSV with no rows")
     missing = [c for c in ("run", "seed", "global_step") if c not in rows[0]]
@@ -327,7 +328,8 @@ def _read_sweep_csv(path) -> list[dict]:
 
 def main(argv=None) -> int:
     """`ppo-ref plot RUN [RUN ...] --out FILE.png [--metrics m1 m2 ...] [--title TEXT]`."""
-    parser = argparse.ArgumentParser(
+    from .cli import OneLineParser   # one-line errors; -1e-3 is a number
+    parser = OneLineParser(
         prog="ppo-ref plot",
         description="Learning curves (mean ± std over runs that share a config) from run folders "
                     "or sweep CSVs.")

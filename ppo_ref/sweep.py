@@ -166,22 +166,45 @@ def _cell(value):
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
     """Read a sweep CSV back: run/env_id/objective stay strings, seed is an int, the rest floats
-    (an empty cell becomes NaN)."""
+    (an empty cell becomes NaN; a metric that is not a number stays text).
+
+    A seed or global_step that is not a number, a row with more cells than the header, and a
+    file that is not UTF-8 text are ValueErrors naming the file, the line and the column.
+    """
     rows = []
     with Path(path).open(newline="") as f:
-        for raw in csv.DictReader(f):
-            row = {}
-            for key, text in raw.items():
-                if key in ("run", "env_id", "objective"):
-                    row[key] = text
-                elif key == "seed":
-                    row[key] = int(text)
-                elif text == "":
-                    row[key] = math.nan
-                else:
-                    try:
-                        row[key] = float(text)
-                    except ValueError:        # a non-numeric metric (e.g. a label) stays text
-                        row[key] = text
-            rows.append(row)
+        reader = csv.DictReader(f)
+        try:
+            for raw in reader:
+                rows.append(_parse_row(raw, f"{path}, line {reader.line_num}"))
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); is it a "
+                             f"binary file?") from None
+        except csv.Error as e:
+            raise ValueError(f"{path}, line {reader.line_num}: {e}") from None
     return rows
+
+
+def _parse_row(raw: Mapping, where: str) -> dict:
+    if None in raw:                  # csv.DictReader keeps the cells beyond the header there
+        raise ValueError(f"{where}: {len(raw) - 1 + len(raw[None])} cells, the header has "
+                         f"{len(raw) - 1}")
+    row = {}
+    for key, text in raw.items():
+        if key in ("run", "env_id", "objective"):
+            row[key] = text
+        elif key in ("seed", "global_step"):       # the keys a row is grouped and drawn by
+            try:
+                row[key] = int(text) if key == "seed" else float(text)
+            except (TypeError, ValueError):        # TypeError: a short row's missing cell
+                kind = "an integer" if key == "seed" else "a number"
+                got = "missing" if text is None else f"{text!r}, not {kind}"
+                raise ValueError(f"{where}, column {key}: {got}") from None
+        elif text is None or text == "":
+            row[key] = math.nan
+        else:
+            try:
+                row[key] = float(text)
+            except ValueError:        # a non-numeric metric (e.g. a label) stays text
+                row[key] = text
+    return row

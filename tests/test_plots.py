@@ -213,3 +213,19 @@ def test_runs_of_different_presets_get_short_unique_labels(tmp_path):
     assert len(set(labels)) == 3 and labels[2] == labels[3]     # c and d: one config, two seeds
     assert all(max(len(line) for line in label.splitlines()) <= 50 for label in labels)
     assert "more" in labels[0] and labels[0].startswith("[")
+
+
+def test_a_sweep_csv_with_a_step_that_is_not_a_number_names_the_line_and_column(tmp_path):
+    path = tmp_path / "sweep.csv"
+    path.write_text("run,seed,env_id,objective,global_step,episodic_return\n"
+                    "clip,0,CartPole-v1,clip,soon,1.0\n")
+    with pytest.raises(ValueError, match="sweep.csv, line 2, column global_step: 'soon'"):
+        plots.plot_runs([path], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_a_binary_metrics_csv_is_named(tmp_path):
+    run = write_run(tmp_path / "s0", {"env_id": "CartPole-v1", "seed": 0}, [1], [1.0], [0.0])
+    (run / "metrics.csv").write_bytes(b"update,global_step\n\xff\xfe\x00\x01")
+    with pytest.raises(ValueError, match=r"s0/metrics.csv: not UTF-8 text"):
+        plots.plot_runs([run], tmp_path / "x.png")

@@ -122,3 +122,34 @@ def test_default_pool_is_sized_to_the_cores_this_process_may_use():
     assert 1 <= n <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert n == len(os.sched_getaffinity(0))
+
+
+HEADER = "run,seed,env_id,objective,global_step,episodic_return\n"
+
+
+@pytest.mark.parametrize("row, words", [
+    ("clip,0,Fake-v0,clip,many,1.0", "line 3, column global_step: 'many', not a number"),
+    ("clip,zero,Fake-v0,clip,20,1.0", "line 3, column seed: 'zero', not an integer"),
+    ("clip,0,Fake-v0,clip", "line 3, column global_step: missing"),
+    ("clip,0,Fake-v0,clip,20,1.0,7", "line 3: 7 cells, the header has 6"),
+])
+def test_a_bad_cell_names_the_file_line_and_column(tmp_path, row, words):
+    path = tmp_path / "sweep.csv"
+    path.write_text(HEADER + "clip,0,Fake-v0,clip,10,0.5\n" + row + "\n")
+    with pytest.raises(ValueError, match=f"sweep.csv, {words}"):
+        sweep.read_csv(path)
+
+
+def test_a_binary_file_is_named_not_a_decode_error(tmp_path):
+    path = tmp_path / "sweep.csv"
+    path.write_bytes(HEADER.encode() + b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match="sweep.csv: not UTF-8 text"):
+        sweep.read_csv(path)
+
+
+def test_a_metric_that_is_not_a_number_stays_text_and_an_empty_one_is_nan(tmp_path):
+    path = tmp_path / "sweep.csv"
+    path.write_text(HEADER.replace("\n", ",note\n") + "clip,0,Fake-v0,clip,10,,warm-up\n")
+    [row] = sweep.read_csv(path)
+    assert row["seed"] == 0 and row["global_step"] == 10.0 and row["note"] == "warm-up"
+    assert math.isnan(row["episodic_return"])

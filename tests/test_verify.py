@@ -583,6 +583,246 @@ def test_python_m_ppo_ref_verify_runs_the_registered_subcommand(user_module):
     assert "PASS" in runs[0].stdout and "FAIL" in runs[1].stdout
 
 
+# ----- the user's code runs in a child process, under a time limit ---------------------------------
+
+HOSTILE_MODULE = '''
+import os, signal, sys, time
+import numpy as np
+from ppo_ref.gae import compute_gae
+
+def exits(*args):
+    sys.exit(0)
+
+def hard_exit(*args):
+    os._exit(0)
+
+def killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def sleeps(*args):
+    while True:
+        time.sleep(1)
+
+def talks(*args):
+    print("a line printed by the user's module")
+    return compute_gae(*args)
+
+class Tensor:
+    """Like a torch tensor: np.asarray cannot read it, .detach().numpy() can."""
+    def __init__(self, value):
+        self.value = value
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("call .numpy() first")
+    def detach(self):
+        return self
+    def numpy(self):
+        return self.value
+
+class Thing:
+    pass
+
+def tensors(*args):
+    adv, ret = compute_gae(*args)
+    return Tensor(adv.astype(np.float32)), Tensor(ret.astype(np.float32))
+
+def things(*args):
+    return Thing(), Thing()
+
+def zeros_and_a_patched_kit(*args):
+    """Patches the comparison of the process it runs in to see no difference."""
+    import ppo_ref.spec.verify as kit
+    kit._distance = lambda got, lo, hi: np.zeros_like(got)
+    return np.zeros_like(args[0]), np.zeros_like(args[0])
+'''
+
+
+@pytest.fixture
+def hostile_module(user_module):
+    (user_module / "hostile.py").write_text(HOSTILE_MODULE)
+    (user_module / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    (user_module / "hard_exits_on_import.py").write_text("import os\nos._exit(0)\n")
+    (user_module / "sleeps_on_import.py").write_text("import time\ntime.sleep(1000)\n")
+    return user_module
+
+
+@pytest.mark.parametrize("target, words", [
+    ("hostile:exits", "case golden/single_step_terminated: the function's process exited with "
+                      "status 0 before returning a result"),
+    ("hostile:hard_exit", "case golden/single_step_terminated: the function's process exited "
+                          "with status 0 before returning a result"),
+    ("hostile:killed", "case golden/single_step_terminated: the function's process was killed "
+                       "by signal 9 (SIGKILL)"),
+    ("exits_on_import:f", "the function's process exited with status 0 while importing "
+                          "exits_on_import"),
+    ("hard_exits_on_import:f", "the function's process exited with status 0 while importing "
+                               "hard_exits_on_import"),
+])
+def test_a_function_that_exits_or_is_killed_is_exit_2_saying_so(hostile_module, capsys, target,
+                                                                  words):
+    assert verify.main([target, "--quantity", "gae"]) == 2
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("ERROR") and stdout.count("\n") == 1 and words in stdout
+
+
+def test_sys_exit_0_in_the_module_is_exit_2_from_the_installed_command(hostile_module):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(hostile_module)]))
+    for target in ("exits_on_import:f", "hostile:exits", "hostile:hard_exit"):
+        run = subprocess.run([sys.executable, "-m", "ppo_ref", "verify", target, "--quantity",
+                              "gae"], capture_output=True, text=True, env=env, cwd=hostile_module,
+                             timeout=120)
+        assert run.returncode == 2 and "exited with status 0" in run.stdout, (target, run)
+        assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("target, where", [
+    ("hostile:sleeps", "in case golden/single_step_terminated"),
+    ("sleeps_on_import:f", "while importing sleeps_on_import"),
+])
+def test_a_function_that_never_returns_times_out_naming_the_case(hostile_module, capsys, target,
+                                                                 where):
+    import time
+    start = time.monotonic()
+    assert verify.main([target, "--quantity", "gae", "--timeout", "2"]) == 2
+    elapsed = time.monotonic() - start
+    assert elapsed < 20           # 2 s of waiting, plus starting one Python process
+    assert f"timed out after 2 s {where}" in capsys.readouterr().out
+
+
+def test_the_child_is_gone_after_a_time_out(hostile_module):
+    from ppo_ref.spec.sandbox import FunctionProcess, TimedOut
+    with FunctionProcess("hostile:sleeps", timeout=1) as fn:
+        with pytest.raises(TimedOut, match="timed out after 1 s"):
+            fn([1])
+        assert fn._process.poll() is not None      # killed, not left running
+
+
+def _verify_in_a_subprocess(module_dir, target):
+    """`python -m ppo_ref verify TARGET` started with Ctrl-C delivered as in a terminal, and the
+    pid of the child it runs TARGET in, once that child has started."""
+    import signal
+    import time
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(module_dir)]))
+    parent = subprocess.Popen([sys.executable, "-m", "ppo_ref", "verify", target, "--quantity",
+                               "gae"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=module_dir,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not children.exists():
+            parent.kill()
+            pytest.skip("needs Linux's /proc/PID/task/PID/children")
+        pids = children.read_text().split()
+        if pids:
+            time.sleep(2.0)          # time to import the module and enter the function
+            return parent, int(pids[0])
+        time.sleep(0.1)
+    parent.kill()
+    raise AssertionError("the child process never started")
+
+
+def _ends_within(pid: int, seconds: float) -> bool:
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "\tZ" in status.read_text().split("State:")[1][:4]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_the_function_and_says_interrupted_without_resume_advice(hostile_module):
+    import signal
+    parent, child = _verify_in_a_subprocess(hostile_module, "hostile:sleeps")
+    parent.send_signal(signal.SIGINT)
+    out, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and "ppo-ref verify: interrupted" in err
+    assert "--resume" not in err and "Traceback" not in err
+    assert _ends_within(child, 5)
+
+
+def test_a_killed_kit_leaves_no_function_running(hostile_module):
+    parent, child = _verify_in_a_subprocess(hostile_module, "hostile:sleeps")
+    parent.kill()
+    parent.communicate(timeout=60)
+    assert _ends_within(child, 5)      # the child notices its parent has gone (once a second)
+
+
+def test_a_timeout_must_be_a_positive_number(user_module, capsys):
+    for value in ("0", "-1", "nan"):
+        assert verify.main(["user_ppo:good", "--quantity", "gae", "--timeout", value]) == 2
+        assert "timeout must be a finite number of seconds > 0" in capsys.readouterr().out
+
+
+def test_a_function_run_in_this_process_times_out_too():
+    import time
+
+    def sleeps(*args):
+        time.sleep(1000)
+
+    def spins(*args):
+        while True:
+            pass
+    for fn in (sleeps, spins):
+        start = time.monotonic()
+        report = verify.check(fn, "gae", timeout=0.5)
+        assert time.monotonic() - start < 5
+        assert report.exit_code == 2
+        assert "timed out after 0.5 s in case golden/single_step_terminated" in str(report)
+    with pytest.raises(AssertionError, match="timed out after 0.5 s"):
+        verify.assert_conforms(sleeps, "gae", timeout=0.5)
+
+
+def test_the_time_limit_is_one_budget_for_all_the_cases():
+    import time
+    n = len(verify.cases("gae"))
+
+    def slow(*args):            # each call well within the limit, all of them together not
+        time.sleep(0.6 / n * 2)
+        return compute_gae(*args)
+    assert "timed out after 0.6 s in case" in str(verify.check(slow, "gae", timeout=0.6))
+    assert verify.check(slow, "gae", timeout=30).passed
+
+
+def test_sys_exit_in_a_function_of_this_process_is_reported_not_obeyed():
+    report = verify.check(lambda *a: sys.exit(0), "gae")
+    assert report.exit_code == 2 and "raised SystemExit: 0" in str(report)
+
+
+def test_the_kit_in_the_child_cannot_be_patched_into_a_pass(hostile_module, capsys):
+    assert verify.main(["hostile:zeros_and_a_patched_kit", "--quantity", "gae"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_a_report_from_the_child_is_the_report_from_this_process(hostile_module):
+    # the outputs cross the process boundary bit for bit: every number of the report agrees,
+    # the float32 rounding errors of a pass and the failing case of a fail
+    import importlib
+    for target in ("user_ppo:good", "user_ppo:buggy", "hostile:tensors"):
+        module, _, name = target.partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        here = verify.check(fn, "gae", name=target).to_dict()
+        there = verify.check(target, "gae").to_dict()
+        assert there == here
+        assert here["status"] == ("fail" if name == "buggy" else "pass")
+        assert (here["worst_abs_error"] > 0) == (name != "good")
+
+
+def test_what_the_child_returns_is_read_as_in_this_process(hostile_module, capsys):
+    assert verify.main(["hostile:tensors", "--quantity", "gae"]) == 0
+    assert "outputs float32" in capsys.readouterr().out
+    assert verify.main(["hostile:things", "--quantity", "gae"]) == 2
+    assert "advantages is not numeric: got <hostile.Thing object" in capsys.readouterr().out
+
+
+def test_the_modules_prints_go_to_stderr_and_stdout_holds_the_report(hostile_module, capfd):
+    assert verify.main(["hostile:talks", "--quantity", "gae"]) == 0
+    out, err = capfd.readouterr()
+    assert out.startswith("ppo_ref verify gae: hostile:talks\nPASS")
+    assert "a line printed by the user's module" in err and "printed" not in out
+
+
 # ----- whole-update scenario ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

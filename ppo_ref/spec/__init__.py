@@ -9,6 +9,8 @@ In the order they build on each other:
                    written by `python -m ppo_ref.spec.golden --out DIR`
     quantities.py  each checkable quantity: its adapter signature, reference, cases, known mistakes
     verify.py      check(fn, quantity) and `ppo-ref verify MODULE:FUNCTION --quantity NAME`
+    sandbox.py     where verify runs MODULE:FUNCTION: a child process with a time limit, so the
+                   function can neither end the check (sys.exit) nor fake it nor hang it
     update.py      a whole PPO update as a scenario to replay: `ppo-ref verify scenario --out DIR`,
                    then `ppo-ref verify-update DIR THEIRS.npz`
 

@@ -26,7 +26,6 @@ weight as (out, in): transpose when loading, or save yours untransposed and pass
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass, field
@@ -337,7 +336,8 @@ def compare_losses(expected: list, theirs, rtol: float) -> dict | None:
 # ----- command line ---------------------------------------------------------------------------
 
 def scenario_main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ppo-ref verify scenario",
+    from ..cli import OneLineParser   # one-line errors; -1e-3 is a number
+    p = OneLineParser(prog="ppo-ref verify scenario",
                                 description="Write a whole-update conformance scenario.")
     p.add_argument("--out", required=True, help="directory to write the scenario into")
     p.add_argument("--continuous", action="store_true", help="a Gaussian policy (Box actions, "
@@ -355,7 +355,8 @@ def scenario_main(argv=None) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ppo-ref verify-update",
+    from ..cli import OneLineParser   # one-line errors; -1e-3 is a number
+    p = OneLineParser(prog="ppo-ref verify-update",
                                 description="Compare weights after replaying a scenario with the "
                                             "expected ones (exit 0 agree, 1 differ, 2 bad input).")
     p.add_argument("scenario", help="directory written by `ppo-ref verify scenario --out DIR`")

@@ -31,16 +31,27 @@ one classic error put in: truncation treated as termination, ddof = 0, a value l
 without its 0.5, eps inside Adam's sqrt, ...) on every case; if your outputs agree
 with one of them everywhere, the report names it in one line.
 
+Isolation and time limit. `ppo-ref verify MODULE:FUNCTION` (and check() given the string
+"MODULE:FUNCTION") imports your module and calls your function in a child process
+(sandbox.py); this process computes ppo_ref's answers and compares. Your code cannot end the
+check early (`sys.exit(0)` or `os._exit(0)`, on import or in the function, is reported as such),
+nor change ppo_ref's answers, nor hang it: all the calls of one check share a time limit
+(--timeout SECONDS, 60 by default; importing the module gets the same again), and the report
+names the case that was running when it ran out. Your module's prints go to stderr.
+check() given a function object runs it in this process: a lambda, a closure or a function of
+__main__ cannot be re-imported by a child, and your own test suite already trusts its code. The
+time limit there is a SIGALRM (the main thread of a Unix process; elsewhere there is none).
+
 Exit status of the CLI: 0 conforms, 1 does not, 2 the function could not be checked
-(does not import, is not callable, raises, returns the wrong shape, NaN or something
-non-numeric; the one-line report names the case and what came back).
+(does not import, is not callable, raises, exits, is killed, times out, returns the wrong
+shape, NaN or something non-numeric; the one-line report names the case and what happened).
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -51,11 +62,14 @@ import numpy as np
 from .._checks import first_index
 from .golden import json_ready
 from .quantities import QUANTITIES, Case, Quantity
+from .sandbox import Died, FunctionProcess, InProcess, Opaque, Raised, TimedOut, Unloadable
+from .sandbox import one_line as _one_line
 
 __all__ = ["Report", "Outcome", "check", "assert_conforms", "cases", "load_function", "QUANTITIES",
            "main"]
 
 DEFAULT_RTOL = {"float64": 1e-10, "float32": 1e-5, "float16": 1e-2}
+DEFAULT_TIMEOUT = 60.0   # seconds for all the calls of one check
 _UNIT_ROUNDOFF = {k: float(np.finfo(k).eps) for k in DEFAULT_RTOL}
 
 
@@ -170,6 +184,11 @@ def _to_numpy(x) -> np.ndarray:
 def _one_output(x, name: str, expected, where: str, description: str = ""):
     """(float64 array, precision name) of one returned value, or BadFunction."""
     shape = np.shape(expected)
+    if isinstance(x, Opaque):    # converted in the function's process: what it could not read
+        if x.error:
+            raise BadFunction(f"{where}: {name} could not be converted with np.asarray "
+                              f"({x.error}); got {x.type_name}")
+        raise BadFunction(f"{where}: {name} is not numeric: got {x.shown} (dtype {x.dtype})")
     try:
         arr = _to_numpy(x)
     except Exception as e:  # noqa: BLE001 - whatever the object, report it
@@ -196,11 +215,6 @@ def _one_output(x, name: str, expected, where: str, description: str = ""):
 def _show(x) -> str:
     text = " ".join(repr(x).split())
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _one_line(e: BaseException) -> str:
-    """An exception as 'Type: message' on one line (torch's messages often span several)."""
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 def _split_outputs(q: Quantity, raw, where: str) -> list:
@@ -238,10 +252,14 @@ def _convert(q: Quantity, raw, expected: list, where: str, description: str = ""
     return arrays, precisions
 
 
+def _copies(args) -> list:
+    """Copies of the arguments (a function that writes into its inputs harms no one)."""
+    return [[a.copy() for a in x] if isinstance(x, list) else
+            (x.copy() if isinstance(x, np.ndarray) else x) for x in args]
+
+
 def _call(fn, args):
-    """fn on copies of the arguments (a function that writes into its inputs harms no one)."""
-    return fn(*[[a.copy() for a in x] if isinstance(x, list) else
-                (x.copy() if isinstance(x, np.ndarray) else x) for x in args])
+    return fn(*_copies(args))
 
 
 def _interval(q: Quantity, fn, args, delta: float, n_outputs: int):
@@ -288,36 +306,48 @@ def _quantity(name: str) -> Quantity:
     return QUANTITIES[name]
 
 
+def timeout_problem(timeout) -> str | None:
+    """Why a time limit cannot be used (None: no limit), or None if it can."""
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout)
+                                    and timeout > 0):
+        return f"timeout must be a finite number of seconds > 0 (or None), got {timeout!r}"
+    return None
+
+
 def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = None,
-          seed: int = 0, name: str | None = None) -> Report:
-    """Run `fn` (with the quantity's adapter signature) on every case; return a Report."""
+          seed: int = 0, name: str | None = None,
+          timeout: float | None = DEFAULT_TIMEOUT) -> Report:
+    """Run `fn` (with the quantity's adapter signature) on every case; return a Report.
+
+    fn: a function object, run in this process; or "MODULE:FUNCTION" (or "path/file.py:FUNCTION"),
+    imported and run in a child process (see sandbox.py), where it can neither end the check nor
+    change ppo_ref's answers. A function object is not sent to a child because a lambda, a
+    closure or a function of __main__ cannot be imported there.
+    timeout: seconds for all the calls of fn together (None: no limit); past it the report is an
+    error naming the case that was running. In this process the limit needs the main thread of
+    a Unix process (a SIGALRM); in a child it always holds (the child is killed).
+    """
     q = _quantity(quantity)
-    problem = tolerance_problem(rtol, atol)
+    problem = tolerance_problem(rtol, atol) or timeout_problem(timeout)
     if problem:
         raise ValueError(problem)
-    label = name or getattr(fn, "__qualname__", None) or repr(fn)
+    label = name or (fn if isinstance(fn, str) else None) or \
+        getattr(fn, "__qualname__", None) or repr(fn)
     report = Report(quantity=q.name, function=label, status="pass")
     if q.note:
         report.notes.append(q.note)
-    if not callable(fn):
+    if isinstance(fn, str):
+        runner = FunctionProcess(fn, timeout)
+    elif callable(fn):
+        runner = InProcess(fn, timeout)
+    else:
         return _error(report, f"{label} is not callable (got {type(fn).__name__})")
     all_cases = cases(q.name, seed)
     report.n_cases = len(all_cases)
-    runs = []   # per case: (case, got arrays, precisions, scales)
-    for case in all_cases:
-        where = f"case {case.name}"
-        expected = list(_call(q.reference, case.args)) if len(q.outputs) > 1 \
-            else [_call(q.reference, case.args)]
-        try:
-            raw = _call(fn, case.args)
-        except Exception as e:  # noqa: BLE001 - report whatever the user's code raised
-            hint = f" (the adapter signature is {q.signature})" if isinstance(e, TypeError) else ""
-            return _error(report, f"{where}: {label} raised {_one_line(e)}{hint}")
-        try:
-            got, precisions = _convert(q, raw, expected, where, case.description)
-        except BadFunction as e:
-            return _error(report, str(e))
-        runs.append((case, got, precisions, q.scale(case.args, expected)))
+    try:
+        runs = _run_cases(q, runner, label, all_cases)
+    except BadFunction as e:
+        return _error(report, str(e))
     if len(q.outputs) > 1 and q.optional:
         report.gradient_checked = all(len(r[1]) == len(q.outputs) for r in runs)
     worst = max((p for r in runs for p in r[2]), key=DEFAULT_RTOL.get)  # the lowest precision
@@ -337,6 +367,40 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
         report.failing_case = failures[0]
         report.mistake, report.diagnosis = _diagnose(q, runs, rtol, atol)
     return report
+
+
+def _run_cases(q: Quantity, runner, label: str, all_cases: list) -> list:
+    """fn's outputs on every case, as (case, got arrays, precisions, scales); BadFunction says
+    why fn could not be checked: it could not be loaded, raised, exited, was killed, timed out,
+    or returned something that is not the quantity's outputs."""
+    module = label.partition(":")[0]
+    try:
+        with runner as call:
+            runs = []
+            for case in all_cases:
+                where = f"case {case.name}"
+                expected = list(_call(q.reference, case.args)) if len(q.outputs) > 1 \
+                    else [_call(q.reference, case.args)]
+                try:
+                    raw = call(_copies(case.args))
+                except Raised as e:
+                    hint = f" (the adapter signature is {q.signature})" if e.is_type_error else ""
+                    raise BadFunction(f"{where}: {label} raised {e}{hint}") from None
+                except TimedOut as e:
+                    raise BadFunction(f"{e} in {where}") from None
+                except Died as e:
+                    raise BadFunction(f"{where}: the function's process {e} before returning a "
+                                      f"result") from None
+                got, precisions = _convert(q, raw, expected, where, case.description)
+                runs.append((case, got, precisions, q.scale(case.args, expected)))
+    except Unloadable as e:
+        raise BadFunction(str(e)) from None
+    except TimedOut as e:
+        raise BadFunction(f"{e} while importing {module}") from None
+    except Died as e:
+        raise BadFunction(f"the function's process {e} while importing {module}, before "
+                          f"returning a result") from None
+    return runs
 
 
 def _tolerances(precisions, rtol, atol):
@@ -420,9 +484,11 @@ def _error(report: Report, message: str) -> Report:
     return report
 
 
-def assert_conforms(fn, quantity: str, **kwargs) -> Report:
-    """check(fn, quantity, **kwargs), raising AssertionError with the report unless it passes."""
-    report = check(fn, quantity, **kwargs)
+def assert_conforms(fn, quantity: str, *, timeout: float | None = DEFAULT_TIMEOUT,
+                    **kwargs) -> Report:
+    """check(fn, quantity, timeout=timeout, **kwargs), raising AssertionError with the report
+    unless it passes (a function that runs past the time limit fails with "timed out")."""
+    report = check(fn, quantity, timeout=timeout, **kwargs)
     if not report.passed:
         raise AssertionError(str(report))
     return report
@@ -468,7 +534,8 @@ def main(argv=None) -> int:
     if argv[:1] == ["scenario"]:
         from .update import scenario_main
         return scenario_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    from ..cli import OneLineParser   # one-line errors; -1e-3 is a number
+    parser = OneLineParser(
         prog="ppo-ref verify", description="Check a function of yours against ppo_ref "
         "(exit 0: conforms, 1: does not, 2: could not be checked). `ppo-ref verify scenario "
         "--out DIR` writes a whole-update scenario instead (see verify-update).")
@@ -478,6 +545,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rtol", type=float, help="relative tolerance (to the quantity's scale)")
     parser.add_argument("--atol", type=float, help="absolute tolerance")
     parser.add_argument("--seed", type=int, default=0, help="seed of the randomized cases")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="time limit for all the calls of the function (default: "
+                             f"{DEFAULT_TIMEOUT:g}); importing its module gets the same again")
     parser.add_argument("--list", action="store_true", help="list quantities and adapter signatures")
     args = parser.parse_args(argv)
     if args.list:
@@ -489,11 +559,10 @@ def main(argv=None) -> int:
     if args.quantity not in QUANTITIES:
         report.error = f"unknown quantity {args.quantity!r}; choose one of {', '.join(QUANTITIES)}"
     else:
-        try:
-            fn = load_function(args.target)
-            report = check(fn, args.quantity, rtol=args.rtol, atol=args.atol, seed=args.seed,
-                           name=args.target)
-        except (BadFunction, ValueError) as e:   # ValueError: a bad --rtol / --atol
+        try:   # in a child process: the target's code cannot end or hang this one
+            report = check(args.target, args.quantity, rtol=args.rtol, atol=args.atol,
+                           seed=args.seed, name=args.target, timeout=args.timeout)
+        except ValueError as e:   # a bad --rtol, --atol or --timeout
             report.error = str(e)
     return report.finish(args.json, "verify")
 
