@@ -505,6 +505,17 @@ def check_ratio(log_ratio: np.ndarray, ratio: np.ndarray) -> None:
                      f"logp_old must come from the policy that sampled the actions")
 
 
+def check_overflow(name: str, computed: np.ndarray, inputs: str) -> None:
+    """ValueError if a result computed from finite inputs overflowed to +-inf (or became nan),
+    naming the result, its first bad index and the inputs too large for its dtype. A guard on a
+    computed value: it stays on under trusted()."""
+    if np.isfinite(computed).all():
+        return
+    i = first_index(~np.isfinite(computed))
+    raise ValueError(f"{name} overflows {computed.dtype} at index {i} ({computed[i].item()!r}): "
+                     f"{inputs} are too large to be summed in {computed.dtype}")
+
+
 def check_same_shape(name_a: str, a, name_b: str, b) -> None:
     """ValueError naming both arguments and both shapes unless they are identical (no broadcasting).
     a and b are arrays or shapes."""

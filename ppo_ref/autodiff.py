@@ -412,8 +412,8 @@ class Tensor:
         return Tensor._make(out, (self,), vjp, "tanh")
 
     def relu(self):
-        mask = self.data > 0  # subgradient 0 at x == 0, as torch
-        out = np.where(mask, self.data, 0)
+        mask = self.data > 0  # subgradient 0 at x == 0 (and at nan), as torch
+        out = np.where(self.data <= 0, 0, self.data)   # written so that relu(nan) = nan, as torch
 
         def vjp(g):
             return (g * mask,)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autodiff as ad
-from ._checks import arrays_or_tensors, check_rollout
+from ._checks import arrays_or_tensors, check_overflow, check_rollout
 
 __all__ = ["compute_gae", "discounted_returns"]
 
@@ -75,7 +75,10 @@ def compute_gae(rewards, values, next_values, terminated, truncated, gamma: floa
         advantage = delta[t] + gamma * lam * not_done[t] * advantage
         rows.append(advantage)
     advantages = ad.stack(rows[::-1])                                    # rows t = 0 .. T-1
-    return advantages, advantages + values
+    returns = advantages + values
+    check_overflow("advantages", advantages.data, "rewards and values")
+    check_overflow("returns", returns.data, "rewards and values")
+    return advantages, returns
 
 
 @arrays_or_tensors
@@ -109,4 +112,6 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
         following = ad.where(terminated[t], 0.0, following)      # 0 after a terminal state
         following = rewards[t] + gamma * following
         rows.append(following)
-    return ad.stack(rows[::-1])                                          # rows t = 0 .. T-1
+    returns = ad.stack(rows[::-1])                                       # rows t = 0 .. T-1
+    check_overflow("returns", returns.data, "rewards and bootstrap_values")
+    return returns

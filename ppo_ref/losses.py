@@ -45,6 +45,8 @@ Conventions, where published implementations differ:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import autodiff as ad
@@ -212,6 +214,11 @@ def normalize_advantages(advantages, eps: float = 1e-8):
     n = advantages.size
     if n == 1:
         return advantages * 0.0
+    # The result does not depend on the scale of A (eps aside), so advantages so large that
+    # their squared deviations would overflow are first divided by a power of two (exact),
+    # and eps with them. Any other batch is computed as written.
+    scale = _overflow_safe_scale(advantages.data)
+    advantages, eps = advantages * (1.0 / scale), eps / scale
     centered = advantages - advantages.mean()
     variance = (centered * centered).sum() * (1.0 / (n - 1))           # ddof = 1
     std = variance.sqrt() if variance.data > 0 else as_tensor(np.zeros_like(variance.data))
@@ -268,10 +275,22 @@ def explained_variance(values, returns) -> float:
         explained_variance = 1 - Var[R - V] / Var[R]
     """
     values, returns = check_batch(values=values, returns=returns)
-    var_returns = float(np.var(returns.data))
+    scale = _overflow_safe_scale(np.concatenate([values.data.ravel(), returns.data.ravel()]))
+    values, returns = values.data / scale, returns.data / scale    # the ratio is scale-free
+    var_returns = float(np.var(returns))
     if var_returns == 0.0:
         return 0.0
-    return 1.0 - float(np.var(returns.data - values.data)) / var_returns
+    return 1.0 - float(np.var(returns - values)) / var_returns
+
+
+def _overflow_safe_scale(x: np.ndarray) -> float:
+    """1.0, or for numbers so large that the sum of n squared differences of them could
+    overflow (|x| above sqrt(max float / n) / 2), the power of two 2^k <= max |x| < 2^(k+1), so
+    that x / scale is exact and lies within (-2, 2)."""
+    largest = float(np.max(np.abs(x)))
+    if largest <= np.sqrt(np.finfo(x.dtype).max / x.size) / 2:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1] - 1)
 
 
 # ----- KL coefficient controllers ---------------------------------------------------------

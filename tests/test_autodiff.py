@@ -481,3 +481,11 @@ def test_concatenate_and_stack_of_mismatched_shapes_or_nothing_name_the_function
 def test_clip_with_inverted_bounds_raises():
     with pytest.raises(ValueError, match="bound"):
         ad.clip(np.ones(2), 1.0, -1.0)
+
+
+def test_relu_of_nan_is_nan_with_zero_gradient_as_torch():
+    x = ad.Tensor(np.array([np.nan, -1.0, 0.0, 2.0]), requires_grad=True)
+    y = x.relu()
+    assert np.isnan(y.data[0]) and y.data[1:].tolist() == [0.0, 0.0, 2.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0]     # torch: threshold_backward, mask x > 0

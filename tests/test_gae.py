@@ -369,3 +369,12 @@ def test_discounted_returns_validates_bootstrap_values():
     boot[1, 1] = np.nan
     with pytest.raises(ValueError, match=r"bootstrap_values.*\(1, 1\)"):
         discounted_returns(args["rewards"], args["terminated"], args["truncated"], 0.9, boot)
+
+
+def test_advantages_that_overflow_raise_naming_the_index():
+    # r = 1e308 at both steps: A_0 = r_0 + gamma lam r_1 overflows float64.
+    rewards, zeros, no = np.array([1e308, 1e308]), np.zeros(2), np.zeros(2, dtype=bool)
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"advantages.*\(0,\)"):
+        compute_gae(rewards, zeros, zeros, no, no, 0.99, 0.95)
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"returns.*\(0,\)"):
+        discounted_returns(rewards, no, no, 0.99)

@@ -646,3 +646,30 @@ def test_adaptive_kl_penalty_without_beta_min_underflows_after_1075_halvings_as_
     for _ in range(1100):
         c.update(0.0)
     assert c.beta == 1e-6 and c.update(1.0) == 2e-6
+
+
+# ----- huge inputs: the right number, not an overflow ------------------------------------------
+
+def test_normalize_advantages_of_huge_values_is_the_scale_free_answer():
+    # [a, -a] has mean 0 and sample std sqrt(2) a, so the answer is [1, -1] / sqrt(2) for any a;
+    # at a = 1e308 the squared deviations overflow float64 unless the batch is rescaled first.
+    out = normalize_advantages(np.array([1e308, -1e308]))
+    np.testing.assert_allclose(out, [2 ** -0.5, -(2 ** -0.5)], rtol=1e-15)
+    # [a, a, a/2]: mean 5a/6, deviations a/6, a/6, -a/3, sample std a/sqrt(12): 1/sqrt(3) each
+    out = normalize_advantages(np.array([1e308, 1e308, 5e307]))
+    np.testing.assert_allclose(out, [3 ** -0.5, 3 ** -0.5, -2 * 3 ** -0.5], rtol=1e-12)
+
+
+def test_normalize_advantages_of_ordinary_values_is_computed_as_written():
+    adv = np.array([0.3, -1.7, 2.2, 0.05])
+    centered = adv - adv.mean()
+    expected = centered / (np.sqrt((centered ** 2).sum() / 3) + 1e-8)
+    np.testing.assert_array_equal(normalize_advantages(adv), expected)     # bit for bit
+
+
+def test_explained_variance_of_huge_values_is_finite_and_scale_free():
+    values, returns = np.array([1.0, -1.0, 0.3]), np.array([1.1, -0.9, 0.2])
+    small = 1 - np.var(returns - values) / np.var(returns)
+    huge = explained_variance(values * 1e300, returns * 1e300)
+    assert np.isfinite(huge)
+    np.testing.assert_allclose(huge, small, rtol=1e-12)
