@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_train_writes_the_run_folder(run_dir):
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.json",
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoints", "config.json",
                                                            "eval.json", "metrics.csv"]
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
