@@ -287,7 +287,14 @@ def test_a_deleted_config_is_offered_back_and_restored(run_dir, tmp_path, capsys
     assert (run / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
 
 
-def test_a_damaged_last_checkpoint_names_the_command_for_the_previous_one(run_dir, tmp_path, capsys):
+def _untimed(rows):
+    """Rows without the timing columns, nan as None (so that == compares them exactly)."""
+    return [{k: None if v != v else v for k, v in r.items() if k not in TIMING_COLUMNS}
+            for r in rows]
+
+
+def test_a_damaged_last_checkpoint_names_the_command_for_the_previous_one(run_dir, tmp_path,
+                                                                          capsys):
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
     last = run / "checkpoints" / "update_000002.json"
@@ -297,9 +304,7 @@ def test_a_damaged_last_checkpoint_names_the_command_for_the_previous_one(run_di
     assert "update_000002.json is corrupt or was edited" in err
     assert f"ppo-ref train --resume {run} --from-checkpoint 1" in err
     assert main(["train", "--resume", str(run), "--from-checkpoint", "1", "--no-progress"]) == 0
-    untimed = lambda rows: [{k: v for k, v in r.items() if k not in (*TIMING_COLUMNS, "beta")}
-                            for r in rows]   # noqa: E731 (beta: nan, which == does not match)
-    assert untimed(read_metrics(run)) == untimed(read_metrics(run_dir))
+    assert _untimed(read_metrics(run)) == _untimed(read_metrics(run_dir))
     assert load_checkpoint(run / "checkpoints" / "update_000002")["update"] == 2
     assert main(["train", *TINY, "--from-checkpoint", "1", "--out", str(tmp_path / "x")]) == 2
     assert "go with --resume" in _last_error_line(capsys)
@@ -334,3 +339,33 @@ def test_train_refuses_more_envs_than_memory_holds_at_once(tmp_path, capsys):
                  str(tmp_path / "r"), "--no-progress"]) == 2
     assert "lower num_envs, num_steps or total_steps" in _last_error_line(capsys)
     assert time.monotonic() - start < 10 and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_of_a_real_run_saves_a_checkpoint_exits_130_and_resumes_exactly(tmp_path):
+    """SIGINT to a `ppo-ref train` process after its first rows: it finishes the update in
+    progress, checkpoints it (checkpoint_every is larger than the run), exits 130; the resumed
+    run's metrics are the uninterrupted run's."""
+    import signal
+    import time
+    args = ["--total-steps", str(200 * 16), "--num-envs", "2", "--num-steps", "8",
+            "--update-epochs", "1", "--hidden", "4", "--eval-episodes", "1",
+            "--checkpoint-every", "1000", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "ppo_ref", "train", *args, "--out", str(run)],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not ((run / "metrics.csv").exists() and
+               len((run / "metrics.csv").read_text().splitlines()) > 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rows = read_metrics(run)
+    assert f"stopped after update {len(rows)}" in err and "Traceback" not in err
+    assert len(rows) < 200 and (run / "checkpoints" / f"update_{len(rows):06d}.json").exists()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert main(["train", *args, "--out", str(tmp_path / "full")]) == 0
+    assert _untimed(read_metrics(run)) == _untimed(read_metrics(tmp_path / "full"))

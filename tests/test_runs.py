@@ -81,11 +81,11 @@ _WRITER = """
 import json, sys, time
 from pathlib import Path
 from ppo_ref.train.trainer import PPOConfig, train
-def wait_forever_after_update_2(row):
+def wait_after_update_2(row):
     if row["update"] == 2:
         Path(sys.argv[2] + ".ready").write_text("")
         time.sleep(600)
-train(PPOConfig(**json.loads(sys.argv[1])), out_dir=sys.argv[2], callback=wait_forever_after_update_2)
+train(PPOConfig(**json.loads(sys.argv[1])), out_dir=sys.argv[2], callback=wait_after_update_2)
 """
 
 
@@ -314,7 +314,8 @@ def test_resume_removes_what_killed_writes_left_and_nothing_else(tmp_path):
     with pytest.raises(_Stop):
         train(TINY, out_dir=tmp_path / "run", callback=_stop_at(5))
     run = tmp_path / "run"
-    leftovers = [run / ".metrics.csv.1a2b3c4d.tmp", run / "checkpoints" / ".update_000006.npz.5e6f7a8b.tmp",
+    leftovers = [run / ".metrics.csv.1a2b3c4d.tmp",
+                 run / "checkpoints" / ".update_000006.npz.5e6f7a8b.tmp",
                  run / "checkpoints" / "update_000006.npz"]          # its .json never written
     for p in leftovers:
         p.write_bytes(b"half")

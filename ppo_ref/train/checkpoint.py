@@ -36,13 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "remove_temp_files",
-           "checkpoint_name", "checkpoint_update", "list_checkpoints", "latest_checkpoint",
-           "remove_checkpoint", "remove_orphans", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "is_temp_file",
+           "remove_temp_files", "checkpoint_name", "checkpoint_update", "list_checkpoints",
+           "latest_checkpoint", "remove_checkpoint", "remove_orphans", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-TEMP_SUFFIX = ".tmp"
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -81,18 +80,26 @@ def _new_temp_file(path: Path):
     """(name, fd) of a new file .NAME.RANDOM.tmp beside `path`, created by os.open with mode
     0o666, which the kernel reduces by the umask, as it does for open()."""
     while True:
-        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
         try:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:   # 1 in 2**32: draw another name
             continue
 
 
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")   # .NAME.RANDOM.tmp (and tempfile.mkstemp's)
+
+
+def is_temp_file(path) -> bool:
+    """Whether `path` is named as atomic_write_bytes names its temporary files."""
+    return bool(_TEMP.fullmatch(Path(path).name))
+
+
 def remove_temp_files(directory) -> list:
     """Remove the temporary files (.NAME.RANDOM.tmp) that writes killed before their rename left
     in `directory`; returns their paths. Only for a directory no other writer is using."""
     directory = Path(directory)
-    found = [p for p in directory.glob(f".*{TEMP_SUFFIX}") if p.is_file()] \
+    found = [p for p in directory.iterdir() if is_temp_file(p) and p.is_file()] \
         if directory.is_dir() else []
     for p in found:
         p.unlink()

@@ -78,8 +78,8 @@ class PPOConfig:
         if not isinstance(self.env_id, str):
             raise ValueError(f"env_id must be a gymnasium env id string, got {self.env_id!r}")
         ints = {"seed": 0, "total_steps": 1, "num_envs": 1, "num_steps": 2, "num_minibatches": 1,
-                "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0, "keep_checkpoints": 0,
-                "trpo_cg_iters": 1}
+                "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0,
+                "keep_checkpoints": 0, "trpo_cg_iters": 1}
         for name, low in ints.items():
             why = (": with next-step autoreset a one-step rollout may hold no transition to "
                    "learn from, only reset steps" if name == "num_steps" else "")

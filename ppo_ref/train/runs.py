@@ -3,20 +3,25 @@
     RUN/
       config.json          the PPOConfig, field by field (enough to rebuild it: PPOConfig(**json))
       metrics.csv          one row per update, columns METRIC_COLUMNS (log.py says what each means)
-      checkpoints/         update_000050.npz + .json, ... (checkpoint.py), the last one at the end
+      checkpoints/         update_000050.npz + .json, ... (checkpoint.py), the last one at the end;
+                           only the newest config.keep_checkpoints are kept
       eval.json            {"mean_return", "std_return", "episodes", "returns"}, written at the end
       env.json             only when train() was given the env (a callable or a VectorEnv): what it
                            was and whether config.json's env_id rebuilds it (`describe_env`)
+      .lock                the lock a writing run holds (guards.FolderLock); its process id
 
 Numbers in metrics.csv are written with Python's repr, which reads back to the same float, so two
 runs can be compared exactly; only `time_s` and `steps_per_s` depend on the clock. A metric that
 does not apply (beta without a KL objective, a return before any episode ended) is `nan`.
 
-train() keeps its folder through a `Run`: `Run.open` checks the env's provenance and makes a new
-folder or restores the training state from the folder's last checkpoint; `checkpoint_if_due` and
-`close` save checkpoints. A checkpoint is written only after the metrics.csv rows it counts are on
-disk, and resuming drops any rows logged after it, so a resumed run's metrics.csv is the one an
-uninterrupted run writes.
+train() keeps its folder through a `Run`: `Run.open` checks the env's provenance, locks the folder
+(one writer at a time), and makes a new run (only in a new or empty folder: a user's files or
+another run's are never overwritten) or restores the training state from a checkpoint;
+`checkpoint_if_due` and `close` save checkpoints. A checkpoint is written only after the
+metrics.csv rows it counts are on disk, and resuming drops any rows logged after it (and checks
+that those kept are the rows of updates 1..k), so a resumed run's metrics.csv is the one an
+uninterrupted run writes. A run stopped before its first checkpoint resumes from update 0, which
+its config alone determines. docs/reliability.md lists these guarantees and their tests.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import os
 import pickle
 from pathlib import Path
 
-from .checkpoint import (TEMP_SUFFIX, atomic_write_bytes, checkpoint_name, checkpoint_update,
+from .checkpoint import (atomic_write_bytes, is_temp_file, checkpoint_name, checkpoint_update,
                          list_checkpoints, load_checkpoint, remove_checkpoint, remove_orphans,
                          remove_temp_files, save_checkpoint)
 from .config import PPOConfig
@@ -68,10 +73,10 @@ class RunFolder:
             return
         if not self.path.is_dir():
             raise ValueError(f"{self.path} is a file, not a run folder")
-        names = sorted(p.name for p in self.path.iterdir() if not p.name.endswith(TEMP_SUFFIX))
+        names = sorted(p.name for p in self.path.iterdir() if not is_temp_file(p))
         if self.checkpoints.is_dir():
             names += sorted(f"checkpoints/{p.name}" for p in self.checkpoints.iterdir()
-                            if not p.name.endswith(TEMP_SUFFIX))
+                            if not is_temp_file(p))
         foreign = [n for n in names if n not in RUN_FILES and not n.startswith("checkpoints/")
                    or n.startswith("checkpoints/") and not _is_checkpoint_file(n)]
         if foreign:
