@@ -173,6 +173,15 @@ def test_a_crash_before_the_first_checkpoint_resumes_from_update_0_exactly(tmp_p
     _assert_same_run(tmp_path / "run", resumed, full)
 
 
+def test_a_half_written_row_after_the_checkpoint_is_dropped_on_resume(tmp_path, full):
+    with pytest.raises(_Stop):            # killed while appending row 6; checkpoint at 4
+        train(TINY, out_dir=tmp_path / "run", callback=_stop_at(5))
+    with open(tmp_path / "run" / "metrics.csv", "a") as f:
+        f.write("6,384,2")
+    resumed = train(TINY, out_dir=tmp_path / "run", resume=True)
+    _assert_same_run(tmp_path / "run", resumed, full)
+
+
 def _ctrl_c_after(update, times=1):
     def callback(row):
         if row["update"] == update:

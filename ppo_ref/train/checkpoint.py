@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "is_temp_file",
-           "remove_temp_files", "checkpoint_name", "checkpoint_update", "list_checkpoints",
+           "remove_temp_files", "checkpoint_name", "checkpoint_update", "is_checkpoint_file", "list_checkpoints",
            "latest_checkpoint", "remove_checkpoint", "remove_orphans", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2
@@ -232,6 +232,7 @@ def _jsonable(x):
 # ----- a run's checkpoints: checkpoints/update_NNNNNN.{npz,json} ---------------------------------
 
 _NAME = re.compile(r"update_(\d+)\.json")
+_FILE = re.compile(r"update_(\d+)\.(json|npz)")
 
 
 def checkpoint_name(update: int) -> str:
@@ -242,6 +243,11 @@ def checkpoint_name(update: int) -> str:
 def checkpoint_update(path) -> int:
     """The update a checkpoint's base path (update_000050) was saved after."""
     return int(Path(path).name.rpartition("_")[2])
+
+
+def is_checkpoint_file(path) -> bool:
+    """Whether `path` is named as one of a run's checkpoint files (update_N.json or .npz)."""
+    return bool(_FILE.fullmatch(Path(path).name))
 
 
 def list_checkpoints(directory) -> list:

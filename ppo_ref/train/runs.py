@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import pickle
 from pathlib import Path
 
-from .checkpoint import (atomic_write_bytes, is_temp_file, checkpoint_name, checkpoint_update,
+from .checkpoint import (atomic_write_bytes, is_checkpoint_file, is_temp_file, checkpoint_name, checkpoint_update,
                          list_checkpoints, load_checkpoint, remove_checkpoint, remove_orphans,
                          remove_temp_files, save_checkpoint)
 from .config import PPOConfig
 from .guards import LOCK_NAME, DeferredInterrupt, FolderLock
 
 __all__ = ["METRIC_COLUMNS", "TIMING_COLUMNS", "Run", "RunFolder", "read_metrics", "read_config",
-           "restore_config",
-           "read_eval", "describe_env", "read_env", "check_env_provenance",
+           "restore_config", "read_eval", "describe_env", "read_env", "check_env_provenance",
            "check_env_id_rebuilds"]
 
 METRIC_COLUMNS = ("update", "global_step", "episodic_return", "episodes", "policy_loss",
@@ -78,7 +78,7 @@ class RunFolder:
             names += sorted(f"checkpoints/{p.name}" for p in self.checkpoints.iterdir()
                             if not is_temp_file(p))
         foreign = [n for n in names if n not in RUN_FILES and not n.startswith("checkpoints/")
-                   or n.startswith("checkpoints/") and not _is_checkpoint_file(n)]
+                   or n.startswith("checkpoints/") and not is_checkpoint_file(n)]
         if foreign:
             raise ValueError(f"{self.path} holds files a ppo_ref run did not write "
                              f"({', '.join(foreign[:3])}); a new run writes only into a new or "
@@ -87,6 +87,10 @@ class RunFolder:
         if held:
             raise ValueError(f"{self.path} already holds a run ({', '.join(held[:3])}); "
                              f"resume it or choose another out_dir")
+
+    def holds_run(self) -> bool:
+        """Whether a run wrote here: a config.json or a checkpoint."""
+        return (self.path / "config.json").exists() or bool(list_checkpoints(self.checkpoints))
 
     def lock(self) -> FolderLock:
         """Make the folder and take its lock (guards.py): ValueError if another run holds it."""
@@ -111,18 +115,26 @@ class RunFolder:
             with open(self.metrics_path, "rb+") as f:
                 os.fsync(f.fileno())
 
-    def truncate_metrics(self, updates: int) -> None:
-        """Keep the header and the rows of the first `updates` updates (resume after a crash:
-        rows written after the checkpoint being resumed from are dropped, then re-made)."""
-        if not self.metrics_path.exists():
-            return
-        lines = self.metrics_path.read_bytes().splitlines(keepends=True)
-        atomic_write_bytes(self.metrics_path, b"".join(lines[:1 + updates]))
-
-
-def _is_checkpoint_file(name: str) -> bool:
-    stem, _, suffix = Path(name).name.rpartition(".")
-    return suffix in ("json", "npz") and stem.startswith("update_") and stem[7:].isdigit()
+    def cut_metrics(self, updates: int) -> list:
+        """The rows of updates 1 .. `updates`, which must head metrics.csv (else ValueError naming
+        it, the file untouched); the rows after them, logged after the checkpoint being resumed
+        from (the last perhaps half-written by a crash), are dropped from the file, to be made
+        again by the resumed run."""
+        lines = self.metrics_path.read_bytes().splitlines(keepends=True) \
+            if self.metrics_path.exists() else []
+        head = b"".join(lines[:1 + updates])
+        rows = _parse_metrics(head, self.metrics_path) if head else []
+        logged = [r["update"] for r in rows]
+        if logged != list(range(1, updates + 1)):
+            first = next((i for i, (a, b) in enumerate(zip(logged, range(1, updates + 1)))
+                          if a != b), len(logged))
+            raise ValueError(f"{self.metrics_path} does not hold the rows of updates "
+                             f"1..{updates} the checkpoint counts: it has {len(logged)} rows, "
+                             f"and row {first + 1} is "
+                             f"{'missing' if first >= len(logged) else f'update {logged[first]}'}")
+        if len(lines) > 1 + updates:
+            atomic_write_bytes(self.metrics_path, head)
+        return rows
 
 
 class Run:
@@ -164,10 +176,12 @@ class Run:
                 raise ValueError("resume=True needs out_dir, the run folder to continue")
             return cls(None, env_record, [])
         folder = RunFolder(out_dir)
-        if resume and not folder.path.is_dir():
-            raise ValueError(f"{folder.path} does not exist: no checkpoint to resume from")
+        # refused before the lock file is made in a folder that is not a run's
+        if resume and not folder.holds_run():
+            raise ValueError(f"{folder.path} holds no checkpoint and no config.json: no "
+                             f"checkpoint to resume from")
         if not resume:
-            folder.check_new()            # before the lock file is made in a user's folder
+            folder.check_new()
         lock = folder.lock()
         try:
             remove_temp_files(folder.path)              # left by writes killed before their
@@ -253,32 +267,39 @@ def _restore(folder: RunFolder, state, from_checkpoint: int | None) -> list:
     except ValueError as e:
         raise ValueError(f"{e}{_previous_intact(found, path, state, folder)}") from None
     try:
-        if PPOConfig.from_dict(saved["config"]) != state.config:
-            config = state.config.to_dict()
-            theirs = PPOConfig.from_dict(saved["config"]).to_dict()
-            diff = sorted(k for k, v in config.items() if theirs.get(k) != v)
-            raise ConfigMismatch(f"checkpoint {path} was written with another config (fields "
-                                 f"{diff} differ); resume with the run's own config.json")
-        if saved["env"] is None:
-            raise ConfigMismatch(f"cannot resume {folder.path} exactly: its environment could "
-                                 f"not be saved ({saved['env_error']})")
-        if checkpoint_update(path) != int(saved["update"]):
-            raise ValueError(f"it holds update {saved['update']!r}")
+        saved_config, saved_update = PPOConfig.from_dict(saved["config"]), int(saved["update"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _malformed(path, e) from None
+    _check_same_config(saved_config, state.config, f"checkpoint {path} was written with")
+    if saved["env"] is None:
+        raise ValueError(f"cannot resume {folder.path} exactly: its environment could not be "
+                         f"saved ({saved.get('env_error')})")
+    if saved_update != checkpoint_update(path):
+        raise _malformed(path, ValueError(f"its name says update {checkpoint_update(path)}, "
+                                          f"it holds update {saved_update}"))
+    try:
         state.load_state_dict(saved)
-    except ConfigMismatch as e:
-        raise ValueError(str(e)) from None
     # a well-formed file holding a bad state, or a pickled env another gymnasium cannot read
     except (KeyError, TypeError, ValueError, AttributeError, ImportError, EOFError,
             pickle.UnpicklingError) as e:
-        raise ValueError(f"checkpoint {path} is incomplete or malformed: {e!r}") from None
+        raise _malformed(path, e) from None
+    history = folder.cut_metrics(state.update)      # drop rows logged after this checkpoint
     for later in found[found.index(path) + 1:]:
-        remove_checkpoint(later)          # made again, the same, by the resumed run
-    folder.truncate_metrics(state.update)     # drop rows logged after this checkpoint
-    return _logged_rows(folder, state.update)
+        remove_checkpoint(later)                    # made again, the same, by the resumed run
+    return history
 
 
-class ConfigMismatch(ValueError):
-    """A checkpoint that belongs to another run (config or env), as opposed to a damaged one."""
+def _malformed(path, error: Exception) -> ValueError:
+    return ValueError(f"checkpoint {path} is incomplete or malformed: {error!r}")
+
+
+def _check_same_config(saved: PPOConfig, config: PPOConfig, where: str) -> None:
+    """ValueError naming the fields in which the config a run was written with differs."""
+    if saved != config:
+        theirs = saved.to_dict()
+        diff = sorted(k for k, v in config.to_dict().items() if theirs.get(k) != v)
+        raise ValueError(f"{where} another config (fields {diff} differ); resume with the "
+                         f"run's own config.json")
 
 
 def _restart(folder: RunFolder, state) -> list:
@@ -287,15 +308,11 @@ def _restart(folder: RunFolder, state) -> list:
     if not (folder.path / "config.json").exists():
         raise ValueError(f"{folder.path} holds no checkpoint and no config.json: no checkpoint "
                          f"to resume from")
-    written = PPOConfig.from_dict(read_config(folder.path))
-    if written != state.config:
-        config, theirs = state.config.to_dict(), written.to_dict()
-        diff = sorted(k for k, v in config.items() if theirs.get(k) != v)
-        raise ValueError(f"{folder.path}/config.json holds another config (fields {diff} "
-                         f"differ); resume with the run's own config.json")
+    _check_same_config(PPOConfig.from_dict(read_config(folder.path)), state.config,
+                       f"{folder.path}/config.json holds")
     folder.checkpoints.mkdir(exist_ok=True)
-    folder.truncate_metrics(0)
-    return _logged_rows(folder, 0)
+    folder.metrics_path.unlink(missing_ok=True)     # logged again from the first row
+    return []
 
 
 def _chosen(found: list, update: int, folder: RunFolder) -> Path:
@@ -320,19 +337,6 @@ def _previous_intact(found: list, damaged: Path, state, folder: RunFolder) -> st
                 f"`ppo-ref train --resume {folder.path} --from-checkpoint {k}` "
                 f"(train(..., resume=True, from_checkpoint={k}))")
     return ""
-
-
-def _logged_rows(folder: RunFolder, updates: int) -> list:
-    """metrics.csv's rows, which must be those of updates 1 .. `updates`, in order."""
-    history = read_metrics(folder.path) if folder.metrics_path.exists() else []
-    logged = [r["update"] for r in history]
-    if logged != list(range(1, updates + 1)):
-        first = next((i for i, (a, b) in enumerate(zip(logged, range(1, updates + 1)))
-                      if a != b), min(len(logged), updates))
-        raise ValueError(f"{folder.metrics_path} does not hold the rows of updates 1..{updates} "
-                         f"the checkpoint counts: it has {len(logged)} rows, and row {first + 1} "
-                         f"is {'missing' if first >= len(logged) else f'update {logged[first]}'}")
-    return history
 
 
 def restore_config(run) -> Path:
@@ -365,9 +369,13 @@ def read_metrics(run) -> list:
     path = Path(run) / "metrics.csv"
     if not path.exists():
         raise ValueError(f"{run}: no metrics.csv (not a run folder?)")
+    return _parse_metrics(path.read_bytes(), path)
+
+
+def _parse_metrics(data: bytes, path: Path) -> list:
+    """The rows of metrics.csv's bytes `data`; ValueError naming `path` if they are damaged."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is damaged: it is not a text (UTF-8) CSV file") from None
     ints = ("update", "global_step", "episodes", "minibatches")
