@@ -264,6 +264,8 @@ def test_a_stray_json_in_checkpoints_does_not_block_resume(tmp_path):
 
 def test_an_unknown_from_checkpoint_lists_the_ones_there_are(tmp_path):
     train(TINY, out_dir=tmp_path / "run")
+    with pytest.raises(ValueError, match="from_checkpoint .* needs resume=True"):
+        train(TINY, out_dir=tmp_path / "other", from_checkpoint=2)
     with pytest.raises(ValueError, match=r"no checkpoint of update 5; .* updates \[2, 4, 6\]"):
         train(TINY, out_dir=tmp_path / "run", resume=True, from_checkpoint=5)
 
@@ -361,3 +363,15 @@ def test_a_deleted_config_is_named_and_restored_from_a_checkpoint(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text()) == original
     with pytest.raises(ValueError, match="exists and is readable"):
         restore_config(tmp_path / "run")
+
+
+def test_a_file_system_without_locks_warns_and_the_run_goes_on(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOLCK, "No locks available (simulated)")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(RuntimeWarning, match=r"cannot lock .*\.lock"):
+        train(TINY, out_dir=tmp_path / "run")
+    assert len(read_metrics(tmp_path / "run")) == 6

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 try:
@@ -32,7 +33,8 @@ class FolderLock:
     """An exclusive advisory lock, fcntl.flock(LOCK_EX | LOCK_NB), on RUN/.lock, held while this
     object's file is open. flock locks belong to the open file, so the kernel drops the lock when
     the process ends however it ends, and two opens conflict even within one process (a thread).
-    The lock file holds the owner's process id, for the message a second writer gets.
+    The lock file holds the owner's process id, for the message a second writer gets. On a file
+    system that cannot lock, the run goes on unguarded, with a warning.
     `release` (or the process's end) unlocks; the file stays, as deleting it would let a third
     writer lock a new file while the second still holds the old one."""
 
@@ -49,6 +51,9 @@ class FolderLock:
             self._file.close()
             raise ValueError(f"{folder} is in use by another run (process {owner} holds "
                              f"{self.path}); one run folder takes one writer at a time") from None
+        except OSError as e:    # a file system without locks (some network or FUSE mounts)
+            warnings.warn(f"cannot lock {self.path} ({e}); nothing stops another run from "
+                          f"writing {folder} at the same time", RuntimeWarning, stacklevel=2)
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"{os.getpid()}\n")

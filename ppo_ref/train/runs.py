@@ -170,6 +170,9 @@ class Run:
         """state: the TrainState just built (state.py). env: what was passed to train().
         from_checkpoint: resume from the checkpoint saved after this update instead of the last
         (the later ones are removed: the resumed run makes them again)."""
+        if from_checkpoint is not None and not resume:
+            raise ValueError("from_checkpoint chooses the checkpoint to resume from: it needs "
+                             "resume=True")
         env_record = check_env_provenance(state.config, env, state.envs, out_dir, resume)
         if out_dir is None:
             if resume:
