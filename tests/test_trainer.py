@@ -382,6 +382,10 @@ def test_a_run_larger_than_memory_is_refused_before_any_env_is_made(monkeypatch)
     config = dataclasses.replace(TINY, num_steps=2**22, total_steps=4 * 2**22)
     with pytest.raises(ValueError, match=r"num_envs \* num_steps = 16,777,216 .* lower num_envs"):
         train(config, env=lambda: made.append(1) or CountingEnv())
+    # (3 * 1 + 1 + 1) * 8 + 1 = 41 bytes an episode at the least: 4.1 GB for 10**8 episodes
+    with pytest.raises(ValueError, match=r"eval_episodes = 100,000,000 .* lower eval_episodes"):
+        train(dataclasses.replace(TINY, eval_episodes=10**8),
+              env=lambda: made.append(1) or CountingEnv())
     assert made == []
 
 

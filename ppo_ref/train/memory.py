@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-__all__ = ["available_memory", "check_fits", "training_bytes", "evaluation_bytes", "ROW_BYTES"]
+__all__ = ["available_memory", "check_fits", "check_run_fits", "training_bytes",
+           "evaluation_bytes", "ROW_BYTES"]
 
 ROW_BYTES = 800     # one metrics row kept in memory (a dict of 18 numbers: about 900 bytes)
 
@@ -39,6 +40,17 @@ def check_fits(what: str, nbytes: int, advice: str) -> None:
     if available is not None and nbytes > available:
         raise ValueError(f"{what} needs at least {_gb(nbytes)} of memory, more than the "
                          f"{_gb(available)} available; {advice}")
+
+
+def check_run_fits(config) -> None:
+    """ValueError, before anything is allocated, if a run of this PPOConfig cannot fit: its
+    training (`training_bytes`), or its final evaluation of eval_episodes side by side."""
+    c = config
+    check_fits(f"num_envs * num_steps = {c.batch_size:,} transitions a rollout and "
+               f"{c.num_updates:,} updates", training_bytes(c),
+               "lower num_envs, num_steps or total_steps")
+    check_fits(f"the final evaluation of eval_episodes = {c.eval_episodes:,} episodes side by "
+               f"side", evaluation_bytes(c.eval_episodes, 1, 1), "lower eval_episodes")
 
 
 def _gb(n: int) -> str:
