@@ -249,12 +249,12 @@ def evaluate(agent, env_id, episodes: int = 20, seed: int = 0, obs_normalizer=No
 
 def _max_episode_steps(env_id, envs) -> int:
     """The registered max_episode_steps of the env evaluated (its id's spec, or the spec of the
-    env a callable makes), else EVAL_MAX_STEPS."""
-    spec = None
+    vector env, or of the env a callable makes), else EVAL_MAX_STEPS."""
     if isinstance(env_id, str):
         spec = gym.spec(env_id)
-    elif getattr(envs, "envs", None):
-        spec = getattr(envs.envs[0], "spec", None)
+    else:
+        spec = getattr(envs, "spec", None) or getattr(next(iter(getattr(envs, "envs", [])), None),
+                                                      "spec", None)
     steps = getattr(spec, "max_episode_steps", None)
     return int(steps) if steps else EVAL_MAX_STEPS
 
