@@ -2,6 +2,8 @@
 
     ppo-ref train [--env CartPole-v1] [--seed 0] [--total-steps N] [--out DIR] [--objective clip]
     ppo-ref train --resume RUN           continue an interrupted run exactly where it stopped
+                  [--from-checkpoint K]  ... from the checkpoint of update K (the last is damaged)
+                  [--restore-config]     ... writing a lost config.json back from a checkpoint
     ppo-ref eval RUN [--episodes 20]     re-run a saved policy deterministically
 
 Subcommands live in COMMANDS, a dict from name to a function `main(argv) -> exit code`, or to the
@@ -101,6 +103,11 @@ def _train_parser():
     p.add_argument("--out", help="run folder (default runs/ENV__OBJECTIVE__sSEED__TIME)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its "
                    "last checkpoint (its own config; no other config flags)")
+    p.add_argument("--from-checkpoint", type=int, metavar="K", help="with --resume: continue "
+                   "from the checkpoint of update K instead of the last (when the last is "
+                   "damaged); later checkpoints are removed")
+    p.add_argument("--restore-config", action="store_true", help="with --resume: write a "
+                   "missing or unreadable config.json back from the run's checkpoints first")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr (on "
                    "a terminal one line rewritten each update; otherwise, as in a log file, a "
                    "plain line each time another 5%% of the updates is done)")
@@ -128,7 +135,7 @@ def _train_parser():
 def train_main(argv) -> int:
     """ppo-ref train: train PPO and write a run folder."""
     from .train.trainer import PPOConfig, PRESETS, train
-    from .train.runs import read_config
+    from .train.runs import read_config, restore_config
     args = _train_parser().parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PPOConfig)
                  if getattr(args, f.name) is not None}
@@ -137,16 +144,19 @@ def train_main(argv) -> int:
             given = [_flag(k) for k in overrides] + ["--preset"] * bool(args.preset) + \
                 ["--out"] * bool(args.out)
             raise CLIError(f"--resume continues with the run's own config.json; drop {given}")
+        if args.restore_config:
+            print(f"ppo-ref train: wrote {restore_config(args.resume)} back from the run's "
+                  f"checkpoints", file=sys.stderr)
         config = PPOConfig.from_dict(read_config(args.resume))
         out = Path(args.resume)
     else:
+        if args.from_checkpoint is not None or args.restore_config:
+            raise CLIError("--from-checkpoint and --restore-config go with --resume RUN")
         base = PRESETS.get(args.preset or overrides.get("env_id", "CartPole-v1"))
         config = dataclasses.replace(base, **overrides) if base else PPOConfig(**overrides)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(args.out) if args.out else \
             Path("runs") / f"{config.env_id}__{config.objective}__s{config.seed}__{stamp}"
-        if (out / "metrics.csv").exists():
-            raise CLIError(f"{out} already holds a run; use --resume {out} or another --out")
     import gymnasium as gym
     try:
         gym.spec(config.env_id)
@@ -155,9 +165,11 @@ def train_main(argv) -> int:
     print(f"ppo-ref train: {config.env_id}, objective {config.objective}, seed {config.seed}, "
           f"{config.total_steps:,} steps -> {out}", file=sys.stderr)
     try:
-        result = train(config, out_dir=out, progress=not args.no_progress, resume=bool(args.resume))
-    except KeyboardInterrupt:
-        print(f"\nppo-ref train: interrupted; continue with: ppo-ref train --resume {out}",
+        result = train(config, out_dir=out, progress=not args.no_progress,
+                       resume=bool(args.resume), from_checkpoint=args.from_checkpoint)
+    except KeyboardInterrupt as e:
+        saved = f" ({e})" if str(e) else ""
+        print(f"\nppo-ref train: interrupted{saved}; continue with: ppo-ref train --resume {out}",
               file=sys.stderr)
         return 130
     ev = result.eval

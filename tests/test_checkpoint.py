@@ -1,6 +1,8 @@
 """ppo_ref.train.checkpoint: exact round trip, atomic writes, clear errors on corrupt or foreign files."""
+import hashlib
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -117,11 +119,19 @@ def test_missing_files_are_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "c")
 
 
+def _rehash(meta):
+    """meta with its "sha256" recomputed as the format defines it: the sha256 of the other
+    entries written with sorted keys and no spaces (a writer that made a consistent file)."""
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {**body, "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
 def test_array_missing_from_the_npz_is_named(tmp_path):
     save_checkpoint(tmp_path / "c", _state())
     meta = json.loads((tmp_path / "c.json").read_text())
     meta["state"]["extra"] = {"__array__": "extra"}        # the JSON names an array ...
-    (tmp_path / "c.json").write_text(json.dumps(meta))     # ... the npz does not hold
+    (tmp_path / "c.json").write_text(json.dumps(_rehash(meta)))   # ... the npz does not hold
     with pytest.raises(ValueError, match="'extra' is missing"):
         load_checkpoint(tmp_path / "c")
 
@@ -140,3 +150,59 @@ def test_mismatch_with_expected_header_names_the_entry(tmp_path):
 def test_unstorable_leaf_is_a_type_error_naming_its_path(tmp_path):
     with pytest.raises(TypeError, match="agent/fn"):
         save_checkpoint(tmp_path / "c", {"agent": {"fn": object()}})
+
+
+def test_an_edited_json_value_is_refused_naming_the_file(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    js = tmp_path / "c.json"
+    js.write_text(js.read_text().replace('"update": 7', '"update": 8'))
+    with pytest.raises(ValueError, match="c.json is corrupt or was edited"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_a_format_1_checkpoint_without_its_json_hash_still_loads(tmp_path):
+    save_checkpoint(tmp_path / "c", _state())
+    meta = json.loads((tmp_path / "c.json").read_text())
+    del meta["sha256"]
+    (tmp_path / "c.json").write_text(json.dumps({**meta, "format_version": 1}))
+    assert load_checkpoint(tmp_path / "c")["update"] == 7
+
+
+def test_only_update_n_files_are_checkpoints_and_they_sort_by_number(tmp_path):
+    for k in (9, 10, 1000000):
+        save_checkpoint(tmp_path / f"update_{k:06d}", _state())
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "update_x.json").write_text("{}")
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["update_000009", "update_000010",
+                                                            "update_1000000"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_new_file_gets_the_mode_open_gives_under_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        checkpoint.atomic_write_bytes(tmp_path / "f.bin", b"x")
+        with open(tmp_path / "plain.bin", "wb") as f:          # what open() gives, for reference
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == mode
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    checkpoint.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_remove_orphans_removes_temporaries_and_arrays_without_json_only(tmp_path):
+    save_checkpoint(tmp_path / "update_000001", _state())
+    for name in (".update_000002.npz.0a1b2c3d.tmp", "update_000002.npz"):
+        (tmp_path / name).write_bytes(b"half")
+    (tmp_path / "notes.npz").write_bytes(b"mine")
+    checkpoint.remove_orphans(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.npz", "update_000001.json",
+                                                          "update_000001.npz"]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from ppo_ref.cli import COMMANDS, main
+from ppo_ref.train.checkpoint import load_checkpoint
+from ppo_ref.train.runs import TIMING_COLUMNS, read_metrics
 
 TINY = ["--total-steps", "128", "--num-envs", "2", "--num-steps", "32", "--update-epochs", "1",
         "--hidden", "8", "--eval-episodes", "2", "--checkpoint-every", "1"]
@@ -34,7 +36,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_train_writes_the_run_folder(run_dir):
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.json",
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoints", "config.json",
                                                            "eval.json", "metrics.csv"]
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -241,3 +243,129 @@ def test_piping_into_a_reader_that_has_gone_prints_nothing_on_stderr(run_dir):
     finally:
         os.close(write_end)
     assert proc.returncode == 1 and proc.stderr == ""
+
+
+# ----- run folders: one writer, nothing overwritten, recoverable ---------------------------------
+
+def _last_error_line(capsys):
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_second_writer_is_exit_2_naming_the_holder(run_dir, tmp_path, capsys):
+    from ppo_ref.train.guards import FolderLock
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    lock = FolderLock(run)                      # the first writer, still running
+    try:
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+        assert f"in use by another run (process {os.getpid()}" in _last_error_line(capsys)
+    finally:
+        lock.release()
+
+
+def test_out_into_a_folder_of_the_users_files_is_exit_2_and_touches_nothing(tmp_path, capsys):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"mine":1}\n')
+    assert main(["train", *TINY, "--out", str(folder), "--no-progress"]) == 2
+    assert "config.json" in _last_error_line(capsys)
+    assert [p.name for p in folder.iterdir()] == ["config.json"]
+    assert (folder / "config.json").read_text() == '{"mine":1}\n'
+
+
+def test_a_deleted_config_is_offered_back_and_restored(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    original = (run / "config.json").read_text()
+    (run / "config.json").unlink()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert f"--resume {run} --restore-config" in _last_error_line(capsys)
+    assert main(["eval", str(run)]) == 2
+    assert "--restore-config" in _last_error_line(capsys)
+    assert main(["train", "--resume", str(run), "--restore-config", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text()) == json.loads(original)
+    assert (run / "metrics.csv").read_text() == (run_dir / "metrics.csv").read_text()
+
+
+def _untimed(rows):
+    """Rows without the timing columns, nan as None (so that == compares them exactly)."""
+    return [{k: None if v != v else v for k, v in r.items() if k not in TIMING_COLUMNS}
+            for r in rows]
+
+
+def test_a_damaged_last_checkpoint_names_the_command_for_the_previous_one(run_dir, tmp_path,
+                                                                          capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    last = run / "checkpoints" / "update_000002.json"
+    last.write_text(last.read_text().replace('"update": 2', '"update": 1'))
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    err = _last_error_line(capsys)
+    assert "update_000002.json is corrupt or was edited" in err
+    assert f"ppo-ref train --resume {run} --from-checkpoint 1" in err
+    assert main(["train", "--resume", str(run), "--from-checkpoint", "1", "--no-progress"]) == 0
+    assert _untimed(read_metrics(run)) == _untimed(read_metrics(run_dir))
+    assert load_checkpoint(run / "checkpoints" / "update_000002")["update"] == 2
+    assert main(["train", *TINY, "--from-checkpoint", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "go with --resume" in _last_error_line(capsys)
+
+
+def test_a_binary_metrics_file_is_exit_2_naming_it(run_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "metrics.csv").write_bytes(b"\xff\xfe\x00binary\x80\x81\n" * 5)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert "metrics.csv is damaged: it is not a text (UTF-8) CSV file" in _last_error_line(capsys)
+
+
+# ----- sizes and seeds refused up front ----------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    (["--episodes", str(10**13)], "evaluating 10,000,000,000,000 episodes side by side needs at "
+                                  "least"),
+])
+def test_eval_refuses_a_negative_seed_or_more_episodes_than_memory_holds(run_dir, capsys, args,
+                                                                         message):
+    assert main(["eval", str(run_dir), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_train_refuses_more_envs_than_memory_holds_at_once(tmp_path, capsys):
+    import time
+    start = time.monotonic()
+    assert main(["train", "--num-envs", str(10**12), "--total-steps", str(10**14), "--out",
+                 str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "lower num_envs, num_steps or total_steps" in _last_error_line(capsys)
+    assert time.monotonic() - start < 10 and not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_of_a_real_run_saves_a_checkpoint_exits_130_and_resumes_exactly(tmp_path):
+    """SIGINT to a `ppo-ref train` process after its first rows: it finishes the update in
+    progress, checkpoints it (checkpoint_every is larger than the run), exits 130; the resumed
+    run's metrics are the uninterrupted run's."""
+    import signal
+    import time
+    args = ["--total-steps", str(200 * 16), "--num-envs", "2", "--num-steps", "8",
+            "--update-epochs", "1", "--hidden", "4", "--eval-episodes", "1",
+            "--checkpoint-every", "1000", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "ppo_ref", "train", *args, "--out", str(run)],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not ((run / "metrics.csv").exists() and
+               len((run / "metrics.csv").read_text().splitlines()) > 2):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rows = read_metrics(run)
+    assert f"stopped after update {len(rows)}" in err and "Traceback" not in err
+    assert len(rows) < 200 and (run / "checkpoints" / f"update_{len(rows):06d}.json").exists()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert main(["train", *args, "--out", str(tmp_path / "full")]) == 0
+    assert _untimed(read_metrics(run)) == _untimed(read_metrics(tmp_path / "full"))

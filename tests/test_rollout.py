@@ -182,6 +182,43 @@ def test_non_finite_env_output_names_the_env_index_and_step(nan_in, what):
         c.collect()
 
 
+class BadShapeAfter(ScriptedEnv):
+    """ScriptedEnv whose step number `k` returns an observation of shape (2,), not (1,)."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def step(self, action):
+        obs, *rest = super().step(action)
+        return (np.zeros(2) if self.calls == self.k else obs), *rest
+
+
+def test_an_observation_of_the_wrong_shape_names_the_env_index():
+    envs = SyncVectorEnv([ScriptedEnv, lambda: BadShapeAfter(k=2)])
+    c = RolloutCollector(envs, ValueIsObsAgent(), 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"environment 1's step\(\) returned an observation of "
+                                         r"shape \(2,\), but its observation space has shape "
+                                         r"\(1,\)"):
+        c.collect()
+
+
+class BareReset(ScriptedEnv):
+    """The pre-gymnasium-1.0 API: reset returns the observation alone."""
+
+    def reset(self, *, seed=None, options=None):
+        return super().reset(seed=seed)[0]
+
+
+@pytest.mark.parametrize("bad", [0, 1])
+def test_reset_returning_a_bare_observation_names_the_env_index(bad):
+    envs = SyncVectorEnv([BareReset if i == bad else ScriptedEnv for i in range(2)])
+    c = RolloutCollector(envs, ValueIsObsAgent(), 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=rf"environment {bad}'s reset\(\) returned an array of "
+                                         r"shape \(1,\), not the \(observation, info\) pair"):
+        c.collect()
+
+
 def test_unknown_env_id_is_a_value_error_naming_it():
     with pytest.raises(ValueError, match="NoSuchEnv-v0"):
         make_vec_env("NoSuchEnv-v0", 2)

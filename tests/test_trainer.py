@@ -312,6 +312,88 @@ def test_evaluate_sums_each_copys_first_episode_only():
     assert result["episodes"] == 7
 
 
+class NeverEnds(gym.Env):
+    """An env with no time limit whose episodes never end; every step pays 1."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3), {}
+
+    def step(self, action):
+        return np.zeros(3), 1.0, False, False, {}
+
+
+def _agent_for(env_class):
+    from ppo_ref.train.policy import ActorCritic
+    return ActorCritic(env_class.observation_space, env_class.action_space,
+                       np.random.default_rng(0), hidden=(4,))
+
+
+def test_evaluate_caps_an_endless_episode_and_warns():
+    with pytest.warns(RuntimeWarning, match="2 of 2 episodes had not ended after max_steps=50"):
+        result = evaluate(_agent_for(NeverEnds), NeverEnds, episodes=2, max_steps=50)
+    assert result["returns"] == [50.0, 50.0]
+
+
+def test_a_run_on_an_endless_env_finishes_its_final_evaluation_at_the_default_cap(tmp_path):
+    """The env registers no max_episode_steps: evaluation stops after EVAL_MAX_STEPS = 10,000."""
+    import time
+    config = dataclasses.replace(TINY, total_steps=64, num_envs=2, num_steps=32)
+    start = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="max_steps=10000"):
+        result = train(config, env=NeverEnds, out_dir=tmp_path / "run")
+    assert result.eval["returns"] == [10000.0, 10000.0]
+    assert time.monotonic() - start < 30
+
+
+def test_evaluate_caps_at_the_registered_max_episode_steps_without_warning(recwarn):
+    """CartPole-v1 registers 500 steps: the cap equals the env's own time limit, so a policy
+    that balances for ever ends at 500 steps by truncation and nothing is reported."""
+    from ppo_ref.train.trainer import _max_episode_steps
+    assert _max_episode_steps("CartPole-v1", None) == 500
+    assert _max_episode_steps(NeverEnds, gym.vector.SyncVectorEnv([NeverEnds])) == 10_000
+    evaluate(_agent_for(CountingEnv), CountingEnv, episodes=2)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("kwargs, name", [({"seed": -1}, "seed"), ({"episodes": 0}, "episodes"),
+                                          ({"max_steps": 0}, "max_steps")])
+def test_evaluate_refuses_bad_arguments_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+        evaluate(_agent_for(CountingEnv), CountingEnv, **{"episodes": 2, **kwargs})
+
+
+def test_more_episodes_than_memory_holds_are_refused_before_any_env_is_made(monkeypatch):
+    from ppo_ref.train import memory
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**9)      # 1 GB free
+    made = []
+    with pytest.raises(ValueError, match=r"evaluating 100,000,000 episodes .* lower episodes"):
+        evaluate(_agent_for(CountingEnv), lambda: made.append(1) or CountingEnv(), 10**8)
+    assert made == []
+
+
+def test_a_run_larger_than_memory_is_refused_before_any_env_is_made(monkeypatch):
+    from ppo_ref.train import memory
+    monkeypatch.setattr(memory, "available_memory", lambda: 10**9)
+    made = []
+    # 2 * (4 envs * 2**22 steps) * (1 + 1 + 4) * 8 + 3 bytes > 10**9 bytes
+    config = dataclasses.replace(TINY, num_steps=2**22, total_steps=4 * 2**22)
+    with pytest.raises(ValueError, match=r"num_envs \* num_steps = 16,777,216 .* lower num_envs"):
+        train(config, env=lambda: made.append(1) or CountingEnv())
+    # (3 * 1 + 1 + 1) * 8 + 1 = 41 bytes an episode at the least: 4.1 GB for 10**8 episodes
+    with pytest.raises(ValueError, match=r"eval_episodes = 100,000,000 .* lower eval_episodes"):
+        train(dataclasses.replace(TINY, eval_episodes=10**8),
+              env=lambda: made.append(1) or CountingEnv())
+    assert made == []
+
+
+def test_a_dict_for_a_config_says_to_make_a_ppoconfig():
+    with pytest.raises(TypeError, match=r"pass PPOConfig\(\*\*d\)"):
+        train(TINY.to_dict())
+
+
 # ----- bad environments --------------------------------------------------------------------------
 
 class NaNAfter(gym.Env):

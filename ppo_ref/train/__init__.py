@@ -5,7 +5,9 @@ The modules, in the order one training run uses them:
     config.py      PPOConfig, every hyperparameter with a help string, and PRESETS per env
     trainer.py     train(): Algorithm 1 of the PPO paper, one screen; evaluate(), load_agent()
     state.py       TrainState: envs, agent, Adam, collector and Generators, built from one seed
+    memory.py      refusing at once a run or evaluation too large for the memory available
     runs.py        the run folder: env provenance, new or resumed, checkpointed; its readers
+    guards.py      one writer per run folder (a lock), Ctrl-C stopping at an update's end
     rollout.py     steps 1-2: vector envs, the rollout with pi_old (next-step autoreset), its GAE
     policy.py      the actor-critic: discrete or Gaussian policy head and the value network
     normalize.py   running observation normalisation and reward scaling

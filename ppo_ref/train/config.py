@@ -65,6 +65,8 @@ class PPOConfig:
     dtype: str = _field("float64", "training dtype: float64 | float32")
     eval_episodes: int = _field(20, "deterministic evaluation episodes at the end")
     checkpoint_every: int = _field(50, "save a checkpoint every this many updates (0: end only)")
+    keep_checkpoints: int = _field(3, "keep the newest this many checkpoints (the final one "
+                                      "among them), remove older ones (0: keep all)")
     trpo_max_kl: float = _field(0.01, "trpo: the trust region delta on the mean KL")
     trpo_cg_iters: int = _field(10, "trpo: conjugate gradient iterations")
     trpo_damping: float = _field(0.1, "trpo: damping added to the Fisher matrix")
@@ -76,7 +78,8 @@ class PPOConfig:
         if not isinstance(self.env_id, str):
             raise ValueError(f"env_id must be a gymnasium env id string, got {self.env_id!r}")
         ints = {"seed": 0, "total_steps": 1, "num_envs": 1, "num_steps": 2, "num_minibatches": 1,
-                "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0, "trpo_cg_iters": 1}
+                "update_epochs": 1, "eval_episodes": 1, "checkpoint_every": 0,
+                "keep_checkpoints": 0, "trpo_cg_iters": 1}
         for name, low in ints.items():
             why = (": with next-step autoreset a one-step rollout may hold no transition to "
                    "learn from, only reset steps" if name == "num_steps" else "")
@@ -137,6 +140,10 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PPOConfig":
+        """The config of a to_dict() (config.json); a field it lacks (a run folder written
+        before the field existed) takes its default."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a dict of fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

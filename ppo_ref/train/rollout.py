@@ -63,7 +63,8 @@ from .._checks import trusted
 from ..autodiff import no_grad
 from ..gae import compute_gae
 
-__all__ = ["make_vec_env", "RolloutBuffer", "RolloutCollector", "dumps_env", "loads_env"]
+__all__ = ["make_vec_env", "reset_envs", "step_envs", "RolloutBuffer", "RolloutCollector",
+           "dumps_env", "loads_env"]
 
 
 # ----- building the vector env ------------------------------------------------------------
@@ -115,6 +116,65 @@ def _check_autoreset(envs: VectorEnv) -> None:
     if mode != AutoresetMode.NEXT_STEP:
         raise ValueError(f"the vector env uses autoreset mode {mode}; ppo_ref's rollouts need "
                          f"gymnasium's default AutoresetMode.NEXT_STEP (see rollout.py)")
+
+
+# ----- stepping, with errors that name the env ------------------------------------------
+
+def reset_envs(envs: VectorEnv, seed: int | None = None):
+    """envs.reset(seed=seed): (observations, infos). A sub-environment that breaks gymnasium's
+    API (reset returning a bare observation, an observation of another shape than its space) is
+    a ValueError naming its index, instead of the error the vector env's bookkeeping hits."""
+    try:
+        return envs.reset(seed=seed)
+    except (ValueError, TypeError) as e:
+        raise _diagnosed(envs, "reset", e) from e
+
+
+def step_envs(envs: VectorEnv, actions):
+    """envs.step(actions), with the errors of reset_envs."""
+    try:
+        return envs.step(actions)
+    except (ValueError, TypeError) as e:
+        raise _diagnosed(envs, "step", e) from e
+
+
+def _diagnosed(envs, call: str, error: Exception) -> Exception:
+    """The error to raise for `error` from envs.<call>: a ValueError naming the first
+    sub-environment (of a SyncVectorEnv) that broke the API, else `error` itself."""
+    subs = getattr(envs, "envs", None)
+    if not subs:
+        return error
+    shape = envs.single_observation_space.shape
+    if call == "reset":     # the reset failed anyway: reset each env again to see which one
+        outputs = []
+        for env in subs:
+            try:
+                outputs.append(env.reset())
+            except Exception:
+                return error
+        for i, out in enumerate(outputs):
+            if not (isinstance(out, tuple) and len(out) == 2):
+                return ValueError(f"environment {i}'s reset() returned {_describe(out)}, not the "
+                                  f"(observation, info) pair of gymnasium's Env.reset")
+        observations = [obs for obs, _ in outputs]
+    else:                   # SyncVectorEnv keeps each env's last observation in _env_obs
+        observations = getattr(envs, "_env_obs", None) or []
+        if "unpack" in str(error):
+            return ValueError(f"an environment's step() does not return gymnasium's (observation, "
+                              f"reward, terminated, truncated, info) ({error})")
+    for i, obs in enumerate(observations):
+        if np.shape(obs) != shape:
+            return ValueError(f"environment {i}'s {call}() returned an observation of shape "
+                              f"{np.shape(obs)}, but its observation space has shape {shape}")
+    return error
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape}"
+    if isinstance(x, tuple):
+        return f"a tuple of {len(x)}"
+    return f"a {type(x).__name__}"
 
 
 # ----- exact-resume helpers ---------------------------------------------------------------
@@ -277,7 +337,7 @@ class RolloutCollector:
 
     def reset(self) -> None:
         seed = int(self.rng.integers(2**31)) if self.seed is None else self.seed
-        obs, _ = self.envs.reset(seed=seed)
+        obs, _ = reset_envs(self.envs, seed)
         self._check_finite(obs, None, "at reset")
         self.obs = obs
         self.autoreset[:] = False
@@ -296,7 +356,8 @@ class RolloutCollector:
             valid = ~self.autoreset                      # (N,) False: the env will reset, ignoring the action
             buf.obs[t], buf.actions[t], buf.valid[t] = obs, actions, valid
 
-            next_obs, rewards, terminated, truncated, _ = self.envs.step(agent.env_action(actions))
+            next_obs, rewards, terminated, truncated, _ = step_envs(self.envs,
+                                                                    agent.env_action(actions))
             if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
                 self._check_finite(next_obs, rewards, f"at vector step {self.vector_step} "
                                                       f"(rollout step {t})")

@@ -14,6 +14,7 @@ import numpy as np
 from ..losses import AdaptiveKLPenalty
 from ..optim import Adam
 from .config import PPOConfig
+from .memory import check_run_fits
 from .normalize import ObservationNormalizer, RewardScaler
 from .policy import ActorCritic
 from .rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
@@ -49,6 +50,10 @@ class TrainState:
         """The state before the first update. env: None (make config.env_id), a callable returning
         an Env, or a VectorEnv of config.num_envs environments (see train)."""
         c = config
+        if not isinstance(c, PPOConfig):
+            raise TypeError(f"config must be a PPOConfig, got {type(c).__name__}"
+                            + ("; pass PPOConfig(**d)" if isinstance(c, dict) else ""))
+        check_run_fits(c)                # refuse at once what memory cannot hold
         # One seed fixes the run: independent streams for the initial weights, the action
         # samples and the minibatch shuffles; the envs are reset with reset(seed=config.seed).
         init_seq, act_seq, shuffle_seq = np.random.SeedSequence(c.seed).spawn(3)
