@@ -46,7 +46,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from .._checks import check_count
+from .._checks import check_count, first_index
 from ..autodiff import no_grad
 from ..optim import linear_schedule
 from .checkpoint import latest_checkpoint, load_checkpoint
@@ -231,7 +231,7 @@ def evaluate(agent, env_id, episodes: int = 20, seed: int = 0, obs_normalizer=No
             action = agent.distribution(np.asarray(x, dtype=dtype)).mode()
         obs, reward, terminated, truncated, _ = step_envs(envs, agent.env_action(action))
         if not np.all(np.isfinite(reward)):
-            raise ValueError(f"evaluate: environment {int(np.argmax(~np.isfinite(reward)))} "
+            raise ValueError(f"evaluate: environment {first_index(~np.isfinite(reward))[0]} "
                              f"emitted a non-finite reward")
         returns[running] += np.asarray(reward, dtype=np.float64)[running]
         running &= ~(np.asarray(terminated) | np.asarray(truncated))
