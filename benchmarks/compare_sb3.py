@@ -70,9 +70,10 @@ def ppo_ref_config(seed: int, dtype: str = "float64"):
 
 
 def run_sb3(seed: int, clock, stop_when_solved: bool = True, episodes: list | None = None) -> dict:
-    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as bench. `episodes`, if an
-    empty list, receives (global_step, return) for every finished training episode, the step being the
-    one at the end of the rollout the episode ended in (as ppo_ref's TrainResult.episodes)."""
+    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as bench. `episodes`, if
+    an empty list, receives (global_step, return) for every finished training episode, the step
+    being the one at the end of the rollout the episode ended in (as ppo_ref's
+    TrainResult.episodes)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
