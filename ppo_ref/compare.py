@@ -242,8 +242,12 @@ def _parser():
     return p
 
 
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"   # steps as 36,352, not 3.635e+04
+
+
 def _interval(ci) -> str:
-    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+    return f"[{_num(ci[0])}, {_num(ci[1])}]"
 
 
 def main(argv=None) -> int:
@@ -259,14 +263,15 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     result = compare(scores["a"], scores["b"], args.metric, args.n_boot, rng)
 
-    print(f"metric: {args.metric}" + (f" (threshold {args.threshold:g})"
+    print(f"metric: {args.metric}" + (f" (threshold {args.threshold:g}; fewer steps is better)"
                                       if args.metric == "steps_to_threshold" else ""))
     for k in ("a", "b"):
         s = result[k]
-        print(f"  {k}: n {s['n']:3d}   IQM {s['iqm']:.4g} {_interval(s['iqm_ci'])}   "
-              f"mean {s['mean']:.4g} {_interval(s['mean_ci'])}")
+        print(f"  {k}: n {s['n']:3d}   IQM {_num(s['iqm'])} {_interval(s['iqm_ci'])}   "
+              f"mean {_num(s['mean'])} {_interval(s['mean_ci'])}")
     p = result["probability_of_improvement"]
-    print(f"P(a better than b) = {p['estimate']:.3f} {_interval(p['ci'])}   (95 % CIs, "
+    low, high = p["ci"]
+    print(f"P(a better than b) = {p['estimate']:.3f} [{low:.3f}, {high:.3f}]   (95 % CIs, "
           f"{args.n_boot} bootstrap resamples, seed {args.seed})")
     print(f"verdict: {result['verdict']}")
     if args.json:
