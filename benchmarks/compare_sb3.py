@@ -120,8 +120,8 @@ def run_sb3(seed: int, clock, stop_when_solved: bool = True, episodes: list | No
             "final_return": float(np.mean(returns[-SOLVE_WINDOW:])) if returns else None}
 
 
-def export_curves(seeds: int, dtypes: list, folder: Path) -> None:
-    """Train SB3 and ppo_ref (each dtype) for all 1e5 steps, seeds 0..seeds-1, and write every
+def export_curves(seeds, dtypes: list, folder: Path) -> None:
+    """Train SB3 and ppo_ref (each dtype) for all 1e5 steps, each seed in `seeds`, and write every
     finished training episode to folder/sb3.csv and folder/ppo_ref_DTYPE.csv, one row each:
     run, global_step, episodic_return (the input of `ppo-ref compare`). A row's global_step is
     the step at the end of the rollout the episode ended in, for both libraries. Rows are
@@ -132,7 +132,7 @@ def export_curves(seeds: int, dtypes: list, folder: Path) -> None:
                                           for d in dtypes}}
     for path in files.values():
         path.write_text("run,global_step,episodic_return\n")
-    for seed in range(seeds):
+    for seed in seeds:
         curves = {"sb3": []}
         run_sb3(seed, time.process_time, stop_when_solved=False, episodes=curves["sb3"])
         for d in dtypes:
@@ -153,6 +153,9 @@ def _fmt(v, fmt):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="with --curves: seeds FIRST..FIRST+N-1 instead (to add seeds to an "
+                             "export, in another DIR; ppo-ref compare takes several CSVs)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
                         help="cpu: this process's CPU time (default); wall: elapsed time")
@@ -179,7 +182,8 @@ def main(argv=None) -> int:
     clock = CLOCKS[args.clock]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if args.curves:
-        export_curves(args.seeds, dtypes, Path(args.curves))
+        export_curves(range(args.first_seed, args.first_seed + args.seeds), dtypes,
+                      Path(args.curves))
         return 0
     rows = {"sb3": [], **{f"ppo_ref_{d}": [] for d in dtypes}}
     for seed in range(args.seeds):   # interleaved, so a change in the machine's load hits all
