@@ -4,10 +4,10 @@ Reinforcement Learning at the Edge of the Statistical Precipice" (NeurIPS; the r
 A handful of seeds is a small sample from a wide distribution, so a score is reported with an
 interval estimate and with statistics that a single odd run cannot swing:
 
-    iqm                         the interquartile mean: robust like the median, efficient like the mean
+    iqm                         the interquartile mean: robust as the median, efficient as the mean
     probability_of_improvement  P(X > Y): how often a run of one algorithm beats a run of the other
-    bootstrap_ci                percentile bootstrap confidence interval of any statistic of one sample
-    stratified_bootstrap_ci     the same, resampling within each group (task, or algorithm) separately
+    bootstrap_ci                percentile bootstrap confidence interval of a statistic of a sample
+    stratified_bootstrap_ci     the same, resampling within each group (task, algorithm) apart
     performance_profile         the fraction of runs scoring above each threshold tau, with bands
 
 Everything is numpy; randomness comes from the numpy.random.Generator passed in, so an interval
