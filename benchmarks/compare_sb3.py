@@ -67,8 +67,11 @@ def ppo_ref_config(seed: int, dtype: str = "float64"):
     return dataclasses.replace(c, seed=seed, dtype=dtype, vf_coef=1.0, **same)
 
 
-def run_sb3(seed: int, clock, stop_when_solved: bool = True) -> dict:
-    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as bench."""
+def run_sb3(seed: int, clock, stop_when_solved: bool = True, episodes: list | None = None) -> dict:
+    """Train SB3's PPO with the zoo hyperparameters; the same solve rule as bench. `episodes`, if
+    an empty list, receives (global_step, return) for every finished training episode, the step
+    being the one at the end of the rollout the episode ended in (as ppo_ref's
+    TrainResult.episodes)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -91,6 +94,10 @@ def run_sb3(seed: int, clock, stop_when_solved: bool = True) -> dict:
         def _on_training_end(self):
             self._check()
 
+        def _on_rollout_end(self):
+            if episodes is not None:
+                episodes.extend((self.num_timesteps, r) for r in returns[len(episodes):])
+
         def _on_step(self):
             returns.extend(float(i["episode"]["r"]) for i in self.locals["infos"] if "episode" in i)
             return not (solved and stop_when_solved)
@@ -111,6 +118,32 @@ def run_sb3(seed: int, clock, stop_when_solved: bool = True) -> dict:
             "final_return": float(np.mean(returns[-SOLVE_WINDOW:])) if returns else None}
 
 
+def export_curves(seeds, dtypes: list, folder: Path) -> None:
+    """Train SB3 and ppo_ref (each dtype) for all 1e5 steps, each seed in `seeds`, and write every
+    finished training episode to folder/sb3.csv and folder/ppo_ref_DTYPE.csv, one row each:
+    run, global_step, episodic_return (the input of `ppo-ref compare`). A row's global_step is
+    the step at the end of the rollout the episode ended in, for both libraries. Rows are
+    appended seed by seed, so an interrupted export keeps the seeds it finished."""
+    from ppo_ref.train.trainer import train
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"sb3": folder / "sb3.csv", **{f"ppo_ref_{d}": folder / f"ppo_ref_{d}.csv"
+                                          for d in dtypes}}
+    for path in files.values():
+        path.write_text("run,global_step,episodic_return\n")
+    for seed in seeds:
+        curves = {"sb3": []}
+        run_sb3(seed, time.process_time, stop_when_solved=False, episodes=curves["sb3"])
+        for d in dtypes:
+            result = train(ppo_ref_config(seed, d))
+            curves[f"ppo_ref_{d}"] = [(step, ret) for step, ret, _ in result.episodes]
+        for name, curve in curves.items():
+            with open(files[name], "a") as f:
+                f.writelines(f"{name}_s{seed},{step},{ret!r}\n" for step, ret in curve)
+        print(f"seed {seed}: " + ", ".join(f"{name} {len(c)} episodes, last 20 average "
+                                           f"{np.mean([r for _, r in c[-20:]]):.1f}"
+                                           for name, c in curves.items()), flush=True)
+
+
 def _fmt(v, fmt):
     return "not reached" if v is None else fmt.format(v)
 
@@ -118,6 +151,9 @@ def _fmt(v, fmt):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="with --curves: seeds FIRST..FIRST+N-1 instead (to add seeds to an "
+                             "export, in another DIR; ppo-ref compare takes several CSVs)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
                         help="cpu: this process's CPU time (default); wall: elapsed time")
@@ -126,6 +162,11 @@ def main(argv=None) -> int:
                              "torch trains SB3 in float32)")
     parser.add_argument("--full", action="store_true",
                         help="train every run for all 1e5 steps instead of stopping once solved")
+    parser.add_argument("--curves", metavar="DIR",
+                        help="instead of timing, train every seed for all 1e5 steps and write the "
+                             "learning curves to DIR/sb3.csv and DIR/ppo_ref_DTYPE.csv (columns "
+                             "run, global_step, episodic_return: one row per finished episode), "
+                             "for `ppo-ref compare --a DIR/ppo_ref_float64.csv --b DIR/sb3.csv`")
     args = parser.parse_args(argv)
     missing = [m for m in ("torch", "stable_baselines3") if importlib.util.find_spec(m) is None]
     if missing:
@@ -138,6 +179,10 @@ def main(argv=None) -> int:
 
     clock = CLOCKS[args.clock]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if args.curves:
+        export_curves(range(args.first_seed, args.first_seed + args.seeds), dtypes,
+                      Path(args.curves))
+        return 0
     rows = {"sb3": [], **{f"ppo_ref_{d}": [] for d in dtypes}}
     for seed in range(args.seeds):   # interleaved, so a change in the machine's load hits all
         rows["sb3"].append(run_sb3(seed, clock, stop_when_solved=not args.full))

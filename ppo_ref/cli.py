@@ -40,6 +40,7 @@ COMMANDS = {
     "verify": "ppo_ref.spec.verify:main",
     "verify-update": "ppo_ref.spec.update:main",
     "plot": "ppo_ref.plots:main",
+    "compare": "ppo_ref.compare:main",
 }
 SUMMARIES = {  # what `ppo-ref --help` lists
     "train": "train PPO (CartPole-v1 with defaults) into a run folder; --resume RUN continues one",
@@ -47,6 +48,7 @@ SUMMARIES = {  # what `ppo-ref --help` lists
     "verify": "check your own function for a PPO quantity against ppo_ref (MODULE:FUNCTION)",
     "verify-update": "compare your replay of a whole PPO update with the expected weights",
     "plot": "learning curves (mean +- std over seeds) from run folders or sweep CSVs",
+    "compare": "two groups of runs: IQM, mean, P(a better than b) with bootstrap CIs, a verdict",
 }
 
 
