@@ -21,6 +21,7 @@ each output is taken from the mistake that changed it, when no two change the sa
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,7 +30,8 @@ import numpy as np
 from .. import autodiff as ad
 from ..autodiff import Tensor
 from ..gae import compute_gae
-from .quantities import QUANTITIES, _clip_norm_variant, _adam_variant, _value_and_grad
+from .quantities import (QUANTITIES, _adam_variant, _clip_norm_variant, _value_and_grad,
+                         gaussian_adapter)
 
 __all__ = ["Family", "Convention", "FAMILIES", "CONVENTIONS", "Part", "candidates",
            "conventions_for", "convention_reference"]
@@ -39,6 +41,7 @@ __all__ = ["Family", "Convention", "FAMILIES", "CONVENTIONS", "Part", "candidate
 class Family:
     build: Callable          # build(**knobs) -> adapter; build() computes what ppo_ref does
     mistakes: dict           # mistake name (quantities.py) -> {knob: value}
+    moot: dict = field(default_factory=dict)   # knob -> knobs it makes irrelevant when turned
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,23 @@ def explained_variance_family(numerator="var", one_minus=True):
     return fn
 
 
+def gaussian_family(kl_reversed=False, log_variance=False, mean_over_d=False, no_log_2pi=False):
+    """(log_prob, entropy, KL(p || q)) of diagonal Gaussians, and the ways each goes wrong."""
+    def fn(m, ls, a, om, ols):
+        if log_variance:
+            ls, ols = ls / 2, ols / 2
+        lp, h, kl = gaussian_adapter(m, ls, a, om, ols)
+        if kl_reversed:
+            kl = gaussian_adapter(om, ols, a, m, ls)[2]
+        d = m.shape[-1]
+        if no_log_2pi:
+            lp, h = lp + 0.5 * math.log(2 * math.pi) * d, h - 0.5 * math.log(2 * math.pi) * d
+        if mean_over_d:
+            lp, h = lp / d, h / d
+        return lp, h, kl
+    return fn
+
+
 def adam_family(bias_correction=True, eps_where="outside"):
     return _adam_variant(bias_correction=bias_correction, eps_where=eps_where)
 
@@ -196,40 +216,51 @@ def _kl(estimator):
     return lambda **k: kl_family(**{"estimator": estimator, **k})
 
 
+# another estimator has none of this one's mistakes
+_KL_MOOT = {"estimator": ("absolute", "no_half", "ratio_squared", "no_minus_one")}
 _VALUE_MISTAKES = {"missing_half": {"half": False}, "sum_instead_of_mean": {"reduce": "sum"}}
 
 FAMILIES = {
+    "gaussian": Family(gaussian_family, {
+        "kl_wrong_direction": {"kl_reversed": True}, "log_std_as_log_variance": {"log_variance": True},
+        "mean_over_dimensions": {"mean_over_d": True}, "missing_log_2pi": {"no_log_2pi": True}}),
     "gae": Family(gae_family, {
         "truncation_as_termination": {"terminal_truncation": True},
         "truncation_ignored": {"cut_at_truncation": False},
         "no_bootstrap_at_rollout_end": {"bootstrap_rollout_end": False},
         "bootstrap_from_next_row": {"truncation_bootstrap": "next_row"},
-        "truncated_not_bootstrapped": {"cut_at_truncation": False, "truncation_bootstrap": "none"}}),
+        "truncated_not_bootstrapped": {"cut_at_truncation": False, "truncation_bootstrap": "none"}},
+        # a truncation that terminates is neither cut nor bootstrapped in any other way
+        moot={"terminal_truncation": ("cut_at_truncation", "truncation_bootstrap")}),
     "normalize_advantages": Family(normalize_family, {
         "ddof0": {"ddof": 0}, "eps_inside_sqrt": {"eps_in_sqrt": True},
-        "not_centered": {"centered": False}}),
+        "not_centered": {"centered": False}},
+        moot={"normalized": ("ddof", "eps_in_sqrt", "centered")}),
     "clipped_surrogate": Family(surrogate_family, {
         "clip_without_min": {"combine": "clip_only"}, "max_instead_of_min": {"combine": "max"},
         "objective_not_negated": {"negated": False}, "ratio_inverted": {"ratio": "old/new"}}),
-    "value_loss": Family(value_family, _VALUE_MISTAKES),
+    "value_loss": Family(value_family, _VALUE_MISTAKES, moot={"penalty": ("half",)}),
     "value_loss_clipped": Family(value_family, {
         "missing_half": {"half": False}, "min_instead_of_max": {"combine": "min"},
-        "clipped_term_only": {"combine": "clipped"}}),
+        "clipped_term_only": {"combine": "clipped"}}, moot={"penalty": ("half",)}),
     "approx_kl": Family(_kl("k3"), {"wrong_direction": {"reversed_": True},
-                                    "missing_minus_one": {"no_minus_one": True}}),
+                                    "missing_minus_one": {"no_minus_one": True}}, moot=_KL_MOOT),
     "approx_kl_k1": Family(_kl("k1"), {"wrong_direction": {"reversed_": True},
-                                       "abs_log_ratio": {"absolute": True}}),
+                                       "abs_log_ratio": {"absolute": True}},
+                           moot={"absolute": ("reversed_",), **_KL_MOOT}),   # |log r| has no direction
     "approx_kl_k2": Family(_kl("k2"), {"missing_half": {"no_half": True},
-                                       "ratio_not_log_ratio": {"ratio_squared": True}}),
+                                       "ratio_not_log_ratio": {"ratio_squared": True}}, moot=_KL_MOOT),
     "approx_kl_k3": Family(_kl("k3"), {"wrong_direction": {"reversed_": True},
-                                       "missing_minus_one": {"no_minus_one": True}}),
+                                       "missing_minus_one": {"no_minus_one": True}}, moot=_KL_MOOT),
     "clip_fraction": Family(clip_fraction_family, {"log_ratio_band": {"band": "log"},
                                                    "upper_side_only": {"sides": "upper"}}),
     "explained_variance": Family(explained_variance_family, {
         "r_squared": {"numerator": "mse"}, "missing_one_minus": {"one_minus": False}}),
     "adam": Family(adam_family, {
         "eps_inside_sqrt": {"eps_where": "inside"}, "no_bias_correction": {"bias_correction": False},
-        "eps_before_bias_correction": {"eps_where": "before_correction"}}),
+        "eps_before_bias_correction": {"eps_where": "before_correction"}},
+        # without a bias correction, eps before it is eps after it
+        moot={"bias_correction": ("eps_where",)}),
     "clip_grad_norm": Family(clip_grad_norm_family, {
         "per_tensor": {"per_tensor": True}, "norm_after_clipping": {"report_after": True},
         "no_margin": {"margin": 0.0}}),
@@ -238,7 +269,7 @@ FAMILIES = {
 
 # ----- conventions ----------------------------------------------------------------------------
 
-VALUE_CLIP_RANGES = (0.1, 0.2, 0.3, 0.5, 1.0, 10.0)   # ranges tried when none is given
+VALUE_CLIP_RANGES = (0.1, 0.2, 0.3, 0.5, 1.0)   # ranges tried when none is given
 
 _CONVENTIONS = [
     Convention(
@@ -377,13 +408,19 @@ def _parts(quantity: str, base: dict) -> list:
         for knobs in _settings(c, quantity):
             label = c.name + (f"={knobs['vf_range']:g}" if "vf_range" in knobs else "")
             parts.append(Part("convention", label, c.line(), knobs))
+    # a mistake that is also a library's convention (SB3's value loss without the 0.5) is
+    # named as the convention when it is one part of several
+    conventional = [p.knobs for p in parts if p.kind == "convention"]
+    parts = [p for p in parts if p.kind == "convention" or p.knobs not in conventional]
     return [p for p in parts
             if all(base.get(k, v) == v for k, v in p.knobs.items()) and not p.knobs.items() <= base.items()]
 
 
-def _compatible(group) -> bool:
+def _compatible(group, moot=None) -> bool:
+    """Parts turn different knobs, and none turns a knob another makes irrelevant."""
     keys = [k for p in group for k in p.knobs]
-    return len(keys) == len(set(keys))
+    mooted = {m for k in keys for m in (moot or {}).get(k, ())}
+    return len(keys) == len(set(keys)) and not mooted & set(keys)
 
 
 def candidates(quantity: str, base: dict | None = None, sizes=(2, 3)):
@@ -395,7 +432,7 @@ def candidates(quantity: str, base: dict | None = None, sizes=(2, 3)):
         build = FAMILIES[quantity].build
         for size in sizes:
             for group in itertools.combinations(parts, size):
-                if _compatible(group):
+                if _compatible(group, FAMILIES[quantity].moot):
                     knobs = dict(base)
                     for p in group:
                         knobs.update(p.knobs)
