@@ -41,7 +41,9 @@ __all__ = ["Family", "Convention", "FAMILIES", "CONVENTIONS", "Part", "candidate
 class Family:
     build: Callable          # build(**knobs) -> adapter; build() computes what ppo_ref does
     mistakes: dict           # mistake name (quantities.py) -> {knob: value}
-    moot: dict = field(default_factory=dict)   # knob -> knobs it makes irrelevant when turned
+    # knob (any value turned) or (knob, value) -> the knobs it makes irrelevant: a part turning
+    # one of those is not combined with it (the pair would compute the simpler thing)
+    moot: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ FAMILIES = {
         "eps_inside_sqrt": {"eps_where": "inside"}, "no_bias_correction": {"bias_correction": False},
         "eps_before_bias_correction": {"eps_where": "before_correction"}},
         # without a bias correction, eps before it is eps after it
-        moot={"bias_correction": ("eps_where",)}),
+        moot={("eps_where", "before_correction"): ("bias_correction",)}),
     "clip_grad_norm": Family(clip_grad_norm_family, {
         "per_tensor": {"per_tensor": True}, "norm_after_clipping": {"report_after": True},
         "no_margin": {"margin": 0.0}}),
@@ -418,8 +420,10 @@ def _parts(quantity: str, base: dict) -> list:
 
 def _compatible(group, moot=None) -> bool:
     """Parts turn different knobs, and none turns a knob another makes irrelevant."""
+    moot = moot or {}
     keys = [k for p in group for k in p.knobs]
-    mooted = {m for k in keys for m in (moot or {}).get(k, ())}
+    mooted = {m for p in group for k, v in p.knobs.items()
+              for m in (*moot.get(k, ()), *moot.get((k, v), ()))}
     return len(keys) == len(set(keys)) and not mooted & set(keys)
 
 
