@@ -9,7 +9,12 @@ batch, the minibatch order and the hyperparameters. ppo_ref.train.trainer.ppo_up
 stored the weights it ended with and the losses of every minibatch. If your update agrees,
 every weight agrees; if not, verify-update names the first parameter and entry that
 differ (and, with --losses, the first minibatch whose loss differs: minibatch 0 differing
-means the loss; a later one, the gradient or the optimizer step).
+means the loss; a later one, the gradient or the optimizer step), then replays the
+scenario under each implementation detail that code gets different (update_variants.py:
+advantage normalisation, value clipping, the 0.5, gradient clipping, Adam's eps and bias
+correction, the entropy term, the minibatch order, an early stop), alone and in pairs, and
+names those whose weights match yours. `--convention NAME` compares with ppo_ref adjusted
+to a library's convention (SB3's value loss without the 0.5, ...) instead.
 
 Files in DIR (scenario.json repeats this, field by field):
 

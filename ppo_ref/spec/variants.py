@@ -317,7 +317,7 @@ _CONVENTIONS = [
         "it is ppo_ref with norm_adv=False",
         {"normalize_advantages": {"normalized": False}}, {"adv_norm": "none"}),
     Convention(
-        "batch_advantage_normalisation", "OpenAI baselines ppo1, Spinning Up, rl_games",
+        "batch_advantage_normalisation", "OpenAI baselines ppo1 and Spinning Up",
         "the advantages are normalised once over the whole batch, before the minibatches",
         "ppo_ref, CleanRL and SB3 normalise each minibatch; ppo_ref has no per-batch option",
         {}, {"adv_norm": "batch"}),

@@ -29,7 +29,19 @@ clip boundary either side is right (see Quantity.kink_arg in quantities.py).
 Diagnosis. When a function fails, the kit runs each known mistake (the reference with
 one classic error put in: truncation treated as termination, ddof = 0, a value loss
 without its 0.5, eps inside Adam's sqrt, ...) on every case; if your outputs agree
-with one of them everywhere, the report names it in one line.
+with one of them everywhere, the report names it in one line. If none does, it tries
+two, then three, compatible mistakes at once (variants.py: each mistake turns a knob of
+the quantity; two that turn different knobs combine), and names every part: a GAE that
+ignores truncation AND bootstraps from values[t+1] across the boundary is both.
+
+Conventions. Some differences are a library's deliberate choice, not a bug: SB3's value
+loss has no 0.5 (ppo_ref with vf_coef x 2), torchrl's is a Huber loss, numpy's std has
+ddof = 0, Spinning Up's approx_kl is k1, Keras adds Adam's eps before the bias correction
+(`--list` names them all). A function that follows one still fails (exit 1), but the
+report's first line names the convention, whose it is and how to translate it;
+`--convention NAME` checks against ppo_ref adjusted to it (exit 0 when it agrees). The
+JSON report's "diagnosis" is {"text", "parts"} (each part a mistake or a convention, by
+name) and "convention" is the one named, or null.
 
 Isolation and time limit. `ppo-ref verify MODULE:FUNCTION` (and check() given the string
 "MODULE:FUNCTION") imports your module and calls your function in a child process
