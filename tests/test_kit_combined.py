@@ -138,6 +138,46 @@ def gaussian(m, ls, a, om, ols, kl_reversed=False, log_var=False, mean_d=False, 
     return reduce(logp), reduce(entropy), div
 
 
+def rlhf_rewards(logp, logp_ref, mask, scores, beta, sign=-1.0, pad=False, at_row_end=False,
+                 assign=False):
+    rewards = np.zeros_like(logp)
+    for b in range(len(mask)):
+        n = int(mask[b].sum())
+        upto = mask.shape[1] if pad else n
+        rewards[b, :upto] = sign * beta * (logp[b, :upto] - logp_ref[b, :upto])
+        last = mask.shape[1] - 1 if at_row_end else n - 1
+        rewards[b, last] = scores[b] + (0.0 if assign else rewards[b, last])
+    return rewards
+
+
+def rlhf_whiten(adv, mask, scope="tokens", ddof=1):
+    def whiten(x):
+        return (x - x.mean()) / (x.std(ddof=ddof) + 1e-8)
+    if scope == "all":
+        return whiten(adv)[mask]
+    if scope == "sequence":
+        return np.concatenate([whiten(row[m]) for row, m in zip(adv, mask)])
+    return whiten(adv[mask])
+
+
+def rlhf_gae(rewards, values, mask, lam, end="terminal", reward_to_go=False):
+    """Per row, t = L-1 .. 0 (TRL's loop), gamma = 1."""
+    adv, ret = np.zeros_like(rewards), np.zeros_like(rewards)
+    L = mask.shape[1]
+    for b in range(len(mask)):
+        n = int(mask[b].sum())
+        last, to_go = 0.0, 0.0
+        for t in reversed(range(L if end == "none" else n)):
+            if end == "terminal":
+                next_value = values[b, t + 1] if t + 1 < n else 0.0
+            else:   # the value after the last token is read from the padded position
+                next_value = values[b, t + 1] if t + 1 < L else 0.0
+            last = rewards[b, t] + next_value - values[b, t] + lam * last
+            to_go += rewards[b, t]
+            adv[b, t], ret[b, t] = last, (to_go if reward_to_go else last + values[b, t])
+    return adv[mask], ret[mask]
+
+
 # quantity -> (implementation, {mistake: its switches}, {pair: why it is not supported})
 PLANTED = {
     "gae": (gae, {"truncation_as_termination": dict(terminal_truncation=True),
@@ -190,6 +230,16 @@ PLANTED = {
     "clip_grad_norm": (clip_norm, {"per_tensor": dict(per_tensor=True),
                                    "norm_after_clipping": dict(after=True),
                                    "no_margin": dict(margin=0.0)}, {}),
+    "rlhf_token_rewards": (rlhf_rewards, {
+        "kl_penalty_sign": dict(sign=1.0), "padding_penalised": dict(pad=True),
+        "score_at_padded_end": dict(at_row_end=True), "score_overwrites_kl": dict(assign=True)}, {}),
+    "rlhf_whitening": (rlhf_whiten, {"padding_in_statistics": dict(scope="all"),
+                                     "per_sequence": dict(scope="sequence"), "ddof0": dict(ddof=0)},
+                       {("padding_in_statistics", "per_sequence"): "one switch (the scope)"}),
+    "rlhf_sequence_gae": (rlhf_gae, {
+        "bootstraps_from_padding": dict(end="truncation"), "runs_over_padding": dict(end="none"),
+        "returns_as_reward_to_go": dict(reward_to_go=True)},
+        {("bootstraps_from_padding", "runs_over_padding"): "one switch (the sequence's end)"}),
 }
 
 
@@ -199,7 +249,9 @@ ALSO_A_CONVENTION = {("normalize_advantages", "ddof0"): "ddof0",
                      ("value_loss", "missing_half"): "sb3_mse",
                      ("value_loss_clipped", "missing_half"): "sb3_mse",
                      ("adam", "eps_before_bias_correction"): "tf_adam_eps",
-                     ("clip_grad_norm", "no_margin"): "optax_clip_by_global_norm"}
+                     ("clip_grad_norm", "no_margin"): "optax_clip_by_global_norm",
+                     ("rlhf_whitening", "ddof0"): "ddof0",
+                     ("normalize_advantages", "eps_inside_sqrt"): "trl_masked_whiten"}
 
 
 def named(name, parts):
@@ -249,9 +301,9 @@ def test_each_supported_pair_is_named_part_by_part(name, pair):
     assert set(names) == named(name, pair)
     assert str(report).count("diagnosis: two ") == 1
     for part in pair:
-        if (name, part) in ALSO_A_CONVENTION:
-            convention = ALSO_A_CONVENTION[name, part]
-            assert report.convention["name"] == convention
+        if (name, part) in ALSO_A_CONVENTION:   # the first line names a convention of the pair
+            convention = report.convention["name"]
+            assert convention in named(name, pair)
             assert str(report).startswith(f"CONVENTION {convention}: ")
         else:
             assert QUANTITIES[name].mistakes[part].diagnosis in report.diagnosis
@@ -274,6 +326,7 @@ def test_the_kit_tries_exactly_the_supported_pairs():
     ("clipped_surrogate", ("max_instead_of_min", "objective_not_negated", "ratio_inverted")),
     ("gaussian", ("kl_wrong_direction", "mean_over_dimensions", "missing_log_2pi")),
     ("clip_grad_norm", ("per_tensor", "norm_after_clipping", "no_margin")),
+    ("rlhf_token_rewards", ("kl_penalty_sign", "padding_penalised", "score_overwrites_kl")),
 ])
 def test_three_mistakes_at_once_are_named(name, triple):
     report = verify.check(planted(name, triple), name)

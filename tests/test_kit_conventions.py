@@ -79,6 +79,16 @@ def torchrl_advantages(torch):      # ClipPPOLoss(normalize_advantage=False): us
     return lambda advantages, eps: torch.tensor(advantages)
 
 
+def trl_masked_whiten(torch):       # trl.core.masked_whiten over the valid tokens
+    def fn(advantages, mask):
+        values, m = torch.tensor(advantages), torch.tensor(mask, dtype=torch.float64)
+        mean = (values * m).sum() / m.sum()
+        var = (((values - mean) ** 2) * m).sum() / m.sum()
+        var = var * m.sum() / (m.sum() - 1)          # masked_var(unbiased=True)
+        return ((values - mean) * torch.rsqrt(var + 1e-8))[torch.tensor(mask)]
+    return fn
+
+
 def spinning_up_kl(torch):          # spinup/algos/pytorch/ppo: (logp_old - logp).mean().item()
     return lambda logp_new, logp_old: (torch.tensor(logp_old) - torch.tensor(logp_new)).mean().item()
 
@@ -131,6 +141,8 @@ PLANTED = [
     ("ddof0", "normalize_advantages", lambda: baselines_advantages, "ddof0"),
     ("no_advantage_normalisation", "normalize_advantages", lambda: torch_fn(torchrl_advantages),
      "no_advantage_normalisation"),
+    ("trl_masked_whiten", "rlhf_whitening", lambda: torch_fn(trl_masked_whiten),
+     "trl_masked_whiten"),
     ("k1", "approx_kl", lambda: torch_fn(spinning_up_kl), "k1"),
     ("k2", "approx_kl", lambda: baselines_kl, "k2"),
     ("k3", "approx_kl_k1", lambda: torch_fn(cleanrl_kl), "k3"),

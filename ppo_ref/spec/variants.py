@@ -30,6 +30,7 @@ import numpy as np
 from .. import autodiff as ad
 from ..autodiff import Tensor
 from ..gae import compute_gae
+from .rlhf_quantities import RLHF_FAMILIES
 from .quantities import (QUANTITIES, _adam_variant, _clip_norm_variant, _value_and_grad,
                          gaussian_adapter)
 
@@ -266,6 +267,7 @@ FAMILIES = {
     "clip_grad_norm": Family(clip_grad_norm_family, {
         "per_tensor": {"per_tensor": True}, "norm_after_clipping": {"report_after": True},
         "no_margin": {"margin": 0.0}}),
+    **{name: Family(build, mistakes, moot) for name, (build, mistakes, moot) in RLHF_FAMILIES.items()},
 }
 
 
@@ -310,7 +312,13 @@ _CONVENTIONS = [
         "the advantages are normalised with the population std, ddof = 0",
         "ppo_ref's (torch's .std()) uses ddof = 1: ddof = 0 gives advantages sqrt(B / (B - 1)) "
         "times larger (1.008 for B = 64), a policy-gradient scale, not a bug",
-        {"normalize_advantages": {"ddof": 0}}, {"adv_ddof": 0}),
+        {"normalize_advantages": {"ddof": 0}, "rlhf_whitening": {"ddof": 0}}, {"adv_ddof": 0}),
+    Convention(
+        "trl_masked_whiten", "TRL (masked_whiten: (A - mean) * rsqrt(var + 1e-8))",
+        "the advantages are whitened with eps inside the square root: (A - mean) / sqrt(var + eps)",
+        "ppo_ref (as torch-based PPOs) divides by std + eps; the two differ by about eps / (2 var) "
+        "relative, in float32 nothing unless var is tiny",
+        {"rlhf_whitening": {"eps_in_sqrt": True}, "normalize_advantages": {"eps_in_sqrt": True}}),
     Convention(
         "no_advantage_normalisation", "torchrl (ClipPPOLoss's normalize_advantage=False, its "
         "default)", "the advantages are not normalised",
