@@ -620,7 +620,7 @@ def _list_quantities() -> str:
     rows = [f"{q.name:22s} {q.signature}\n{'':22s} {q.summary}" for q in QUANTITIES.values()]
     rows.append("\nconventions (--convention NAME; verify-update takes those marked *):")
     for c in CONVENTIONS.values():
-        where = ", ".join(c.knobs) + (" *" if c.update else "")
+        where = (", ".join(c.knobs) or "verify-update") + (" *" if c.update else "")
         rows.append(f"{c.name:28s} {c.whose}: {c.what}\n{'':28s} for: {where}")
     return "\n".join(rows)
 
