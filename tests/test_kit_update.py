@@ -77,6 +77,15 @@ def test_the_diagnosis_names_the_variant_whose_weights_are_given(scenario, tmp_p
     assert [p["name"] for p in data["diagnosis"]["parts"]] == [variant]
 
 
+def test_kl_stop_variants_are_tried_only_where_the_scenario_has_a_target_kl(tmp_path, capsys):
+    out = verify_update.write_scenario(tmp_path / "kl", target_kl=0.002)
+    weights, _ = variant_weights(out, kl_stop="after")
+    code, text, data = run(out, tmp_path, weights, capsys)
+    assert [p["name"] for p in data["diagnosis"]["parts"]] == ["kl_stop_after_the_step"]
+    assert "checked after the step" in text
+    assert not any("kl_stop" in v.knobs for v in UPDATE_VARIANTS)
+
+
 def test_a_pair_and_an_early_stop_are_named(scenario, tmp_path, capsys):
     weights, _ = variant_weights(scenario, entropy="missing", grad_clip="off")
     code, out, data = run(scenario, tmp_path, weights, capsys)
@@ -136,9 +145,10 @@ def test_an_unrecognised_update_says_so(scenario, tmp_path, capsys):
 
 def torch_update(scenario, *, adv="minibatch", ddof=1, value_clip=True, vf_range=None,
                  value_half=True, grad_clip="global", adam="torch", entropy="bonus",
-                 order="given", stop_after=None, fresh_seed=None, dtype="float64"):
+                 order="given", stop_after=None, fresh_seed=None, dtype="float64", kl_stop=None):
     """One PPO update in torch from the scenario's files, CleanRL's loop with a switch per
-    detail (SB3 writes the same steps; its defaults are noted where they differ)."""
+    detail (SB3 writes the same steps; its defaults are noted where they differ). kl_stop, with
+    the scenario's target_kl: "before" a step (SB3, ppo_ref), "after" it, "epoch" (CleanRL)."""
     torch = pytest.importorskip("torch")
     dt = getattr(torch, dtype)
     doc = json.loads((scenario / "scenario.json").read_text())
@@ -205,6 +215,11 @@ def torch_update(scenario, *, adv="minibatch", ddof=1, value_clip=True, vf_range
             loss = loss - hp["ent_coef"] * ent
         elif entropy == "wrong_sign":
             loss = loss + hp["ent_coef"] * ent
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - logratio).mean().item()
+        exceeded = kl_stop is not None and approx_kl > hp["target_kl"]
+        if exceeded and kl_stop == "before":
+            break
         for p in params.values():
             p.grad = None
         loss.backward()
@@ -215,6 +230,8 @@ def torch_update(scenario, *, adv="minibatch", ddof=1, value_clip=True, vf_range
                 torch.nn.utils.clip_grad_norm_([p], hp["max_grad_norm"])
         if adam == "torch":
             optimizer.step()
+            if exceeded and (kl_stop == "after" or kl_stop == "epoch" and (step + 1) % per_epoch == 0):
+                break
             continue
         with torch.no_grad():   # Keras's Adam (eps-hat), or Adam without bias correction
             n = step + 1
@@ -295,6 +312,28 @@ def test_a_fresh_torch_shuffle_is_named_as_likely(scenario, tmp_path, capsys):
     code, out, data = run(scenario, tmp_path, weights, capsys)
     assert code == 1 and "likely the minibatch order ignored (a fresh shuffle)" in out
     assert data["diagnosis"]["parts"][0]["name"] == "minibatch_order_fresh_shuffle"
+
+
+@pytest.fixture(scope="module")
+def kl_scenario(tmp_path_factory):   # ppo_ref stops before step 5 of 12 (approx_kl 0.0021)
+    return verify_update.write_scenario(tmp_path_factory.mktemp("kl"), target_kl=0.002)
+
+
+def test_a_scenario_with_a_target_kl_stops_early_and_says_how(kl_scenario):
+    doc = verify_update.load_scenario(kl_scenario)
+    assert doc["hyperparameters"]["target_kl"] == 0.002 and "Early stop" in doc["procedure"][-1]
+    assert len(doc["expected_losses"]) == 5 and doc["expected_losses"][-1]["stopped"]
+
+
+@pytest.mark.parametrize("rule, named", [("after", "kl_stop_after_the_step"),
+                                         ("epoch", "kl_stop_per_epoch"),
+                                         (None, "kl_stop_ignored")])
+def test_where_a_torch_update_checks_its_kl_stop_is_named(kl_scenario, tmp_path, capsys, rule,
+                                                          named):
+    code, out, _ = run(kl_scenario, tmp_path, torch_update(kl_scenario, kl_stop="before"), capsys)
+    assert code == 0, out
+    code, out, data = run(kl_scenario, tmp_path, torch_update(kl_scenario, kl_stop=rule), capsys)
+    assert [p["name"] for p in data["diagnosis"]["parts"]] == [named], out
 
 
 def test_a_float32_torch_update_with_a_variant_is_named(scenario, tmp_path, capsys):

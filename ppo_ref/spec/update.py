@@ -80,6 +80,7 @@ FIELDS = {
     "hyperparameters/num_minibatches": "gradient steps per pass",
     "hyperparameters/batch_size": "B; minibatches has update_epochs * num_minibatches rows of "
                                   "B / num_minibatches indices",
+    "hyperparameters/target_kl": "(only when given) the early stop: see the procedure's last step",
     "network": "obs_dim, action space, hidden sizes, activation, and every parameter's key, "
                "shape and role",
     "expected_losses": "one dict per minibatch step: loss, policy_loss, value_loss, entropy, "
@@ -106,16 +107,18 @@ PROCEDURE = [
 ]
 
 
-def _config(hidden) -> PPOConfig:
+def _config(hidden, target_kl=None) -> PPOConfig:
     return PPOConfig(num_envs=4, num_steps=16, num_minibatches=4, update_epochs=3, lr=1e-2,
                      total_steps=64, clip_eps=0.2, norm_adv=True, clip_vloss=True, ent_coef=0.01,
-                     vf_coef=0.5, max_grad_norm=0.4, hidden=tuple(hidden), activation="tanh")
+                     vf_coef=0.5, max_grad_norm=0.4, hidden=tuple(hidden), activation="tanh",
+                     target_kl=target_kl)
 
 
-def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dict:
+def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8), target_kl=None) -> dict:
     """Everything of a scenario in memory: config, spaces, initial/expected weights, batch,
-    minibatches (list of index arrays), expected losses (list of dicts)."""
-    config = _config(hidden)
+    minibatches (list of index arrays), expected losses (list of dicts). target_kl: an early
+    stop, checked before each step (ppo_update's rule)."""
+    config = _config(hidden, target_kl)
     rng = np.random.default_rng(seed)
     obs_space = spaces.Box(-np.inf, np.inf, (3 if continuous else 4,), np.float64)
     act_space = spaces.Box(-1.0, 1.0, (2,), np.float64) if continuous else spaces.Discrete(2)
@@ -134,6 +137,12 @@ def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dic
                 minibatches=minibatches, expected_losses=infos, optimizer=optimizer, seed=seed)
 
 
+KL_STOP = ("Early stop (target_kl given): before each step, after computing its minibatch's "
+           "losses, stop the update if approx_kl (k3, the policy before the step against logp) "
+           "> target_kl; that minibatch's losses are the last entry of expected_losses, "
+           "grad_norm 0, and no step is taken.")
+
+
 def _describe_network(s: dict) -> dict:
     agent = s["agent"]
     params = []
@@ -149,9 +158,10 @@ def _describe_network(s: dict) -> dict:
             "activation": s["config"].activation, "parameters": params}
 
 
-def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> Path:
+def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 8),
+                   target_kl=None) -> Path:
     """Write the scenario files into out_dir; returns its path."""
-    s = make_scenario(continuous, seed, hidden)
+    s = make_scenario(continuous, seed, hidden, target_kl)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     c, opt = s["config"], s["optimizer"]
@@ -168,12 +178,13 @@ def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 
         "weight_layout": "every .weight is (in, out) and a layer computes y = x @ W + b; "
                          "torch.nn.Linear.weight is (out, in), the transpose: load W.T into it "
                          "and save weight.T back (or pass --torch-layout to verify-update)",
-        "procedure": PROCEDURE,
+        "procedure": PROCEDURE + ([] if c.target_kl is None else [KL_STOP]),
         "hyperparameters": {"lr": c.lr, "adam_betas": list(opt.betas), "adam_eps": opt.eps,
                             "clip_eps": c.clip_eps, "vf_coef": c.vf_coef, "ent_coef": c.ent_coef,
                             "max_grad_norm": c.max_grad_norm, "norm_adv": c.norm_adv,
                             "clip_vloss": c.clip_vloss, "update_epochs": c.update_epochs,
-                            "num_minibatches": c.num_minibatches, "batch_size": c.batch_size},
+                            "num_minibatches": c.num_minibatches, "batch_size": c.batch_size,
+                            **({"target_kl": c.target_kl} if c.target_kl is not None else {})},
         "network": _describe_network(s),
         "expected_losses": s["expected_losses"],
         "tolerance": {"rule": "|theirs - expected| <= atol + rtol * |expected| per entry",
@@ -218,6 +229,7 @@ def setup(doc: dict, dtype: str = "float64") -> tuple:
                        lr=hp["lr"], clip_eps=hp["clip_eps"], vf_coef=hp["vf_coef"],
                        ent_coef=hp["ent_coef"], max_grad_norm=hp["max_grad_norm"],
                        norm_adv=hp["norm_adv"], clip_vloss=hp["clip_vloss"],
+                       target_kl=hp.get("target_kl"),
                        hidden=tuple(net["hidden"]), activation=net["activation"], dtype=dtype)
     agent = build_agent(config, obs_space, act_space, np.random.default_rng(0))
     agent.load_state_dict(doc["initial_weights"])
@@ -455,9 +467,11 @@ def scenario_main(argv=None) -> int:
                    "D = 2) instead of a categorical one (2 actions)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", default=[8, 8], metavar="H")
+    p.add_argument("--target-kl", type=float, metavar="KL", help="an early stop: the update "
+                   "ends before the first step whose minibatch has approx_kl > KL")
     args = p.parse_args(argv)
     try:
-        out = write_scenario(args.out, args.continuous, args.seed, args.hidden)
+        out = write_scenario(args.out, args.continuous, args.seed, args.hidden, args.target_kl)
     except OSError as e:
         print(f"ERROR ppo_ref verify scenario: cannot write {args.out}: {type(e).__name__}: {e}")
         return 2

@@ -18,6 +18,9 @@ with every knob at its default it computes ppo_update's weights bit for bit.
     entropy      "bonus" (- ent_coef * H), "missing", "wrong_sign" (+ ent_coef * H)
     order        "given" (batch.npz/minibatches), "sequential" (each epoch the batch in its
                  own order), "first_epoch_repeated" (one permutation reused every epoch)
+    kl_stop      with the scenario's target_kl: "before" the step whose minibatch has approx_kl >
+                 target_kl (ppo_ref, SB3 with 1.5 target_kl), "after" it, "epoch" (at the end of
+                 an epoch, on its last minibatch's approx_kl: CleanRL), "none" (ignored)
 
 `diagnose` replays each UPDATE_VARIANT alone and in pairs, and every prefix of the steps (an
 update stopped early, as a KL early stop does), and names those whose weights match.
@@ -34,11 +37,12 @@ from .._checks import trusted
 from ..losses import normalize_advantages, ppo_loss
 from ..optim import Adam, clip_grad_norm
 
-__all__ = ["DEFAULTS", "UpdateVariant", "UPDATE_VARIANTS", "variant_update", "diagnose"]
+__all__ = ["DEFAULTS", "UpdateVariant", "UPDATE_VARIANTS", "KL_STOP_VARIANTS", "variant_update",
+           "diagnose"]
 
 DEFAULTS = dict(adv_norm="minibatch", adv_ddof=1, value_clip=True, vf_range=None, value_half=True,
                 grad_clip="global", adam_eps="torch", adam_bias_correction=True, entropy="bonus",
-                order="given")
+                order="given", kl_stop="before")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,17 @@ UPDATE_VARIANTS = [
     UpdateVariant("minibatch_order_repeated", {"order": "first_epoch_repeated"},
                   "the minibatch order ignored: the first epoch's minibatches reused in every "
                   "epoch (use batch.npz/minibatches, row by row)"),
+]
+# only where the scenario has a target_kl
+KL_STOP_VARIANTS = [
+    UpdateVariant("kl_stop_after_the_step", {"kl_stop": "after"},
+                  "the KL early stop checked after the step (ppo_ref checks approx_kl before "
+                  "each step and skips the step that exceeds target_kl)"),
+    UpdateVariant("kl_stop_per_epoch", {"kl_stop": "epoch"},
+                  "the KL early stop checked once per epoch, on its last minibatch (CleanRL's "
+                  "rule; ppo_ref checks before each step)"),
+    UpdateVariant("kl_stop_ignored", {"kl_stop": "none"},
+                  "no KL early stop (the scenario's target_kl ends the update early)"),
 ]
 
 
@@ -160,7 +175,9 @@ def variant_update(agent, batch: dict, config, minibatches, hp: dict, **knobs) -
         if config.clip_vloss and k["value_clip"] else None
     ent_coef = config.ent_coef if k["entropy"] == "bonus" else 0.0
     weights, infos = [], []
-    for idx in _order(list(minibatches), k["order"], config.update_epochs):
+    target = config.target_kl if k["kl_stop"] != "none" else None
+    per_epoch = len(minibatches) // config.update_epochs
+    for step, idx in enumerate(_order(list(minibatches), k["order"], config.update_epochs)):
         obs = batch["obs"][idx]
         dist, values = agent.distribution(obs), agent.value(obs)
         adv = advantages[idx]
@@ -175,6 +192,11 @@ def variant_update(agent, batch: dict, config, minibatches, hp: dict, **knobs) -
             vf_clip_eps=vf_clip)
         if k["entropy"] == "wrong_sign":
             loss = loss + config.ent_coef * entropy.mean()
+        exceeded = target is not None and info["approx_kl"] > target
+        if exceeded and k["kl_stop"] == "before":
+            info.update(stopped=True, grad_norm=0.0)
+            infos.append(info)
+            break
         optimizer.zero_grad()
         loss.backward()
         if k["grad_clip"] == "global":
@@ -185,6 +207,9 @@ def variant_update(agent, batch: dict, config, minibatches, hp: dict, **knobs) -
         optimizer.step()
         infos.append(info)
         weights.append(agent.state_dict())
+        if exceeded and (k["kl_stop"] == "after" or
+                         k["kl_stop"] == "epoch" and (step + 1) % per_epoch == 0):
+            break
     return weights, infos
 
 
@@ -233,7 +258,8 @@ def diagnose(doc: dict, agrees, setup, pairs: bool = True, base: dict | None = N
     them are left out. Returns [Match], the singles before the pairs; empty when none matches."""
     matches = []
     base = dict(base or {})
-    candidates = [v for v in UPDATE_VARIANTS if not set(v.knobs) & set(base)]
+    pool = UPDATE_VARIANTS + (KL_STOP_VARIANTS if doc["hyperparameters"].get("target_kl") else [])
+    candidates = [v for v in pool if not set(v.knobs) & set(base)]
 
     def run(variants):
         agent, config, batch, minibatches, hp = setup(doc)
