@@ -501,13 +501,14 @@ def main(argv=None) -> int:
         doc = load_scenario(args.scenario)
         with np.load(args.weights) as f:
             theirs = {k: f[k] for k in f.files}
-        if args.convention:
-            conv, base, doc["expected_weights"] = convention_weights(doc, args.convention)
     except (OSError, ValueError, KeyError) as e:
-        report = UpdateReport("error", error=f"cannot read input: {type(e).__name__}: {e}"
-                              if not isinstance(e, ValueError) or not args.convention or
-                              "convention" not in str(e) else str(e))
+        report = UpdateReport("error", error=f"cannot read input: {type(e).__name__}: {e}")
     else:
+        if args.convention:
+            try:   # the scenario replayed by ppo_ref adjusted to the convention is the reference
+                conv, base, doc["expected_weights"] = convention_weights(doc, args.convention)
+            except ValueError as e:   # unknown, or not one of a whole update
+                return UpdateReport("error", error=str(e)).finish(args.json, "verify-update")
         report = compare_weights(doc["expected_weights"], theirs, args.rtol, args.atol,
                                  args.torch_layout, doc["hyperparameters"]["lr"])
         if conv is not None and report.status != "error":
