@@ -26,6 +26,7 @@ from ppo_ref.losses import (approx_kl, clip_fraction, clipped_surrogate, explain
 from ppo_ref.optim import Adam, clip_grad_norm
 from ppo_ref.spec.quantities import QUANTITIES, categorical_adapter, gaussian_adapter
 from ppo_ref.spec import update as verify_update
+from ppo_ref.rlhf.finetune import sequence_gae, token_rewards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,6 +103,9 @@ OWN = {
     "gaussian": gaussian_adapter,
     "adam": adam_steps,
     "clip_grad_norm": clip_grad_norm_arrays,
+    "rlhf_token_rewards": token_rewards,
+    "rlhf_whitening": lambda advantages, mask: normalize_advantages(advantages[mask]),
+    "rlhf_sequence_gae": lambda r, v, mask, lam: tuple(x[mask] for x in sequence_gae(r, v, mask, lam)),
 }
 FLOAT32 = {name: as_float32(fn) for name, fn in OWN.items()}
 FLOAT32.update(adam=adam32, clip_grad_norm=clip_grad_norm32,
@@ -257,6 +261,47 @@ WRONG = {
                        "norm_after_clipping": functools.partial(clip_numpy, after=True)},
 }
 WRONG["approx_kl_k3"] = WRONG["approx_kl"]
+
+
+def rlhf_rewards_numpy(logp, logp_ref, mask, scores, beta, sign=-1.0, assign=False):
+    rewards = np.zeros_like(logp)
+    for b in range(len(mask)):
+        n = int(mask[b].sum())
+        rewards[b, :n] = sign * beta * (logp[b, :n] - logp_ref[b, :n])
+        rewards[b, n - 1] = scores[b] + (0.0 if assign else rewards[b, n - 1])
+    return rewards
+
+
+def whiten_numpy(x):
+    return (x - x.mean()) / (x.std(ddof=1) + 1e-8)
+
+
+def rlhf_gae_numpy(rewards, values, mask, lam, through_padding=False, reward_to_go=False):
+    """Per row, t = L-1 .. 0; the sequence ends after its last token (or, through_padding, the
+    recursion runs on to the row's end)."""
+    adv, ret = np.zeros_like(rewards), np.zeros_like(rewards)
+    for b in range(len(mask)):
+        n = mask.shape[1] if through_padding else int(mask[b].sum())
+        last, to_go = 0.0, 0.0
+        for t in reversed(range(n)):
+            next_value = values[b, t + 1] if t + 1 < n else 0.0
+            last = rewards[b, t] + next_value - values[b, t] + lam * last
+            to_go = rewards[b, t] + to_go
+            adv[b, t], ret[b, t] = last, (to_go if reward_to_go else last + values[b, t])
+    return adv[mask], ret[mask]
+
+
+WRONG.update({
+    "rlhf_token_rewards": {
+        "kl_penalty_sign": functools.partial(rlhf_rewards_numpy, sign=1.0),
+        "score_overwrites_kl": functools.partial(rlhf_rewards_numpy, assign=True)},
+    "rlhf_whitening": {
+        "padding_in_statistics": lambda a, mask: whiten_numpy(a)[mask],
+        "per_sequence": lambda a, mask: np.concatenate([whiten_numpy(r[m]) for r, m in zip(a, mask)])},
+    "rlhf_sequence_gae": {
+        "runs_over_padding": functools.partial(rlhf_gae_numpy, through_padding=True),
+        "returns_as_reward_to_go": functools.partial(rlhf_gae_numpy, reward_to_go=True)},
+})
 CASES = [(name, mistake) for name in sorted(WRONG) for mistake in WRONG[name]]
 
 

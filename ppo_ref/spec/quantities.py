@@ -664,3 +664,9 @@ CLIP_GRAD_NORM = Quantity(
 QUANTITIES = {q.name: q for q in [GAE, NORMALIZE, SURROGATE, VALUE, VALUE_CLIPPED, KL_K3_DEFAULT,
                                   KL_K1, KL_K2, KL_K3, CLIP_FRACTION, EXPLAINED_VARIANCE,
                                   CATEGORICAL, GAUSSIAN, ADAM, CLIP_GRAD_NORM]}
+
+
+# ----- RLHF: the per-token reward, masked whitening, GAE over padded sequences ----------------
+# rlhf_quantities.py builds them from Case, Mistake and Quantity above and adds them to QUANTITIES
+
+from . import rlhf_quantities  # noqa: E402,F401

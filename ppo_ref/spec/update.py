@@ -9,7 +9,12 @@ batch, the minibatch order and the hyperparameters. ppo_ref.train.trainer.ppo_up
 stored the weights it ended with and the losses of every minibatch. If your update agrees,
 every weight agrees; if not, verify-update names the first parameter and entry that
 differ (and, with --losses, the first minibatch whose loss differs: minibatch 0 differing
-means the loss; a later one, the gradient or the optimizer step).
+means the loss; a later one, the gradient or the optimizer step), then replays the
+scenario under each implementation detail that code gets different (update_variants.py:
+advantage normalisation, value clipping, the 0.5, gradient clipping, Adam's eps and bias
+correction, the entropy term, the minibatch order, an early stop), alone and in pairs, and
+names those whose weights match yours. `--convention NAME` compares with ppo_ref adjusted
+to a library's convention (SB3's value loss without the 0.5, ...) instead.
 
 Files in DIR (scenario.json repeats this, field by field):
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +42,9 @@ from gymnasium import spaces
 from .._checks import first_index
 from ..optim import Adam
 from ..train.trainer import PPOConfig, build_agent, ppo_update, shuffled_minibatches
+from . import update_variants
 from .cases import grid
+from .variants import CONVENTIONS, parse_convention
 from .verify import Outcome, tolerance_problem
 
 __all__ = ["make_scenario", "write_scenario", "load_scenario", "replay", "compare_weights",
@@ -73,6 +80,7 @@ FIELDS = {
     "hyperparameters/num_minibatches": "gradient steps per pass",
     "hyperparameters/batch_size": "B; minibatches has update_epochs * num_minibatches rows of "
                                   "B / num_minibatches indices",
+    "hyperparameters/target_kl": "(only when given) the early stop: see the procedure's last step",
     "network": "obs_dim, action space, hidden sizes, activation, and every parameter's key, "
                "shape and role",
     "expected_losses": "one dict per minibatch step: loss, policy_loss, value_loss, entropy, "
@@ -99,16 +107,18 @@ PROCEDURE = [
 ]
 
 
-def _config(hidden) -> PPOConfig:
+def _config(hidden, target_kl=None) -> PPOConfig:
     return PPOConfig(num_envs=4, num_steps=16, num_minibatches=4, update_epochs=3, lr=1e-2,
                      total_steps=64, clip_eps=0.2, norm_adv=True, clip_vloss=True, ent_coef=0.01,
-                     vf_coef=0.5, max_grad_norm=0.4, hidden=tuple(hidden), activation="tanh")
+                     vf_coef=0.5, max_grad_norm=0.4, hidden=tuple(hidden), activation="tanh",
+                     target_kl=target_kl)
 
 
-def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dict:
+def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8), target_kl=None) -> dict:
     """Everything of a scenario in memory: config, spaces, initial/expected weights, batch,
-    minibatches (list of index arrays), expected losses (list of dicts)."""
-    config = _config(hidden)
+    minibatches (list of index arrays), expected losses (list of dicts). target_kl: an early
+    stop, checked before each step (ppo_update's rule)."""
+    config = _config(hidden, target_kl)
     rng = np.random.default_rng(seed)
     obs_space = spaces.Box(-np.inf, np.inf, (3 if continuous else 4,), np.float64)
     act_space = spaces.Box(-1.0, 1.0, (2,), np.float64) if continuous else spaces.Discrete(2)
@@ -127,6 +137,12 @@ def make_scenario(continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> dic
                 minibatches=minibatches, expected_losses=infos, optimizer=optimizer, seed=seed)
 
 
+KL_STOP = ("Early stop (target_kl given): before each step, after computing its minibatch's "
+           "losses, stop the update if approx_kl (k3, the policy before the step against logp) "
+           "> target_kl; that minibatch's losses are the last entry of expected_losses, "
+           "grad_norm 0, and no step is taken.")
+
+
 def _describe_network(s: dict) -> dict:
     agent = s["agent"]
     params = []
@@ -142,9 +158,10 @@ def _describe_network(s: dict) -> dict:
             "activation": s["config"].activation, "parameters": params}
 
 
-def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 8)) -> Path:
+def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 8),
+                   target_kl=None) -> Path:
     """Write the scenario files into out_dir; returns its path."""
-    s = make_scenario(continuous, seed, hidden)
+    s = make_scenario(continuous, seed, hidden, target_kl)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     c, opt = s["config"], s["optimizer"]
@@ -161,12 +178,13 @@ def write_scenario(out_dir, continuous: bool = False, seed: int = 0, hidden=(8, 
         "weight_layout": "every .weight is (in, out) and a layer computes y = x @ W + b; "
                          "torch.nn.Linear.weight is (out, in), the transpose: load W.T into it "
                          "and save weight.T back (or pass --torch-layout to verify-update)",
-        "procedure": PROCEDURE,
+        "procedure": PROCEDURE + ([] if c.target_kl is None else [KL_STOP]),
         "hyperparameters": {"lr": c.lr, "adam_betas": list(opt.betas), "adam_eps": opt.eps,
                             "clip_eps": c.clip_eps, "vf_coef": c.vf_coef, "ent_coef": c.ent_coef,
                             "max_grad_norm": c.max_grad_norm, "norm_adv": c.norm_adv,
                             "clip_vloss": c.clip_vloss, "update_epochs": c.update_epochs,
-                            "num_minibatches": c.num_minibatches, "batch_size": c.batch_size},
+                            "num_minibatches": c.num_minibatches, "batch_size": c.batch_size,
+                            **({"target_kl": c.target_kl} if c.target_kl is not None else {})},
         "network": _describe_network(s),
         "expected_losses": s["expected_losses"],
         "tolerance": {"rule": "|theirs - expected| <= atol + rtol * |expected| per entry",
@@ -191,7 +209,16 @@ def load_scenario(directory) -> dict:
 def replay(directory, dtype: str = "float64") -> tuple:
     """Replay a scenario from its files with ppo_ref itself (the reference replay, and an example
     of one): (weights after the update, per-minibatch info dicts)."""
-    doc = load_scenario(directory)
+    agent, config, batch, minibatches, hp = setup(load_scenario(directory), dtype)
+    optimizer = Adam(agent.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"]),
+                     eps=hp["adam_eps"])
+    infos = ppo_update(agent, optimizer, batch, config, minibatches)
+    return agent.state_dict(), infos
+
+
+def setup(doc: dict, dtype: str = "float64") -> tuple:
+    """What a replay starts from, out of a loaded scenario: (agent with the initial weights,
+    PPOConfig, batch dict, minibatches list, hyperparameters dict)."""
     net, hp = doc["network"], doc["hyperparameters"]
     obs_space = spaces.Box(-np.inf, np.inf, (net["obs_dim"],), np.float64)
     a = net["action_space"]
@@ -202,16 +229,14 @@ def replay(directory, dtype: str = "float64") -> tuple:
                        lr=hp["lr"], clip_eps=hp["clip_eps"], vf_coef=hp["vf_coef"],
                        ent_coef=hp["ent_coef"], max_grad_norm=hp["max_grad_norm"],
                        norm_adv=hp["norm_adv"], clip_vloss=hp["clip_vloss"],
+                       target_kl=hp.get("target_kl"),
                        hidden=tuple(net["hidden"]), activation=net["activation"], dtype=dtype)
     agent = build_agent(config, obs_space, act_space, np.random.default_rng(0))
     agent.load_state_dict(doc["initial_weights"])
     batch = {k: doc["batch"][k] for k in BATCH_KEYS}
     if dtype == "float32":
         batch = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in batch.items()}
-    optimizer = Adam(agent.parameters(), lr=hp["lr"], betas=tuple(hp["adam_betas"]),
-                     eps=hp["adam_eps"])
-    infos = ppo_update(agent, optimizer, batch, config, list(doc["batch"]["minibatches"]))
-    return agent.state_dict(), infos
+    return agent, config, batch, list(doc["batch"]["minibatches"]), hp
 
 
 # ----- comparing ------------------------------------------------------------------------------
@@ -232,11 +257,29 @@ class UpdateReport(Outcome):
     first_loss_difference: dict | None = None
     error: str | None = None
     notes: list = field(default_factory=list)
+    diagnosis: str | None = None
+    diagnosis_parts: list = field(default_factory=list)
+    convention: dict | None = None
+    loss_diagnosis: str | None = None
+
+    def to_dict(self) -> dict:
+        """The dataclass's fields, with the diagnosis as {"text", "parts"} (as verify's)."""
+        d = asdict(self)
+        d["diagnosis"] = {"text": d["diagnosis"], "parts": d.pop("diagnosis_parts")}
+        return d
 
     def __str__(self) -> str:
         if self.status == "error":
             return f"ERROR ppo_ref verify-update: {self.error}"
-        lines = [f"ppo_ref verify-update: {self.status.upper()}  {self.n_parameters} parameters, "
+        c = self.convention
+        lines = []
+        if c and not c.get("checked"):   # the first thing a user reads: not a bug
+            lines.append(f"CONVENTION {c['name']}: {c['what']}, as {c['whose']} (a convention, not "
+                         f"a bug); translation: {c['translation']}; check it with --convention "
+                         f"{c['name']}")
+        against = f" (against ppo_ref adjusted to convention {c['name']})" \
+            if c and c.get("checked") else ""
+        lines += [f"ppo_ref verify-update{against}: {self.status.upper()}  {self.n_parameters} parameters, "
                  f"{self.n_entries} entries, {self.dtype}; |theirs - expected| <= {self.atol:g} + "
                  f"{self.rtol:g} * |expected|; worst abs error {self.worst_abs_error:.3g}"]
         if self.first_difference:
@@ -248,6 +291,12 @@ class UpdateReport(Outcome):
             f = self.first_loss_difference
             lines.append(f"first loss that differs: minibatch {f['minibatch']} {f['key']}: expected "
                          f"{f['expected']!r}, got {f['got']!r}")
+        if self.loss_diagnosis:
+            lines.append(f"losses: {self.loss_diagnosis}")
+        if self.status == "fail":
+            lines.append(f"diagnosis: {self.diagnosis}" if self.diagnosis else
+                         "diagnosis: no known implementation detail (alone or in pairs) gives your "
+                         "weights; replay the procedure in scenario.json step by step")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -333,6 +382,80 @@ def compare_losses(expected: list, theirs, rtol: float) -> dict | None:
     return None
 
 
+# ----- diagnosis: which implementation detail differs ------------------------------------------
+
+def diagnose_update(doc: dict, theirs: dict, report: UpdateReport, torch_layout: bool = False,
+                    base: dict | None = None) -> None:
+    """Fill a failed report's diagnosis: the implementation details (update_variants) whose
+    replay of the scenario gives their weights, within the report's tolerance; else, when their
+    weights are as far off as a fresh minibatch shuffle lands, that. base: the knobs of a
+    convention checked against (--convention), kept in every replay."""
+    lr = doc["hyperparameters"]["lr"]
+
+    def agrees(weights):
+        r = compare_weights(weights, theirs, report.rtol, report.atol, torch_layout, lr)
+        return r.worst_abs_error if r.status == "pass" else None
+
+    matches = update_variants.diagnose(doc, agrees, setup, base=base)
+    if matches:
+        first = matches[0]
+        report.diagnosis = first.text() + "".join(
+            f"; as well: {m.text().partition('match ')[2].partition('; worst')[0]}"
+            for m in matches[1:])
+        report.diagnosis_parts = [v.to_dict() for v in first.variants]
+        if first.steps < first.total_steps:
+            report.diagnosis_parts.append(dict(
+                kind="mistake", name="stopped_early", convention=None,
+                diagnosis=f"stopped after {first.steps} of {first.total_steps} minibatch steps"))
+        names = [v.convention for v in first.variants if v.convention]
+        if names and report.convention is None:
+            report.convention = {**CONVENTIONS[names[0]].to_dict(), "checked": False}
+        return
+    expected = doc["expected_weights"] if base is None else None
+    if expected is None:
+        return
+
+    def distance(weights):
+        return max(float(np.max(np.abs(weights[k] - expected[k]))) for k in expected)
+    low, high = update_variants.fresh_shuffle_spread(doc, distance, setup)
+    if low / 2 <= report.worst_abs_error <= 2 * high:
+        report.diagnosis = (
+            f"likely the minibatch order ignored (a fresh shuffle): no implementation detail "
+            f"gives your weights, and they are as far from ppo_ref's ({report.worst_abs_error:.3g}) "
+            f"as ppo_ref's own update with a fresh minibatch order lands ({low:.3g} to "
+            f"{high:.3g}); take the minibatches from batch.npz/minibatches, row by row")
+        report.diagnosis_parts = [dict(kind="mistake", name="minibatch_order_fresh_shuffle",
+                                       convention=None, diagnosis=report.diagnosis)]
+
+
+def loss_diagnosis(first: dict | None) -> str:
+    """What the first minibatch whose losses differ says: at minibatch 0 (the initial weights,
+    before any step) the loss itself differs; later, a step before it (the optimiser)."""
+    if first is None:
+        return ("every minibatch's losses agree with ppo_ref's, so the loss is computed alike: "
+                "the difference is in the gradient step (gradient clipping or Adam)")
+    if first["minibatch"] == 0:
+        return (f"minibatch 0 is computed at the initial weights, before any step, and its "
+                f"{first['key']} differs: a loss mistake (advantage normalisation, value loss, "
+                f"entropy term, coefficients), not the optimiser")
+    k = first["minibatch"]
+    return (f"the losses agree up to minibatch {k - 1} and differ at minibatch {k}: the loss is "
+            f"computed as ppo_ref's; a step before it differs (an optimiser mistake: gradient "
+            f"clipping, Adam), or the minibatch order")
+
+
+def convention_weights(doc: dict, name: str) -> tuple:
+    """(Convention, knobs, weights) of the scenario replayed by ppo_ref adjusted to a library's
+    convention (its update knobs); ValueError when it has none."""
+    c, _ = parse_convention(name)
+    if not c.update:
+        raise ValueError(f"convention {c.name} does not apply to a whole update (verify-update "
+                         f"takes: {', '.join(n for n, x in CONVENTIONS.items() if x.update)})")
+    agent, config, batch, minibatches, hp = setup(doc)
+    weights, _ = update_variants.variant_update(agent, batch, config, minibatches, hp, **c.update)
+    return c, dict(c.update), weights[-1]
+
+
 # ----- command line ---------------------------------------------------------------------------
 
 def scenario_main(argv=None) -> int:
@@ -344,9 +467,11 @@ def scenario_main(argv=None) -> int:
                    "D = 2) instead of a categorical one (2 actions)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, nargs="+", default=[8, 8], metavar="H")
+    p.add_argument("--target-kl", type=float, metavar="KL", help="an early stop: the update "
+                   "ends before the first step whose minibatch has approx_kl > KL")
     args = p.parse_args(argv)
     try:
-        out = write_scenario(args.out, args.continuous, args.seed, args.hidden)
+        out = write_scenario(args.out, args.continuous, args.seed, args.hidden, args.target_kl)
     except OSError as e:
         print(f"ERROR ppo_ref verify scenario: cannot write {args.out}: {type(e).__name__}: {e}")
         return 2
@@ -366,7 +491,12 @@ def main(argv=None) -> int:
     p.add_argument("--rtol", type=float)
     p.add_argument("--atol", type=float)
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--convention", metavar="NAME", help="compare with ppo_ref adjusted to a "
+                   "library's convention (those marked * in `ppo-ref verify --list`)")
+    p.add_argument("--no-diagnosis", action="store_true", help="on a difference, do not replay "
+                   "the implementation-detail variants")
     args = p.parse_args(argv)
+    conv = base = None
     try:
         doc = load_scenario(args.scenario)
         with np.load(args.weights) as f:
@@ -374,8 +504,17 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as e:
         report = UpdateReport("error", error=f"cannot read input: {type(e).__name__}: {e}")
     else:
+        if args.convention:
+            try:   # the scenario replayed by ppo_ref adjusted to the convention is the reference
+                conv, base, doc["expected_weights"] = convention_weights(doc, args.convention)
+            except ValueError as e:   # unknown, or not one of a whole update
+                return UpdateReport("error", error=str(e)).finish(args.json, "verify-update")
         report = compare_weights(doc["expected_weights"], theirs, args.rtol, args.atol,
                                  args.torch_layout, doc["hyperparameters"]["lr"])
+        if conv is not None and report.status != "error":
+            report.convention = {**conv.to_dict(), "checked": True, "knobs": base}
+        if report.status == "fail" and not args.no_diagnosis:
+            diagnose_update(doc, theirs, report, args.torch_layout, base)
         if args.losses and report.status != "error":
             try:
                 losses = json.loads(Path(args.losses).read_text())
@@ -389,6 +528,8 @@ def main(argv=None) -> int:
             else:
                 report.first_loss_difference = compare_losses(doc["expected_losses"], losses,
                                                               report.rtol)
+                if report.first_loss_difference or report.status == "fail":
+                    report.loss_diagnosis = loss_diagnosis(report.first_loss_difference)
                 if report.first_loss_difference and report.status == "pass":
                     report.status = "fail"
     return report.finish(args.json, "verify-update")

@@ -29,7 +29,19 @@ clip boundary either side is right (see Quantity.kink_arg in quantities.py).
 Diagnosis. When a function fails, the kit runs each known mistake (the reference with
 one classic error put in: truncation treated as termination, ddof = 0, a value loss
 without its 0.5, eps inside Adam's sqrt, ...) on every case; if your outputs agree
-with one of them everywhere, the report names it in one line.
+with one of them everywhere, the report names it in one line. If none does, it tries
+two, then three, compatible mistakes at once (variants.py: each mistake turns a knob of
+the quantity; two that turn different knobs combine), and names every part: a GAE that
+ignores truncation AND bootstraps from values[t+1] across the boundary is both.
+
+Conventions. Some differences are a library's deliberate choice, not a bug: SB3's value
+loss has no 0.5 (ppo_ref with vf_coef x 2), torchrl's is a Huber loss, numpy's std has
+ddof = 0, Spinning Up's approx_kl is k1, Keras adds Adam's eps before the bias correction
+(`--list` names them all). A function that follows one still fails (exit 1), but the
+report's first line names the convention, whose it is and how to translate it;
+`--convention NAME` checks against ppo_ref adjusted to it (exit 0 when it agrees). The
+JSON report's "diagnosis" is {"text", "parts"} (each part a mistake or a convention, by
+name) and "convention" is the one named, or null.
 
 Isolation and time limit. `ppo-ref verify MODULE:FUNCTION` (and check() given the string
 "MODULE:FUNCTION") imports your module and calls your function in a child process
@@ -54,7 +66,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +76,8 @@ from .golden import json_ready
 from .quantities import QUANTITIES, Case, Quantity
 from .sandbox import Died, FunctionProcess, InProcess, Opaque, Raised, TimedOut, Unloadable
 from .sandbox import one_line as _one_line
+from .variants import (CONVENTIONS, FAMILIES, Part, candidates, convention_reference, describe,
+                       single_conventions)
 
 __all__ = ["Report", "Outcome", "check", "assert_conforms", "cases", "load_function", "QUANTITIES",
            "main"]
@@ -131,6 +145,8 @@ class Report(Outcome):
     failing_case: dict | None = None
     diagnosis: str | None = None
     mistake: str | None = None
+    diagnosis_parts: list = field(default_factory=list)
+    convention: dict | None = None
     dtype: str | None = None
     rtol: float | None = None
     atol: float | None = None
@@ -143,12 +159,27 @@ class Report(Outcome):
     def passed(self) -> bool:
         return self.status == "pass"
 
+    def to_dict(self) -> dict:
+        """The dataclass's fields, with the diagnosis as {"text", "parts"}: each part a known
+        mistake or a library's convention (kind, name, diagnosis)."""
+        d = asdict(self)
+        d["diagnosis"] = {"text": d["diagnosis"], "parts": d.pop("diagnosis_parts")}
+        return d
+
     def __str__(self) -> str:
         head = f"ppo_ref verify {self.quantity}: {self.function}"
+        c = self.convention
+        if c and c.get("checked"):
+            head += f" (against ppo_ref adjusted to convention {c['name']}: {c['what']}, as {c['whose']})"
         if self.status == "error":   # one line: what could not be checked and why
             return f"ERROR {head}: {self.error}"
         tol = (f"|error| <= {self.atol:g} + {self.rtol:g} * scale ({self.tolerance_source})")
-        lines = [head, f"{self.status.upper()}  {self.n_cases - self.n_failed} of {self.n_cases} "
+        lines = []
+        if c and not c.get("checked"):   # the first thing a user reads: not a bug
+            lines.append(f"CONVENTION {c['name']}: {c['what']}, as {c['whose']} (a convention, not "
+                         f"a bug); translation: {c['translation']}; check it with --convention "
+                         f"{c['name']}")
+        lines += [head, f"{self.status.upper()}  {self.n_cases - self.n_failed} of {self.n_cases} "
                        f"cases agree; outputs {self.dtype}; tolerance {tol}",
                  f"worst abs error {self.worst_abs_error:.3g} (in {self.worst_case}), worst rel "
                  f"error (to scale) {self.worst_rel_error:.3g}"]
@@ -316,7 +347,7 @@ def timeout_problem(timeout) -> str | None:
 
 def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = None,
           seed: int = 0, name: str | None = None,
-          timeout: float | None = DEFAULT_TIMEOUT) -> Report:
+          timeout: float | None = DEFAULT_TIMEOUT, convention: str | None = None) -> Report:
     """Run `fn` (with the quantity's adapter signature) on every case; return a Report.
 
     fn: a function object, run in this process; or "MODULE:FUNCTION" (or "path/file.py:FUNCTION"),
@@ -326,14 +357,23 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
     timeout: seconds for all the calls of fn together (None: no limit); past it the report is an
     error naming the case that was running. In this process the limit needs the main thread of
     a Unix process (a SIGALRM); in a child it always holds (the child is killed).
+    convention: "NAME" (or "NAME=VALUE", value_clip_range=10) of variants.CONVENTIONS: compare
+    with ppo_ref adjusted to that library's convention instead (ValueError if it does not
+    apply to the quantity).
     """
     q = _quantity(quantity)
     problem = tolerance_problem(rtol, atol) or timeout_problem(timeout)
     if problem:
         raise ValueError(problem)
+    base = {}
+    if convention is not None:
+        conv, base, adjusted = convention_reference(q.name, convention)
+        q = replace(q, reference=adjusted)
     label = name or (fn if isinstance(fn, str) else None) or \
         getattr(fn, "__qualname__", None) or repr(fn)
     report = Report(quantity=q.name, function=label, status="pass")
+    if convention is not None:
+        report.convention = {**conv.to_dict(), "checked": True, "knobs": base}
     if q.note:
         report.notes.append(q.note)
     if isinstance(fn, str):
@@ -365,7 +405,11 @@ def check(fn, quantity: str, *, rtol: float | None = None, atol: float | None = 
     if failures:
         report.status = "fail"
         report.failing_case = failures[0]
-        report.mistake, report.diagnosis = _diagnose(q, runs, rtol, atol)
+        found = _diagnose(q, runs, rtol, atol, base, failures[0]["case"])
+        report.mistake, report.diagnosis = found["mistake"], found["text"]
+        report.diagnosis_parts = [p.to_dict() for p in found["parts"]]
+        if found["convention"] and report.convention is None:
+            report.convention = {**found["convention"].to_dict(), "checked": False}
     return report
 
 
@@ -416,11 +460,14 @@ def _delta(q: Quantity, args, precisions) -> float:
     return 8.0 * eps * max(1.0, float(np.max(np.abs(args[q.kink_arg]))))
 
 
-def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False) -> list:
+def _compare_all(q, fn, runs, rtol, atol, report=None, own_scale=False, first_only=False) -> list:
     """Compare every run with fn's outputs; fill report's worst errors; return the failures.
-    own_scale: also scale by fn's own outputs (a mistake's outputs can be far larger)."""
+    own_scale: also scale by fn's own outputs (a mistake's outputs can be far larger);
+    first_only: stop at the first failing case (all a diagnosis needs to rule fn out)."""
     failures = []
     for case, got, precisions, scales in runs:
+        if first_only and failures:
+            break
         mid, lo, hi = _interval(q, fn, case.args, _delta(q, case.args, precisions), len(got))
         if own_scale:
             scales = np.maximum(scales[:len(got)], q.scale(case.args, lo)[:len(got)])
@@ -459,24 +506,69 @@ def _locate(q: Quantity, k: int, args, i: tuple):
     return f"{name}[{n}]", [int(j) for j in np.unravel_index(local, np.shape(parts[n]))]
 
 
-def _diagnose(q: Quantity, runs, rtol, atol):
-    """(name, one line) of the known mistake that reproduces the outputs on every case."""
-    for key, mistake in q.mistakes.items():
-        try:
-            with np.errstate(all="ignore"):
-                if not _compare_all(q, mistake.fn, runs, rtol, atol, own_scale=True):
-                    return key, mistake.diagnosis
-        except Exception:  # noqa: BLE001 - a mistake that cannot run on a case does not match
-            continue
+def _matches(q: Quantity, fn, runs, rtol, atol) -> bool:
+    """fn's outputs agree with the runs' on every case (a fn that cannot run does not)."""
+    try:
+        with np.errstate(all="ignore"):
+            return not _compare_all(q, fn, runs, rtol, atol, own_scale=True, first_only=True)
+    except Exception:  # noqa: BLE001 - a variant that cannot run on a case does not match
+        return False
+
+
+def _diagnose(q: Quantity, runs, rtol, atol, base=None, first_case=None) -> dict:
+    """What reproduces the outputs on every case: {"mistake": name, "text": one line, "parts":
+    [variants.Part], "convention": variants.Convention or None}. Tried in order: each known
+    mistake alone; each library's convention alone; two, then three, compatible mistakes and
+    conventions together (variants.candidates); float32 arithmetic returned as float64.
+    base: the knobs of the convention checked against (--convention), which every candidate
+    keeps. first_case: the failing case's name, tried first (it rules most candidates out)."""
+    runs = sorted(runs, key=lambda r: r[0].name != first_case)
+    found = dict(mistake=None, text=None, parts=[], convention=None)
+    convention = None
+    if not base:
+        for part, fn in single_conventions(q.name):
+            if _matches(q, fn, runs, rtol, atol):
+                convention = part
+                break
+    if base:
+        family = FAMILIES.get(q.name)
+        singles = [] if family is None else [
+            (key, q.mistakes[key], family.build(**{**base, **knobs}))
+            for key, knobs in family.mistakes.items()
+            if key in q.mistakes and all(base.get(k, v) == v for k, v in knobs.items())]
+    else:
+        singles = [(key, m, m.fn) for key, m in q.mistakes.items()]
+    for key, mistake, fn in singles:
+        if _matches(q, fn, runs, rtol, atol):
+            found.update(mistake=key, text=mistake.diagnosis,
+                         parts=[convention or Part("mistake", key, mistake.diagnosis)])
+            break
+    else:
+        if convention is not None:
+            found.update(text=f"no known mistake: it follows the convention {convention.name} "
+                              "(the first line says whose, and how to translate)",
+                         parts=[convention])
+        else:
+            for parts, fn in candidates(q.name, base):
+                if _matches(q, fn, runs, rtol, atol):
+                    found.update(mistake="+".join(p.name for p in parts), text=describe(parts),
+                                 parts=parts)
+                    convention = next((p for p in parts if p.kind == "convention"), None)
+                    break
+    if convention is not None:
+        found["convention"] = CONVENTIONS[convention.name.partition("=")[0]]
+    if found["text"] is not None:
+        return found
     precisions = {p for r in runs for p in r[2]}
     if rtol is None and atol is None and precisions == {"float64"}:
         loose = [(c, g, ["float32"] * len(p), s) for c, g, p, s in runs]
         if not _compare_all(q, q.reference, loose, None, None):
-            return "float32_precision", (
-                "agrees with ppo_ref only to float32 precision although it returned float64: it "
-                "probably computes in float32 (e.g. returns .item() of a float32 tensor); return "
-                "the float32 array, or pass --rtol 1e-5")
-    return None, None
+            text = ("agrees with ppo_ref only to float32 precision although it returned float64: it "
+                    "probably computes in float32 (e.g. returns .item() of a float32 tensor); "
+                    "return the float32 array, or pass --rtol 1e-5")
+            found.update(mistake="float32_precision", text=text,
+                         parts=[Part("mistake", "float32_precision", text)])
+    return found
 
 
 def _error(report: Report, message: str) -> Report:
@@ -526,6 +618,10 @@ def load_function(target: str):
 
 def _list_quantities() -> str:
     rows = [f"{q.name:22s} {q.signature}\n{'':22s} {q.summary}" for q in QUANTITIES.values()]
+    rows.append("\nconventions (--convention NAME; verify-update takes those marked *):")
+    for c in CONVENTIONS.values():
+        where = (", ".join(c.knobs) or "verify-update") + (" *" if c.update else "")
+        rows.append(f"{c.name:28s} {c.whose}: {c.what}\n{'':28s} for: {where}")
     return "\n".join(rows)
 
 
@@ -548,7 +644,11 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="time limit for all the calls of the function (default: "
                              f"{DEFAULT_TIMEOUT:g}); importing its module gets the same again")
-    parser.add_argument("--list", action="store_true", help="list quantities and adapter signatures")
+    parser.add_argument("--convention", metavar="NAME", help="compare with ppo_ref adjusted to a "
+                        "library's convention (see --list), e.g. sb3_mse; value_clip_range=10 "
+                        "gives the range")
+    parser.add_argument("--list", action="store_true",
+                        help="list quantities, adapter signatures and conventions")
     args = parser.parse_args(argv)
     if args.list:
         print(_list_quantities())
@@ -561,8 +661,9 @@ def main(argv=None) -> int:
     else:
         try:   # in a child process: the target's code cannot end or hang this one
             report = check(args.target, args.quantity, rtol=args.rtol, atol=args.atol,
-                           seed=args.seed, name=args.target, timeout=args.timeout)
-        except ValueError as e:   # a bad --rtol, --atol or --timeout
+                           seed=args.seed, name=args.target, timeout=args.timeout,
+                           convention=args.convention)
+        except ValueError as e:   # a bad --rtol, --atol, --timeout or --convention
             report.error = str(e)
     return report.finish(args.json, "verify")
 
