@@ -1,8 +1,10 @@
 """Observation spaces: what the MLP policy sees is one flat float vector per state.
 
-gymnasium writes the encoding (`gymnasium.spaces.utils.flatten_space` and `flatten`, applied to a
-vector env by `gymnasium.wrappers.vector.FlattenObservation`); this module only decides when to
-use it, refuses what an MLP should not be given, and says which columns are one-hot:
+gymnasium writes the encoding (`gymnasium.spaces.utils.flatten_space` and `flatten`); this module
+applies it to each sub-env's observation (FlattenObservations, a vector wrapper of a few lines:
+gymnasium's own vector FlattenObservation holds a lambda, which pickle cannot save, and a
+checkpoint pickles the env), refuses what an MLP should not be given, and says which columns are
+one-hot:
 
     Box (any shape but images)    its values, row-major         (float columns)
     Discrete(n)                   one-hot of length n           (s - start is the hot index)
@@ -25,11 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.spaces.utils import flatdim
-from gymnasium.vector import VectorEnv
-from gymnasium.wrappers.vector import FlattenObservation
+from gymnasium.spaces.utils import flatdim, flatten, flatten_space
+from gymnasium.vector import VectorEnv, VectorObservationWrapper
+from gymnasium.vector.utils import batch_space, iterate
 
-__all__ = ["check_observation_space", "needs_encoding", "encode_observations", "one_hot_columns"]
+__all__ = ["check_observation_space", "needs_encoding", "encode_observations", "one_hot_columns",
+           "FlattenObservations"]
 
 _INDICATORS = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -68,13 +71,30 @@ def needs_encoding(space) -> bool:
     return not (isinstance(space, spaces.Box) and len(space.shape) == 1)
 
 
+class FlattenObservations(VectorObservationWrapper):
+    """Each sub-env's observation o replaced by gymnasium's flatten(space, o), stacked: (N, D),
+    with D = flatdim(space). single_observation_space is flatten_space(space); the original space
+    stays in `raw_space`."""
+
+    def __init__(self, env: VectorEnv):
+        super().__init__(env)
+        self.raw_space = env.single_observation_space
+        self.single_observation_space = flatten_space(self.raw_space)
+        self.observation_space = batch_space(self.single_observation_space, env.num_envs)
+
+    def observations(self, observations):
+        # flatten takes one observation of the single space: one call per sub-env
+        return np.stack([flatten(self.raw_space, o)
+                         for o in iterate(self.env.observation_space, observations)])
+
+
 def encode_observations(envs: VectorEnv) -> VectorEnv:
-    """`envs` with every observation flattened by gymnasium's FlattenObservation, if its single
-    observation space is not a 1-D Box already (then `envs` itself). TypeError for images and
-    spaces without a flat form (check_observation_space)."""
+    """`envs` with every observation flattened (FlattenObservations), if its single observation
+    space is not a 1-D Box already (then `envs` itself). TypeError for images and spaces without a
+    flat form (check_observation_space)."""
     if not needs_encoding(envs.single_observation_space):
         return envs
-    return FlattenObservation(envs)
+    return FlattenObservations(envs)
 
 
 def one_hot_columns(envs: VectorEnv) -> np.ndarray:
@@ -82,8 +102,8 @@ def one_hot_columns(envs: VectorEnv) -> np.ndarray:
     MultiDiscrete or MultiBinary part, in flatten's order. All False for a plain Box env."""
     e = envs
     while e is not None:   # find the encoder among the vector wrappers
-        if isinstance(e, FlattenObservation):
-            mask = _indicator_mask(e.env.single_observation_space)
+        if isinstance(e, FlattenObservations):
+            mask = _indicator_mask(e.raw_space)
             break
         e = getattr(e, "env", None)
     else:
