@@ -96,3 +96,18 @@ def test_teaching_demo_runs_in_quick_mode(tmp_path):
     assert 0.7 < lake["optimal"] < 0.8
     assert all(0.0 <= s["score"] <= lake["optimal"] + 1e-12 for s in lake["per_seed"])
     assert (tmp_path / "teaching_envs.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lunarlander_preset_is_rl_zoo3s_and_its_demo_runs_in_quick_mode(tmp_path):
+    c = PRESETS["LunarLander-v3"]
+    assert (c.num_envs, c.num_steps, c.update_epochs, c.gamma, c.lam, c.ent_coef) == \
+        (16, 1024, 4, 0.999, 0.98, 0.01)
+    assert c.num_envs * c.num_steps // c.num_minibatches == 64      # rl-zoo3's batch_size
+    pytest.importorskip("Box2D", reason="the box2d extra is not installed")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(REPO / "demos" / "lunarlander.py"), "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "lunarlander.json").read_text())
+    assert len(data["per_seed"]) == 2 and data["env_id"] == "LunarLander-v3"

@@ -186,3 +186,13 @@ PRESETS.update({
     "Blackjack-v1": PPOConfig(env_id="Blackjack-v1", total_steps=100_000,
                               **{**_TEACHING, "gamma": 1.0}),
 })
+
+# LunarLander-v3 (needs the box2d extra): rl-zoo3's PPO hyperparameters for LunarLander
+# (rl-baselines3-zoo, hyperparams/ppo.yml, entry LunarLander-v2, the same task): 16 envs x 1024
+# steps, minibatches of 64 (256 per epoch), 4 epochs, gamma 0.999, GAE lambda 0.98, entropy bonus
+# 0.01, 1M steps, and SB3's defaults for the rest: lr 3e-4 and clip 0.2 both constant, grad-norm
+# clip 0.5, SB3's vf_coef 0.5, which is ppo_ref's 1.0 (our value loss carries a factor 0.5).
+PRESETS["LunarLander-v3"] = PPOConfig(
+    env_id="LunarLander-v3", total_steps=1_000_000, num_envs=16, num_steps=1024,
+    num_minibatches=256, update_epochs=4, lr=3e-4, anneal_lr=False, gamma=0.999, lam=0.98,
+    clip_eps=0.2, anneal_clip=False, ent_coef=0.01, vf_coef=1.0, max_grad_norm=0.5)
