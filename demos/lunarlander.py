@@ -11,6 +11,10 @@ training return reached 200. Right: each seed's final evaluation (deterministic 
 
     python demos/lunarlander.py --out out/lunarlander            # 5 seeds x 1M steps (hours)
     python demos/lunarlander.py --out out/lunarlander --quick    # two tiny runs (the tests)
+
+The runs are run folders OUT/lunarlander_runs/seed<S>; `--from-runs` draws the figure from the
+finished ones already there (e.g. trained one by one with
+`ppo-ref train --preset LunarLander-v3 --seed S --out OUT/lunarlander_runs/seedS`).
 """
 from __future__ import annotations
 
@@ -28,9 +32,14 @@ from ppo_ref.train.runs import read_eval, read_metrics
 TARGET = 200.0
 
 
+def _options(parser):
+    _common.seeds_option("number of seeds")(parser)
+    parser.add_argument("--from-runs", action="store_true",
+                        help="do not train: draw the finished runs in OUT/lunarlander_runs")
+
+
 def main(argv=None) -> int:
-    args = _common.parse_args(__doc__.splitlines()[0], argv,
-                              extra=_common.seeds_option("number of seeds"))
+    args = _common.parse_args(__doc__.splitlines()[0], argv, extra=_options)
     if importlib.util.find_spec("Box2D") is None:
         print("LunarLander-v3 needs Box2D: pip install -e .[box2d] (the box2d and pygame wheels); "
               "skipped")
@@ -43,9 +52,15 @@ def main(argv=None) -> int:
         config = dataclasses.replace(config, total_steps=2 * 256, num_envs=2, num_steps=128,
                                      num_minibatches=4, update_epochs=1, eval_episodes=2)
     root = args.out / "lunarlander_runs"
-    _common.train_seeds("lunarlander", config, n_seeds, root)
-
-    seeds = list(range(n_seeds))
+    if args.from_runs:
+        seeds = sorted(int(p.name[4:]) for p in root.glob("seed*") if (p / "eval.json").exists())
+        if not seeds:
+            print(f"no finished runs (with eval.json) in {root}")
+            return 1
+        n_seeds = len(seeds)
+    else:
+        _common.train_seeds("lunarlander", config, n_seeds, root)
+        seeds = list(range(n_seeds))
     metrics = {s: read_metrics(root / f"seed{s}") for s in seeds}
     evals = {s: read_eval(root / f"seed{s}") for s in seeds}
     curves = {s: (np.array([r["global_step"] for r in metrics[s]], dtype=float),
@@ -63,7 +78,7 @@ def main(argv=None) -> int:
 
     fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1]})
     for s in seeds:
-        ax.plot(*curves[s], color="0.6", lw=0.7, label="individual seeds" if s == 0 else None)
+        ax.plot(*curves[s], color="0.6", lw=0.7, label="individual seeds" if s == seeds[0] else None)
     x, mean, std, _ = mean_std(list(curves.values()))
     plot_band(ax, x, mean, std, f"mean ± std over {n_seeds} seeds", color="C0")
     ax.axhline(TARGET, color="C3", ls="--", lw=0.9, label=f"solved: {TARGET:g}")
@@ -76,7 +91,7 @@ def main(argv=None) -> int:
     ax_eval.axhline(TARGET, color="C3", ls="--", lw=0.9)
     ax_eval.set_xticks(seeds)
     ax_eval.set_xlabel("seed")
-    ax_eval.set_ylabel(f"evaluation return ({evals[0]['episodes']} episodes, deterministic)")
+    ax_eval.set_ylabel(f"evaluation return ({evals[seeds[0]]['episodes']} episodes, deterministic)")
     ax_eval.grid(alpha=0.3)
     reached = sum(m >= TARGET for m in eval_means)
     fig.suptitle(f"PPO (rl-zoo3's hyperparameters) on LunarLander-v3: {reached}/{n_seeds} seeds "

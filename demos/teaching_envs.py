@@ -30,7 +30,7 @@ from ppo_ref.train.config import PRESETS
 from ppo_ref.train.trainer import evaluate, load_agent
 from ppo_ref.autodiff import no_grad
 
-ENVS = ("FrozenLake-v1", "CliffWalking-v1", "Taxi-v4", "Blackjack-v1")
+ENVS = ("FrozenLake-v1", "CliffWalkingCapped-v1", "Taxi-v4", "Blackjack-v1")
 
 
 def _options(parser):

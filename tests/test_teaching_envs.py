@@ -18,7 +18,7 @@ from ppo_ref.train.config import PRESETS
 from ppo_ref.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
-TEACHING = ["FrozenLake-v1", "CliffWalking-v1", "Taxi-v4", "Blackjack-v1"]
+TEACHING = ["FrozenLake-v1", "CliffWalkingCapped-v1", "Taxi-v4", "Blackjack-v1"]
 
 
 def _demo():
@@ -55,14 +55,14 @@ def test_ppo_ref_train_preset_runs_from_the_command_line(tmp_path):
 
 
 def test_the_cliff_walking_preset_has_a_time_limit_and_the_same_table():
-    env = gym.make(PRESETS["CliffWalking-v1"].env_id)
+    env = gym.make(PRESETS["CliffWalkingCapped-v1"].env_id)
     assert env.spec.max_episode_steps == 100
     assert env.unwrapped.P == gym.make("CliffWalking-v1").unwrapped.P
 
 
 def test_value_iteration_finds_cliff_walkings_optimum_of_minus_13():
     """The shortest path along the cliff edge: 13 steps of reward -1."""
-    assert _demo().tabular_value(PRESETS["CliffWalking-v1"].env_id) == -13.0
+    assert _demo().tabular_value(PRESETS["CliffWalkingCapped-v1"].env_id) == -13.0
 
 
 def test_the_exact_value_of_a_policy_matches_its_monte_carlo_return():

@@ -1,7 +1,8 @@
 """PPOConfig: every hyperparameter of the trainer in one dataclass, with a help string each (the
 CLI's flags are built from them), checked when it is made; and PRESETS, tuned configs for
 CartPole-v1, Acrobot-v1 and Pendulum-v1 (what each reaches: README, Training), and for the tabular
-teaching envs FrozenLake-v1, CliffWalking-v1, Taxi-v4 and Blackjack-v1 (docs/spaces.md).
+teaching envs FrozenLake-v1, CliffWalking-v1 (as CliffWalkingCapped-v1, with a time limit), Taxi-v4
+and Blackjack-v1 (docs/spaces.md), and for LunarLander-v3.
 
 The trainer that reads them is trainer.py; `from ppo_ref.train.trainer import PPOConfig, PRESETS`
 works too.
@@ -165,8 +166,8 @@ PRESETS = {
 # CliffWalking-v1 is registered without a time limit, and stepping into the cliff sends the agent
 # back to the start without ending the episode: a policy that never reaches the goal walks forever
 # (the first rollouts never see an episode end; a deterministic evaluation never returns). Its
-# preset trains on the same env with gymnasium's TimeLimit of 100 steps, as FrozenLake's 4x4 has;
-# the optimal return, -13, is unchanged.
+# preset, named for the env it trains (as every preset is), is the same env and table with
+# gymnasium's TimeLimit of 100 steps, as FrozenLake's 4x4 has; the optimal return, -13, is unchanged.
 CLIFF_WALKING_CAPPED = "CliffWalkingCapped-v1"
 if CLIFF_WALKING_CAPPED not in gym.registry:
     gym.register(CLIFF_WALKING_CAPPED, entry_point="gymnasium.envs.toy_text.cliffwalking:CliffWalkingEnv",
@@ -180,7 +181,7 @@ _TEACHING = dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, 
 PRESETS.update({
     # slippery 4x4 (gymnasium's default): the intended move happens with probability 1/3
     "FrozenLake-v1": PPOConfig(env_id="FrozenLake-v1", total_steps=200_000, **_TEACHING),
-    "CliffWalking-v1": PPOConfig(env_id=CLIFF_WALKING_CAPPED, total_steps=100_000, **_TEACHING),
+    CLIFF_WALKING_CAPPED: PPOConfig(env_id=CLIFF_WALKING_CAPPED, total_steps=100_000, **_TEACHING),
     "Taxi-v4": PPOConfig(env_id="Taxi-v4", total_steps=300_000, **_TEACHING),
     # one hand is a few steps: no discounting within it
     "Blackjack-v1": PPOConfig(env_id="Blackjack-v1", total_steps=100_000,
