@@ -192,3 +192,16 @@ def test_a_two_state_bandit_with_multi_actions_is_learned_to_its_optimum(kind):
     np.testing.assert_array_equal(modes, np.stack(ContextBandit.TARGETS[kind]))
     last = np.array([r for _, r, _ in result.episodes[-100:]])
     assert last.mean() > len(ContextBandit.TARGETS[kind][0]) - 0.3
+
+
+@pytest.mark.parametrize("kind", ["multibinary", "multidiscrete"])
+def test_the_kl_objectives_take_multi_actions_and_trpo_refuses_them(kind):
+    """kl_adaptive freezes pi_old and restricts it to minibatch rows (update.frozen_policy and
+    _rows): its exact mean KL after an update is positive and finite. TRPO's Fisher product is
+    written for Categorical and DiagGaussian only, so it refuses these spaces up front."""
+    config = PPOConfig(total_steps=3 * 64, num_envs=4, num_steps=16, num_minibatches=2,
+                       update_epochs=2, hidden=(8,), objective="kl_adaptive")
+    history = train(config, env=lambda: ContextBandit(kind)).history
+    assert all(0 < row["kl_exact"] < math.inf for row in history)
+    with pytest.raises(ValueError, match="trpo"):
+        train(dataclasses.replace(config, objective="trpo"), env=lambda: ContextBandit(kind))
