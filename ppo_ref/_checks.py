@@ -563,3 +563,59 @@ def check_scalar(name: str, value, low: float, high: float = np.inf,
         hi_b = "]" if high_inclusive and np.isfinite(high) else ")"   # infinities are never in
         raise ValueError(f"{name} must lie in {lo_b}{low:g}, {high:g}{hi_b}, got {value!r}")
     return v
+
+
+# ----- the checkers of MultiCategorical and Bernoulli (distributions.py) -----------------------
+
+def check_multi_categorical(logits, nvec) -> tuple:
+    """MultiCategorical's logits (B, sum(nvec)) (any leading batch shape), finite, and nvec, the
+    component sizes: a non-empty list of integers >= 1. Returns (logits Tensor, nvec tuple)."""
+    sizes = np.asarray(nvec)
+    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
+        raise ValueError(f"MultiCategorical: nvec must be a non-empty 1-D list of integers >= 1, "
+                         f"got {nvec!r}")
+    nvec = tuple(int(n) for n in sizes)
+    logits = as_tensor(logits)
+    if logits.ndim < 1 or logits.shape[-1] != sum(nvec):
+        raise ValueError(f"MultiCategorical: logits must have shape (B, sum(nvec)) = "
+                         f"(B, {sum(nvec)}) for nvec {nvec}, got {logits.shape}")
+    check_finite_tensor(logits, "logits", "MultiCategorical")
+    return logits, nvec
+
+
+def check_bernoulli(logits) -> Tensor:
+    """Bernoulli logits (B, D) with D >= 1 (any leading batch shape), finite."""
+    logits = as_tensor(logits)
+    if logits.ndim < 1 or logits.shape[-1] < 1:
+        raise ValueError(f"Bernoulli: logits must have shape (B, D) with D >= 1, got {logits.shape}")
+    check_finite_tensor(logits, "logits", "Bernoulli")
+    return logits
+
+
+def check_multi_discrete_actions(actions, batch_shape: tuple, nvec: tuple) -> np.ndarray:
+    """Integer actions (B, K), one per component, with a_k in [0, nvec[k])."""
+    a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"MultiCategorical.log_prob: actions must be integers, got dtype {a.dtype}")
+    if a.shape != batch_shape + (len(nvec),):
+        raise ValueError(f"MultiCategorical.log_prob: actions have shape {a.shape}, expected "
+                         f"{batch_shape + (len(nvec),)} (one action per component of nvec {nvec})")
+    bad = (a < 0) | (a >= np.asarray(nvec))
+    if bad.any():
+        i = first_index(bad)
+        raise ValueError(f"MultiCategorical.log_prob: action {a[i]} at index {i} is outside "
+                         f"[0, {nvec[i[-1]]})")
+    return a
+
+
+def check_binary_actions(actions, shape: tuple) -> np.ndarray:
+    """Actions of the logits' shape (B, D), each 0 or 1 (integers or bools), as int64."""
+    a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
+    if a.dtype.kind not in "biu":
+        raise TypeError(f"Bernoulli.log_prob: actions must be integers 0/1 or bools, got dtype "
+                        f"{a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"Bernoulli.log_prob: actions have shape {a.shape}, the logits have "
+                         f"shape {shape}")
+    check_flags("Bernoulli.log_prob: actions", a)
+    return a.astype(np.int64, copy=False)

@@ -1,4 +1,5 @@
-"""Action distributions of a policy pi(a|s): Categorical (discrete) and DiagGaussian (continuous).
+"""Action distributions of a policy pi(a|s): Categorical (discrete), DiagGaussian (continuous),
+MultiCategorical (several discrete choices at once) and Bernoulli (several on/off switches).
 
 Parameters may be Tensors (then log_prob, entropy and kl are differentiable with
 respect to them) or plain arrays (then the results are constant Tensors).
@@ -16,11 +17,13 @@ import math
 
 import numpy as np
 
-from ._checks import (check_continuous_actions, check_discrete_actions, check_gaussian,
-                      check_logits, check_rng, check_same_family, first_index)
-from .autodiff import Tensor, log_softmax, take_along_axis
+from ._checks import (check_bernoulli, check_binary_actions, check_continuous_actions,
+                      check_discrete_actions, check_gaussian, check_logits,
+                      check_multi_categorical, check_multi_discrete_actions, check_rng,
+                      check_same_family, first_index)
+from .autodiff import Tensor, log_softmax, stack, take_along_axis
 
-__all__ = ["Categorical", "DiagGaussian"]
+__all__ = ["Categorical", "DiagGaussian", "MultiCategorical", "Bernoulli"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -150,3 +153,106 @@ def _inv_std(log_std: Tensor, owner: str) -> Tensor:
         raise ValueError(f"{owner}: log_std {log_std.data[i].item()!r} at index {i} is too small for "
                          f"{inv.dtype}: 1 / std = exp(-log_std) overflows")
     return inv
+
+
+class MultiCategorical:
+    """K independent categoricals, one per component of a MultiDiscrete action space:
+    pi(a) = prod_k softmax(logits^(k))_{a_k}, with the logits of all components side by side.
+
+    logits: (B, sum(nvec)), component k owning the nvec[k] columns after those of components
+    0 .. k-1; actions (B, K) int. Independence makes every quantity a sum over components
+    (never a mean: a mean would be the log-probability of no distribution, and would shrink the
+    ratio and the entropy bonus by 1/K):
+        log pi(a)   = sum_k log pi_k(a_k)
+        H(pi)       = sum_k H(pi_k)
+        KL(p || q)  = sum_k KL(p_k || q_k)
+    """
+
+    def __init__(self, logits, nvec):
+        self.logits, self.nvec = check_multi_categorical(logits, nvec)
+        self.batch_shape = self.logits.shape[:-1]
+        ends = np.cumsum(self.nvec)
+        # component k is a Categorical over its own columns (a slice keeps the gradient path)
+        self.components = [Categorical(self.logits[..., end - n:end])
+                           for n, end in zip(self.nvec, ends)]
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """a_k ~ pi_k for k = 0 .. K-1 in turn (each Categorical.sample draws one uniform per row):
+        int64 (B, K)."""
+        check_rng(rng, "MultiCategorical.sample")
+        return np.stack([c.sample(rng) for c in self.components], axis=-1)
+
+    def mode(self) -> np.ndarray:
+        """(argmax_a pi_k(a))_k, int64 (B, K): independent components, so the joint mode."""
+        return np.stack([c.mode() for c in self.components], axis=-1)
+
+    def log_prob(self, actions) -> Tensor:
+        """log pi(a_b) = sum_k log pi_k(a_bk): actions (B, K) int -> (B,)."""
+        a = check_multi_discrete_actions(actions, self.batch_shape, self.nvec)
+        per_component = [take_along_axis(c.log_probs(), a[..., k, None], axis=-1)[..., 0]
+                         for k, c in enumerate(self.components)]           # K x (B,)
+        return stack(per_component, axis=-1).sum(axis=-1)
+
+    def entropy(self) -> Tensor:
+        """H = sum_k H(pi_k), (B,)."""
+        return stack([c.entropy() for c in self.components], axis=-1).sum(axis=-1)
+
+    def kl(self, other: "MultiCategorical") -> Tensor:
+        """KL(self || other) = sum_k KL(p_k || q_k) >= 0, (B,)."""
+        check_same_family(self, other, "MultiCategorical.kl", "logits")
+        if other.nvec != self.nvec:
+            raise ValueError(f"MultiCategorical.kl: nvec {self.nvec} and {other.nvec} differ")
+        return stack([p.kl(q) for p, q in zip(self.components, other.components)],
+                     axis=-1).sum(axis=-1)
+
+
+class Bernoulli:
+    """D independent Bernoullis, one per entry of a MultiBinary action space, from logits:
+    pi(a_d = 1) = sigmoid(l_d). With softplus(l) = log(1 + e^l):
+
+    logits: (B, D); actions (B, D) of 0/1.
+        log pi(a)   = sum_d [a_d l_d - softplus(l_d)]
+        H(pi)       = sum_d [softplus(l_d) - sigmoid(l_d) l_d]
+        KL(p || q)  = sum_d [sigmoid(l_d) (l_d - m_d) + softplus(m_d) - softplus(l_d)]   (q has logits m)
+
+    Computed as the Categorical over the two logits (0, l_d) of each entry, which is the same
+    distribution: softmax((0, l)) = (1 - sigmoid(l), sigmoid(l)). Its log_softmax gives
+    log(1 - p) = -softplus(l) and log p = l - softplus(l) finite for logits of +-1e3, where
+    log(sigmoid(l)) would take the log of an underflowed 0. Like MultiCategorical, every
+    quantity is a sum over the D entries, not a mean.
+    """
+
+    def __init__(self, logits):
+        self.logits = check_bernoulli(logits)
+        self.batch_shape = self.logits.shape[:-1]
+        zeros = np.zeros(self.logits.shape, dtype=self.logits.dtype)
+        self.pairs = Categorical(stack([zeros, self.logits], axis=-1))   # (B, D, 2): (0, l_d)
+
+    def probs(self) -> np.ndarray:
+        """pi(a_d = 1) = sigmoid(l_d), as a plain array (B, D)."""
+        return self.pairs.probs()[..., 1]
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """a_d ~ Bernoulli(sigmoid(l_d)), one uniform u per entry: a_d = 1 iff u >= 1 - p_d
+        (Categorical.sample over (1 - p_d, p_d)). int64 (B, D)."""
+        check_rng(rng, "Bernoulli.sample")
+        return self.pairs.sample(rng)
+
+    def mode(self) -> np.ndarray:
+        """a_d = 1 where l_d > 0 (p_d > 1/2), else 0 (0 at l_d = 0), int64 (B, D)."""
+        return self.pairs.mode()
+
+    def log_prob(self, actions) -> Tensor:
+        """log pi(a_b) = sum_d [a_d l_d - softplus(l_d)]: actions (B, D) of 0/1 -> (B,)."""
+        a = check_binary_actions(actions, self.logits.shape)
+        picked = take_along_axis(self.pairs.log_probs(), a[..., None], axis=-1)   # (B, D, 1)
+        return picked[..., 0].sum(axis=-1)
+
+    def entropy(self) -> Tensor:
+        """H = sum_d H(Bernoulli(p_d)), (B,)."""
+        return self.pairs.entropy().sum(axis=-1)
+
+    def kl(self, other: "Bernoulli") -> Tensor:
+        """KL(self || other) = sum_d KL(Bernoulli(p_d) || Bernoulli(q_d)) >= 0, (B,)."""
+        check_same_family(self, other, "Bernoulli.kl", "logits")
+        return self.pairs.kl(other.pairs).sum(axis=-1)

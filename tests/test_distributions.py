@@ -329,3 +329,135 @@ def test_gaussian_non_finite_actions_raise_naming_the_index_instead_of_nan(bad):
 def test_sample_accepts_only_a_generator_never_global_state(dist, rng):
     with pytest.raises(TypeError, match="rng"):
         dist.sample(rng)
+
+
+# ----- MultiCategorical: independent components, every quantity a sum -------------------------
+
+from ppo_ref.distributions import Bernoulli, MultiCategorical  # noqa: E402
+
+NVEC = (2, 3)
+MC_LOGITS = np.array([[0.3, -1.0, 2.0, 0.0, -0.5], [1.5, 1.5, -3.0, 4.0, 1.0],
+                      [0.0, 2.0, 0.1, 0.2, 0.3]])                     # (3, 2 + 3)
+MC_OTHER = np.array([[1.0, 0.0, 0.0, 1.0, -1.0], [-1.0, 2.0, 1.0, 1.0, 1.0],
+                     [0.5, 0.5, -2.0, 0.0, 3.0]])
+
+
+def hand_joint_table(logits, nvec):
+    """p(a_0, a_1) for two components, written as the outer product of two softmaxes."""
+    p0 = np.exp(hand_log_softmax(logits[:, :nvec[0]]))
+    p1 = np.exp(hand_log_softmax(logits[:, nvec[0]:]))
+    return p0[:, :, None] * p1[:, None, :]                               # (B, n0, n1)
+
+
+def test_multi_categorical_log_prob_entropy_kl_equal_those_of_the_joint_table():
+    """The product distribution written out as a (n0 x n1) table per row: log p, H and KL of the
+    table equal the sums over components."""
+    p, q = hand_joint_table(MC_LOGITS, NVEC), hand_joint_table(MC_OTHER, NVEC)
+    d, e = MultiCategorical(MC_LOGITS, NVEC), MultiCategorical(MC_OTHER, NVEC)
+    actions = np.array([[1, 2], [0, 0], [1, 1]])
+    want_logp = [math.log(p[b, a0, a1]) for b, (a0, a1) in enumerate(actions)]
+    np.testing.assert_allclose(d.log_prob(actions).data, want_logp, rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data, -(p * np.log(p)).sum(axis=(1, 2)), rtol=1e-13)
+    np.testing.assert_allclose(d.kl(e).data, (p * np.log(p / q)).sum(axis=(1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(d.kl(d).data, 0.0, atol=1e-15)
+    np.testing.assert_array_equal(d.mode(), [[0, 0], [0, 1], [1, 2]])   # ties: the first
+
+
+def test_multi_categorical_sample_frequencies_match_the_joint_table():
+    d = MultiCategorical(MC_LOGITS[:1].repeat(20000, axis=0), NVEC)
+    a = d.sample(np.random.default_rng(3))
+    assert a.shape == (20000, 2) and a.dtype == np.int64
+    freq = np.zeros((2, 3))
+    np.add.at(freq, (a[:, 0], a[:, 1]), 1.0)
+    p = hand_joint_table(MC_LOGITS[:1], NVEC)[0]
+    se = np.sqrt(p * (1 - p) / 20000)
+    assert np.all(np.abs(freq / 20000 - p) < 4 * se)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_multi_categorical_gradients_match_finite_differences(scale):
+    """log_prob, entropy and kl, at ordinary and at extreme (+-1e3) logits."""
+    actions = np.array([[1, 2], [0, 0], [1, 1]])
+    logits, other = MC_LOGITS * scale, MC_OTHER * scale
+    assert_gradcheck(lambda l: MultiCategorical(l, NVEC).log_prob(actions), [logits])
+    assert_gradcheck(lambda l: MultiCategorical(l, NVEC).entropy(), [logits])
+    assert_gradcheck(lambda l, m: MultiCategorical(l, NVEC).kl(MultiCategorical(m, NVEC)),
+                     [logits, other])
+    d = MultiCategorical(logits, NVEC)
+    for out in (d.log_prob(actions), d.entropy(), d.kl(MultiCategorical(other, NVEC))):
+        assert np.isfinite(out.data).all()
+
+
+def test_multi_categorical_bad_input_names_the_argument_or_index():
+    with pytest.raises(ValueError, match="nvec"):
+        MultiCategorical(MC_LOGITS, [2, 0])
+    with pytest.raises(ValueError, match=r"\(B, 5\)"):
+        MultiCategorical(MC_LOGITS[:, :4], NVEC)
+    d = MultiCategorical(MC_LOGITS, NVEC)
+    with pytest.raises(ValueError, match=r"index \(1, 1\)"):
+        d.log_prob(np.array([[0, 0], [1, 3], [0, 0]]))     # component 1 has 3 actions
+    with pytest.raises(ValueError, match=r"\(3, 2\)"):
+        d.log_prob(np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match="nvec"):
+        d.kl(MultiCategorical(MC_OTHER, (3, 2)))
+
+
+# ----- Bernoulli: from logits, every quantity a sum over entries ------------------------------
+
+BERN_LOGITS = np.array([[0.0, 2.0, -1.5], [3.0, -0.5, 0.25]])
+BERN_OTHER = np.array([[1.0, -1.0, 0.5], [0.0, 2.0, -2.0]])
+
+
+def hand_sigmoid(x):
+    return np.array([[1.0 / (1.0 + math.exp(-v)) for v in row] for row in x])
+
+
+def test_bernoulli_log_prob_entropy_kl_match_the_two_outcome_formulas():
+    p, q = hand_sigmoid(BERN_LOGITS), hand_sigmoid(BERN_OTHER)
+    d, e = Bernoulli(BERN_LOGITS), Bernoulli(BERN_OTHER)
+    actions = np.array([[1, 0, 1], [0, 0, 1]])
+    want = np.where(actions == 1, np.log(p), np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(d.log_prob(actions).data, want, rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data,
+                               -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum(axis=1), rtol=1e-13)
+    kl = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+    np.testing.assert_allclose(d.kl(e).data, kl.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(d.probs(), p, rtol=1e-14)
+    np.testing.assert_array_equal(d.mode(), [[0, 1, 0], [1, 0, 1]])   # 0 at logit 0
+
+
+def test_bernoulli_sample_frequencies_match_sigmoid():
+    d = Bernoulli(np.repeat(BERN_LOGITS[:1], 20000, axis=0))
+    a = d.sample(np.random.default_rng(5))
+    assert a.shape == (20000, 3) and set(np.unique(a)) <= {0, 1}
+    p = hand_sigmoid(BERN_LOGITS[:1])[0]
+    assert np.all(np.abs(a.mean(axis=0) - p) < 4 * np.sqrt(p * (1 - p) / 20000))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_bernoulli_gradients_match_finite_differences(scale):
+    actions = np.array([[1, 0, 1], [0, 0, 1]])
+    logits, other = BERN_LOGITS * scale, BERN_OTHER * scale
+    assert_gradcheck(lambda l: Bernoulli(l).log_prob(actions), [logits])
+    assert_gradcheck(lambda l: Bernoulli(l).entropy(), [logits])
+    assert_gradcheck(lambda l, m: Bernoulli(l).kl(Bernoulli(m)), [logits, other])
+
+
+def test_bernoulli_extreme_logits_give_the_limits():
+    """l = +-1e3: log p(1) = 0 and log p(0) = -1e3 (= l - softplus(l)), entropy 0, all finite."""
+    d = Bernoulli(np.array([[1e3, -1e3]]))
+    np.testing.assert_allclose(d.log_prob(np.array([[1, 0]])).data, [0.0], atol=1e-12)
+    np.testing.assert_allclose(d.log_prob(np.array([[0, 1]])).data, [-2e3], rtol=1e-12)
+    np.testing.assert_allclose(d.entropy().data, [0.0], atol=1e-12)
+
+
+def test_bernoulli_bad_input_names_the_argument_or_index():
+    d = Bernoulli(BERN_LOGITS)
+    with pytest.raises(ValueError, match=r"index \(1, 2\)"):
+        d.log_prob(np.array([[1, 0, 1], [0, 0, 2]]))
+    with pytest.raises(TypeError, match="dtype"):
+        d.log_prob(np.array([[1.0, 0, 1], [0, 0, 1]]))
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        d.log_prob(np.array([1, 0, 1]))
+    with pytest.raises(ValueError, match="logits"):
+        Bernoulli(np.array([[np.nan, 0.0]]))

@@ -124,6 +124,34 @@ def categorical(logits, actions, other, kl_reversed=False, raw_logit=False, entr
     return logp, entropy, div
 
 
+def multi_categorical(logits, nvec, actions, other, mean=False, one_softmax=False,
+                      kl_reversed=False):
+    """K categoricals side by side: component k owns logits[:, start_k : start_k + nvec[k]]."""
+    starts = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    if one_softmax:   # wrongly, one softmax over every logit, component k's action at its offset
+        lp, lq = log_softmax(logits), log_softmax(other)
+        logp = np.take_along_axis(lp, actions + starts, 1).sum(-1)
+        div = (np.exp(lq) * (lq - lp)).sum(-1) if kl_reversed else (np.exp(lp) * (lp - lq)).sum(-1)
+        return logp, -(np.exp(lp) * lp).sum(-1), div
+    parts = [categorical(logits[:, s:s + n], actions[:, k], other[:, s:s + n], kl_reversed)
+             for k, (s, n) in enumerate(zip(starts, nvec))]
+    reduce = np.mean if mean else np.sum
+    return tuple(reduce(np.stack([p[i] for p in parts]), axis=0) for i in range(3))
+
+
+def bernoulli(logits, actions, other, mean=False, one_term_entropy=False, kl_reversed=False):
+    """Per entry log p = l - softplus(l), log(1 - p) = -softplus(l); summed over the D entries."""
+    lp1, lp0 = logits - np.logaddexp(0, logits), -np.logaddexp(0, logits)
+    lq1, lq0 = other - np.logaddexp(0, other), -np.logaddexp(0, other)
+    p, q = np.exp(lp1), np.exp(lq1)
+    logp = np.where(actions == 1, lp1, lp0)
+    entropy = -p * lp1 - (0.0 if one_term_entropy else (1 - p) * lp0)
+    div = q * (lq1 - lp1) + (1 - q) * (lq0 - lp0) if kl_reversed else \
+        p * (lp1 - lq1) + (1 - p) * (lp0 - lq0)
+    reduce = np.mean if mean else np.sum
+    return reduce(logp, -1), reduce(entropy, -1), reduce(div, -1)
+
+
 def gaussian(m, ls, a, om, ols, kl_reversed=False, log_var=False, mean_d=False, no_2pi=False):
     if log_var:
         ls, ols = ls / 2, ols / 2
@@ -219,6 +247,17 @@ PLANTED = {
     "categorical": (categorical, {"kl_wrong_direction": dict(kl_reversed=True),
                                   "unnormalized_log_prob": dict(raw_logit=True),
                                   "entropy_from_logits": dict(entropy_logits=True)}, {}),
+    "multi_categorical": (multi_categorical, {
+        "mean_over_components": dict(mean=True), "one_softmax_over_all_logits": dict(one_softmax=True),
+        "kl_wrong_direction": dict(kl_reversed=True)},
+        {("mean_over_components", "one_softmax_over_all_logits"): "one softmax has no components",
+         ("mean_over_components", "kl_wrong_direction"): "both change kl (no family: output by output)",
+         ("one_softmax_over_all_logits", "kl_wrong_direction"): "both change kl (output by output)"}),
+    "bernoulli": (bernoulli, {
+        "mean_over_entries": dict(mean=True), "entropy_of_one_outcome": dict(one_term_entropy=True),
+        "kl_wrong_direction": dict(kl_reversed=True)},
+        {("mean_over_entries", "entropy_of_one_outcome"): "both change the entropy (output by output)",
+         ("mean_over_entries", "kl_wrong_direction"): "both change kl (output by output)"}),
     "gaussian": (gaussian, {"kl_wrong_direction": dict(kl_reversed=True),
                             "log_std_as_log_variance": dict(log_var=True),
                             "mean_over_dimensions": dict(mean_d=True),

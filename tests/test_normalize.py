@@ -110,3 +110,35 @@ def test_reward_scaler_rejects_wrong_shapes_and_gamma():
         RewardScaler(2, gamma=1.5)
     with pytest.raises(ValueError, match=r"rewards has shape \(3,\)"):
         RewardScaler(2)(np.zeros(3), np.zeros(2, bool))
+
+
+def test_skipped_columns_pass_through_and_the_others_are_standardised():
+    """Columns 0 and 2 are one-hot (skipped): returned as they came; column 1 is standardised
+    with the population mean and variance of the data, written out here."""
+    obs = np.array([[1.0, 3.0, 0.0], [0.0, 5.0, 1.0], [0.0, 10.0, 1.0], [1.0, -2.0, 0.0]])
+    norm = ObservationNormalizer((3,), skip=np.array([True, False, True]))
+    out = norm(obs)
+    col = obs[:, 1]
+    mean = sum(col) / 4
+    var = sum((v - mean) ** 2 for v in col) / 4
+    np.testing.assert_array_equal(out[:, [0, 2]], obs[:, [0, 2]])
+    np.testing.assert_allclose(out[:, 1], (col - mean) / np.sqrt(var + 1e-8), rtol=1e-12)
+
+
+def test_skip_is_saved_with_the_state_and_a_mask_of_no_columns_is_no_mask():
+    norm = ObservationNormalizer((3,), skip=np.array([False, True, False]))
+    norm(np.arange(6.0).reshape(2, 3))
+    other = ObservationNormalizer((3,))
+    other.load_state_dict(norm.state_dict())
+    np.testing.assert_array_equal(other.skip, [False, True, False])
+    x = np.array([[7.0, 8.0, 9.0]])
+    np.testing.assert_array_equal(other.normalize(x), norm.normalize(x))
+    assert ObservationNormalizer((3,), skip=np.zeros(3, bool)).skip is None
+    assert "skip" not in ObservationNormalizer((3,)).state_dict()
+
+
+def test_skip_of_the_wrong_shape_or_dtype_names_skip():
+    with pytest.raises(ValueError, match="skip"):
+        ObservationNormalizer((3,), skip=np.array([True, False]))
+    with pytest.raises(ValueError, match="skip"):
+        ObservationNormalizer((3,), skip=np.array([1, 0, 1]))

@@ -84,7 +84,8 @@ def test_hidden_layers_are_orthogonal_with_gain_sqrt2_biases_zero_log_std_zero(a
 
 
 @pytest.mark.parametrize("obs_space, act_space, named", [
-    (OBS4, spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
+    (OBS4, spaces.MultiDiscrete([[2, 3], [2, 2]]), "MultiDiscrete"),
+    (OBS4, spaces.MultiBinary((2, 2)), "MultiBinary"),
     (OBS4, spaces.Box(-1, 1, (2, 2)), "Box"),
     (spaces.Box(0, 255, (8, 8, 3), np.uint8), spaces.Discrete(2), "Box"),
     (spaces.Dict({"x": OBS4}), spaces.Discrete(2), "Dict"),
@@ -198,3 +199,65 @@ def test_sample_draws_what_act_draws_and_evaluate_gives_its_logp_and_value(act_s
     np.testing.assert_array_equal(logp2, logp)
     np.testing.assert_array_equal(values2, values)
     np.testing.assert_allclose(values, _forward(agent.vf, obs)[:, 0], rtol=1e-12)
+
+
+# ----- MultiDiscrete and MultiBinary action heads ---------------------------------------------
+
+def test_multi_discrete_head_splits_the_logits_into_one_softmax_per_component():
+    from ppo_ref.distributions import MultiCategorical
+    agent = ActorCritic(OBS4, spaces.MultiDiscrete([2, 3]), np.random.default_rng(0))
+    assert agent.head == "multi_categorical" and agent.action_dim == 5 and agent.log_std is None
+    obs = np.random.default_rng(1).standard_normal((4, 4))
+    dist = agent.distribution(obs)
+    assert isinstance(dist, MultiCategorical)
+    logits = _forward(agent.pi, obs)
+    actions = np.array([[0, 2], [1, 0], [1, 1], [0, 0]])
+
+    def log_softmax(z):
+        return z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+    first, second = log_softmax(logits[:, :2]), log_softmax(logits[:, 2:])
+    want = first[np.arange(4), actions[:, 0]] + second[np.arange(4), actions[:, 1]]
+    np.testing.assert_allclose(dist.log_prob(actions).data, want, rtol=1e-12)
+    sampled = agent.sample(obs, np.random.default_rng(2))
+    assert sampled.shape == (4, 2) and sampled.dtype == np.int64
+
+
+def test_multi_discrete_env_action_adds_each_components_start():
+    space = spaces.MultiDiscrete([2, 3], start=[1, -1])
+    agent = ActorCritic(OBS4, space, np.random.default_rng(0))
+    out = agent.env_action(np.array([[0, 0], [1, 2]]))
+    np.testing.assert_array_equal(out, [[1, -1], [2, 1]])
+    assert out.dtype == space.dtype and all(space.contains(a) for a in out)
+
+
+def test_multi_binary_head_is_a_bernoulli_per_entry_and_sends_int8():
+    from ppo_ref.distributions import Bernoulli
+    space = spaces.MultiBinary(3)
+    agent = ActorCritic(OBS4, space, np.random.default_rng(0))
+    assert agent.head == "bernoulli" and agent.action_dim == 3
+    obs = np.random.default_rng(1).standard_normal((5, 4))
+    dist = agent.distribution(obs)
+    assert isinstance(dist, Bernoulli)
+    p = 1.0 / (1.0 + np.exp(-_forward(agent.pi, obs)))
+    a = np.array([[1, 0, 1]] * 5)
+    want = np.log(np.where(a == 1, p, 1 - p)).sum(axis=1)
+    np.testing.assert_allclose(dist.log_prob(a).data, want, rtol=1e-12)
+    out = agent.env_action(agent.sample(obs, np.random.default_rng(3)))
+    assert out.dtype == np.int8 and all(space.contains(x) for x in out)
+
+
+@pytest.mark.parametrize("act_space", [spaces.MultiDiscrete([2, 3]), spaces.MultiBinary(3)])
+def test_multi_heads_state_dict_round_trip_and_gradients(act_space):
+    a = ActorCritic(OBS4, act_space, np.random.default_rng(0))
+    b = ActorCritic(OBS4, act_space, np.random.default_rng(1))
+    b.load_state_dict(a.state_dict())
+    obs = np.random.default_rng(2).standard_normal((3, 4))
+    actions = a.sample(obs, np.random.default_rng(4))
+    np.testing.assert_array_equal(a.evaluate(obs, actions)[0], b.evaluate(obs, actions)[0])
+    w = a.pi.layers[-1].weight.data.copy()
+
+    def logp(weight):
+        a.pi.layers[-1].weight = weight
+        return a.distribution(obs).log_prob(actions)
+    report = gradcheck(logp, [w])
+    assert report.passed, str(report)

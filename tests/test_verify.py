@@ -24,7 +24,8 @@ from ppo_ref.spec.golden import adam_steps, clip_grad_norm_arrays
 from ppo_ref.losses import (approx_kl, clip_fraction, clipped_surrogate, explained_variance,
                             normalize_advantages, value_loss)
 from ppo_ref.optim import Adam, clip_grad_norm
-from ppo_ref.spec.quantities import QUANTITIES, categorical_adapter, gaussian_adapter
+from ppo_ref.spec.quantities import (QUANTITIES, bernoulli_adapter, categorical_adapter,
+                                     gaussian_adapter, multi_categorical_adapter)
 from ppo_ref.spec import update as verify_update
 from ppo_ref.rlhf.finetune import sequence_gae, token_rewards
 
@@ -106,6 +107,8 @@ OWN = {
     "rlhf_token_rewards": token_rewards,
     "rlhf_whitening": lambda advantages, mask: normalize_advantages(advantages[mask]),
     "rlhf_sequence_gae": lambda r, v, mask, lam: tuple(x[mask] for x in sequence_gae(r, v, mask, lam)),
+    "multi_categorical": multi_categorical_adapter,
+    "bernoulli": bernoulli_adapter,
 }
 FLOAT32 = {name: as_float32(fn) for name, fn in OWN.items()}
 FLOAT32.update(adam=adam32, clip_grad_norm=clip_grad_norm32,
@@ -301,6 +304,43 @@ WRONG.update({
     "rlhf_sequence_gae": {
         "runs_over_padding": functools.partial(rlhf_gae_numpy, through_padding=True),
         "returns_as_reward_to_go": functools.partial(rlhf_gae_numpy, reward_to_go=True)},
+})
+
+
+def multi_categorical_numpy(logits, nvec, actions, other, mean=False, one_softmax=False):
+    """Each component's categorical_numpy, summed (or, wrongly, averaged); or, wrongly, one
+    softmax over all the logits."""
+    starts = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    if one_softmax:
+        lp, lq = log_softmax(logits), log_softmax(other)
+        return (np.take_along_axis(lp, actions + starts, 1).sum(-1), -(np.exp(lp) * lp).sum(-1),
+                (np.exp(lp) * (lp - lq)).sum(-1))
+    parts = [categorical_numpy(logits[:, s:s + n], actions[:, k], other[:, s:s + n])
+             for k, (s, n) in enumerate(zip(starts, nvec))]
+    reduce = np.mean if mean else np.sum
+    return tuple(reduce(np.stack([p[i] for p in parts]), axis=0) for i in range(3))
+
+
+def bernoulli_numpy(logits, actions, other, mean=False, one_term_entropy=False):
+    """Per entry, log p = l - softplus(l), log(1 - p) = -softplus(l) (softplus = logaddexp(0, .),
+    finite at l = +-1000): log p(a), the two-outcome entropy and KL, summed (or, wrongly, averaged)."""
+    lp1, lp0 = logits - np.logaddexp(0, logits), -np.logaddexp(0, logits)
+    lq1, lq0 = other - np.logaddexp(0, other), -np.logaddexp(0, other)
+    p = np.exp(lp1)
+    log_prob = np.where(actions == 1, lp1, lp0)
+    entropy = -p * lp1 - (0 if one_term_entropy else (1 - p) * lp0)
+    kl = p * (lp1 - lq1) + (1 - p) * (lp0 - lq0)
+    reduce = np.mean if mean else np.sum
+    return reduce(log_prob, -1), reduce(entropy, -1), reduce(kl, -1)
+
+
+WRONG.update({
+    "multi_categorical": {
+        "mean_over_components": functools.partial(multi_categorical_numpy, mean=True),
+        "one_softmax_over_all_logits": functools.partial(multi_categorical_numpy, one_softmax=True)},
+    "bernoulli": {
+        "mean_over_entries": functools.partial(bernoulli_numpy, mean=True),
+        "entropy_of_one_outcome": functools.partial(bernoulli_numpy, one_term_entropy=True)},
 })
 CASES = [(name, mistake) for name in sorted(WRONG) for mistake in WRONG[name]]
 

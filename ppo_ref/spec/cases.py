@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..autodiff import Tensor
-from ..distributions import Categorical, DiagGaussian
+from ..distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from ..gae import compute_gae, discounted_returns
 from ..losses import (AdaptiveKLPenalty, ProportionalKLController, approx_kl, clip_fraction,
                      clipped_surrogate, explained_variance, kl_penalty_surrogate,
@@ -705,3 +705,79 @@ FUNCTIONS = {
                        ["total_norm", "clipped_grads"], [], ["grads", "clipped_grads"],
                        _clip_grad_norm_cases, 13),
 }
+
+
+# ----- MultiCategorical and Bernoulli (MultiDiscrete and MultiBinary action spaces) ---------
+
+def _multi_categorical(logits, nvec, actions, other_logits):
+    p, q = MultiCategorical(logits, nvec), MultiCategorical(other_logits, nvec)
+    return {"log_prob": p.log_prob(actions), "entropy": p.entropy(), "kl": p.kl(q)}
+
+
+def _multi_categorical_cases(rng):
+    def case(name, description, nvec, logits, other, actions=None):
+        nvec = np.asarray(nvec, dtype=np.int64)
+        if actions is None:
+            actions = np.stack([rng.integers(0, n, logits.shape[0]) for n in nvec], axis=-1)
+        return _case(name, description, _multi_categorical,
+                     dict(logits=logits, nvec=nvec, actions=np.asarray(actions, dtype=np.int64),
+                          other_logits=other), wrt=("logits", "other_logits"))
+    extreme = np.array([[1000.0, -1000.0, 0.0, -1000.0, 1000.0], [-1000.0, 1000.0, 1000.0, 0.0, -1000.0]])
+    return [
+        case("random", "(B, sum(nvec)) = (5, 2 + 3 + 4): each quantity the sum of the three "
+             "components' categorical ones.", [2, 3, 4], grid(rng.normal(size=(5, 9))),
+             grid(rng.normal(size=(5, 9)))),
+        case("one_component", "nvec = [4]: a plain Categorical.", [4],
+             grid(rng.normal(size=(3, 4))), grid(rng.normal(size=(3, 4)))),
+        case("identical_distributions", "q = p: KL = 0.", [3, 3],
+             (lg := grid(rng.normal(size=(4, 6)))), lg.copy()),
+        case("extreme_logits", "Logits of +-1000 in each component: log-probabilities of about "
+             "-2000 per component stay finite.", [2, 3], extreme, extreme[::-1].copy(),
+             actions=[[1, 0], [1, 2]]),
+        case("sum_not_mean", "Four components of two actions with equal logits: log_prob = "
+             "4 log(1/2) and entropy = 4 log 2 (a mean over components gives a quarter).",
+             [2, 2, 2, 2], np.zeros((2, 8)), grid(rng.normal(size=(2, 8)))),
+    ]
+
+
+def _bernoulli(logits, actions, other_logits):
+    p, q = Bernoulli(logits), Bernoulli(other_logits)
+    return {"log_prob": p.log_prob(actions), "entropy": p.entropy(), "kl": p.kl(q)}
+
+
+def _bernoulli_cases(rng):
+    def case(name, description, logits, other, actions=None):
+        if actions is None:
+            actions = rng.integers(0, 2, logits.shape)
+        return _case(name, description, _bernoulli,
+                     dict(logits=logits, actions=np.asarray(actions, dtype=np.int64),
+                          other_logits=other), wrt=("logits", "other_logits"))
+    extreme = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 30.0]])
+    return [
+        case("random", "(B, D) = (6, 3): log pi(a) = sum_d [a_d l_d - softplus(l_d)], entropy and "
+             "KL(p || q) summed over the D entries.", grid(rng.normal(size=(6, 3))),
+             grid(rng.normal(size=(6, 3)))),
+        case("zero_logits", "l = 0: p = 1/2 each, log_prob = D log(1/2), entropy = D log 2.",
+             np.zeros((2, 4)), grid(rng.normal(size=(2, 4)))),
+        case("identical_distributions", "q = p: KL = 0.", (lg := grid(rng.normal(size=(3, 2)))),
+             lg.copy()),
+        case("extreme_logits", "Logits of +-1000: log p of about -1000 stays finite (never "
+             "log(sigmoid(l)), which underflows).", extreme, extreme[::-1].copy(),
+             actions=[[0, 1, 1], [0, 1, 0]]),
+    ]
+
+
+FUNCTIONS["multi_categorical"] = (
+    "ppo_ref.distributions.MultiCategorical",
+    "multi_categorical(logits (B, sum(nvec)), nvec (K,), actions (B, K), other_logits) -> "
+    "(log_prob (B,), entropy (B,), kl (B,))",
+    "component k owns the nvec[k] logits after those of components 0..k-1; log_prob = sum_k "
+    "log_softmax(logits^(k))[a_k]; entropy = sum_k H(pi_k); kl = sum_k KL(p_k || q_k)",
+    ["log_prob", "entropy", "kl"], ["logits", "other_logits"], [], _multi_categorical_cases, 17)
+FUNCTIONS["bernoulli"] = (
+    "ppo_ref.distributions.Bernoulli",
+    "bernoulli(logits (B, D), actions (B, D) of 0/1, other_logits (B, D)) -> "
+    "(log_prob (B,), entropy (B,), kl (B,))",
+    "p = sigmoid(l); log_prob = sum_d [a_d l_d - softplus(l_d)]; entropy = sum_d [softplus(l_d) "
+    "- p_d l_d]; kl = sum_d [p_d (l_d - m_d) + softplus(m_d) - softplus(l_d)], m = other_logits",
+    ["log_prob", "entropy", "kl"], ["logits", "other_logits"], [], _bernoulli_cases, 18)

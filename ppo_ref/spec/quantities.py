@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import autodiff as ad
 from ..autodiff import Tensor
-from ..distributions import Categorical, DiagGaussian
+from ..distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from ..gae import compute_gae
 from ..losses import approx_kl, clip_fraction, clipped_surrogate, explained_variance, \
     normalize_advantages, value_loss
@@ -664,6 +664,133 @@ CLIP_GRAD_NORM = Quantity(
 QUANTITIES = {q.name: q for q in [GAE, NORMALIZE, SURROGATE, VALUE, VALUE_CLIPPED, KL_K3_DEFAULT,
                                   KL_K1, KL_K2, KL_K3, CLIP_FRACTION, EXPLAINED_VARIANCE,
                                   CATEGORICAL, GAUSSIAN, ADAM, CLIP_GRAD_NORM]}
+
+
+# ----- MultiCategorical and Bernoulli -------------------------------------------------------
+
+def multi_categorical_adapter(logits, nvec, actions, other_logits):
+    """ppo_ref's MultiCategorical in the kit's form: (log_prob, entropy, KL(p || q)), each (B,)."""
+    p, q = MultiCategorical(logits, nvec), MultiCategorical(other_logits, nvec)
+    return p.log_prob(actions).data, p.entropy().data, p.kl(q).data
+
+
+def _multi_categorical_cases(rng):
+    cases = _golden("multi_categorical",
+                    lambda x: (x["logits"], x["nvec"], x["actions"], x["other_logits"]))
+    for B, nvec, scale in [(1, (2, 2), 1.0), (6, (3, 5, 2), 3.0), (4, (7, 4), 1.0), (3, (3, 3), 30.0)]:
+        nvec = np.array(nvec, dtype=np.int64)
+        logits = grid(rng.normal(0, scale, (B, int(nvec.sum()))))
+        actions = np.stack([rng.integers(0, n, B) for n in nvec], axis=-1)
+        cases.append(Case(f"random/B{B}_nvec{'x'.join(map(str, nvec))}_scale{scale}",
+                          f"logits ~ N(0, {scale}^2)",
+                          (logits, nvec, actions, grid(rng.normal(0, scale, logits.shape)))))
+    return cases
+
+
+def _multi_categorical_scale(args, expected):
+    logits, nvec, _, other = args
+    s = len(nvec) * (_max_abs(logits, other) + math.log(max(nvec)) + 1.0)
+    return (s + _max_abs(expected[0]),) * 3
+
+
+def _per_component(fn):
+    """A multi_categorical adapter from a function of one component's (logits, actions, other)
+    that returns (log_prob, entropy, kl) per component, stacked (B, K)."""
+    def adapter(logits, nvec, actions, other_logits):
+        ends = np.cumsum(nvec)
+        parts = [fn(logits[:, e - n:e], actions[:, k], other_logits[:, e - n:e])
+                 for k, (n, e) in enumerate(zip(nvec, ends))]
+        return tuple(np.stack([p[i] for p in parts], axis=-1) for i in range(3))
+    return adapter
+
+
+def _mean_over_components(logits, nvec, actions, other_logits):
+    lp, h, kl = _per_component(categorical_adapter)(logits, nvec, actions, other_logits)
+    return lp.mean(-1), h.mean(-1), kl.mean(-1)
+
+
+def _one_softmax(logits, nvec, actions, other_logits):
+    """One softmax over all sum(nvec) logits, the action of component k at its offset."""
+    offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+    lp, lq = _log_softmax(logits), _log_softmax(other_logits)
+    picked = np.take_along_axis(lp, actions + offsets, axis=1).sum(-1)
+    return picked, -(np.exp(lp) * lp).sum(-1), (np.exp(lp) * (lp - lq)).sum(-1)
+
+
+MULTI_CATEGORICAL = Quantity(
+    "multi_categorical", "fn(logits (B, sum(nvec)), nvec (K,) int, actions (B, K) int, "
+    "other_logits (B, sum(nvec))) -> (log_prob (B,), entropy (B,), kl (B,))",
+    "K independent categoricals (a MultiDiscrete action): log pi(a), H(pi) and KL(pi || pi_other), "
+    "each the SUM over components",
+    ("log_prob", "entropy", "kl"), multi_categorical_adapter, _multi_categorical_cases,
+    _multi_categorical_scale,
+    {"mean_over_components": Mistake(
+        "log_prob, entropy and kl are averaged over the components; the components are independent, "
+        "so each is the sum over them (a mean divides the log-ratio and the entropy bonus by K)",
+        _mean_over_components),
+     "one_softmax_over_all_logits": Mistake(
+        "one softmax over all sum(nvec) logits; each component needs its own softmax over its own "
+        "nvec[k] logits", _one_softmax),
+     "kl_wrong_direction": Mistake(
+        "the KL is in the wrong direction: kl must be sum_k KL(p_k || q_k) with p from logits, q "
+        "from other_logits", lambda lg, nvec, a, other: (
+            *multi_categorical_adapter(lg, nvec, a, other)[:2],
+            multi_categorical_adapter(other, nvec, a, lg)[2]))})
+
+
+def bernoulli_adapter(logits, actions, other_logits):
+    """ppo_ref's Bernoulli in the kit's form: (log_prob, entropy, KL(p || q)), each (B,)."""
+    p, q = Bernoulli(logits), Bernoulli(other_logits)
+    return p.log_prob(actions).data, p.entropy().data, p.kl(q).data
+
+
+def _bernoulli_cases(rng):
+    cases = _golden("bernoulli", lambda x: (x["logits"], x["actions"], x["other_logits"]))
+    for B, D, scale in [(1, 1, 1.0), (8, 5, 3.0), (4, 12, 1.0), (5, 3, 30.0)]:
+        cases.append(Case(f"random/B{B}_D{D}_scale{scale}", f"logits ~ N(0, {scale}^2)",
+                          (grid(rng.normal(0, scale, (B, D))), rng.integers(0, 2, (B, D)),
+                           grid(rng.normal(0, scale, (B, D))))))
+    return cases
+
+
+def _bernoulli_scale(args, expected):
+    s = args[0].shape[-1] * (_max_abs(args[0], args[2]) + 1.0)
+    return (s + _max_abs(expected[0]),) * 3
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _bernoulli_terms(logits, actions, other_logits):
+    """Per entry (B, D): log p(a_d), H_d, KL_d, written with softplus."""
+    p = 1.0 / (1.0 + np.exp(-logits))
+    return (actions * logits - _softplus(logits), _softplus(logits) - p * logits,
+            p * (logits - other_logits) + _softplus(other_logits) - _softplus(logits))
+
+
+BERNOULLI = Quantity(
+    "bernoulli", "fn(logits (B, D), actions (B, D) int 0/1, other_logits (B, D)) -> "
+    "(log_prob (B,), entropy (B,), kl (B,))",
+    "D independent Bernoullis from logits (a MultiBinary action): log pi(a), H(pi) and "
+    "KL(pi || pi_other), each the SUM over entries",
+    ("log_prob", "entropy", "kl"), bernoulli_adapter, _bernoulli_cases, _bernoulli_scale,
+    {"mean_over_entries": Mistake(
+        "log_prob, entropy and kl are averaged over the D entries; the entries are independent, so "
+        "each is the sum over them", lambda lg, a, other: tuple(
+            t.mean(-1) for t in _bernoulli_terms(lg, a, other))),
+     "entropy_of_one_outcome": Mistake(
+        "the entropy has only the -p log p term; a Bernoulli's is -p log p - (1 - p) log(1 - p) = "
+        "softplus(l) - p l", lambda lg, a, other: (
+            bernoulli_adapter(lg, a, other)[0],
+            (-(1.0 / (1.0 + np.exp(-lg))) * (lg - _softplus(lg))).sum(-1),
+            bernoulli_adapter(lg, a, other)[2])),
+     "kl_wrong_direction": Mistake(
+        "the KL is in the wrong direction: kl must be KL(p || q) with p from logits, q from "
+        "other_logits", lambda lg, a, other: (*bernoulli_adapter(lg, a, other)[:2],
+                                              bernoulli_adapter(other, a, lg)[2]))})
+
+QUANTITIES.update({q.name: q for q in [MULTI_CATEGORICAL, BERNOULLI]})
 
 
 # ----- RLHF: the per-token reward, masked whitening, GAE over padded sequences ----------------

@@ -9,7 +9,9 @@ The modules, in the order one training run uses them:
     runs.py        the run folder: env provenance, new or resumed, checkpointed; its readers
     guards.py      one writer per run folder (a lock), Ctrl-C stopping at an update's end
     rollout.py     steps 1-2: vector envs, the rollout with pi_old (next-step autoreset), its GAE
-    policy.py      the actor-critic: discrete or Gaussian policy head and the value network
+    spaces.py      observations as one flat vector (gymnasium's flatten: one-hot Discrete, ...)
+    policy.py      the actor-critic: Categorical, Gaussian, MultiCategorical or Bernoulli head
+                   and the value network
     normalize.py   running observation normalisation and reward scaling
     update.py      step 3: the update rules: ppo_update (K epochs of minibatches), trpo_update
     log.py         step 5: one row per update (metrics.csv's columns) and the progress line

@@ -1,6 +1,8 @@
 """PPOConfig: every hyperparameter of the trainer in one dataclass, with a help string each (the
 CLI's flags are built from them), checked when it is made; and PRESETS, tuned configs for
-CartPole-v1, Acrobot-v1 and Pendulum-v1 (what each reaches: README, Training).
+CartPole-v1, Acrobot-v1 and Pendulum-v1 (what each reaches: README, Training), and for the tabular
+teaching envs FrozenLake-v1, CliffWalking-v1 (as CliffWalkingCapped-v1, with a time limit), Taxi-v4
+and Blackjack-v1 (docs/spaces.md), and for LunarLander-v3.
 
 The trainer that reads them is trainer.py; `from ppo_ref.train.trainer import PPOConfig, PRESETS`
 works too.
@@ -11,6 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 
 from .._checks import check_count
@@ -165,3 +168,39 @@ PRESETS = {
                              gamma=0.95, lam=0.95, anneal_clip=False, normalize_obs=True,
                              scale_rewards=True),
 }
+
+
+# CliffWalking-v1 is registered without a time limit, and stepping into the cliff sends the agent
+# back to the start without ending the episode: a policy that never reaches the goal walks forever
+# (the first rollouts never see an episode end; a deterministic evaluation never returns). Its
+# preset, named for the env it trains (as every preset is), is the same env and table with
+# gymnasium's TimeLimit of 100 steps, as FrozenLake's 4x4 has; the optimal return, -13, is unchanged.
+CLIFF_WALKING_CAPPED = "CliffWalkingCapped-v1"
+if CLIFF_WALKING_CAPPED not in gym.registry:
+    gym.register(CLIFF_WALKING_CAPPED, entry_point="gymnasium.envs.toy_text.cliffwalking:CliffWalkingEnv",
+                 max_episode_steps=100)
+
+# The tabular teaching envs: Discrete (Blackjack: Tuple of Discrete) observations, seen one-hot
+# (spaces.py). Small rollouts of 8 envs, 4 minibatches, 4 epochs, and an entropy bonus, which
+# keeps the sparse-reward envs (FrozenLake, Taxi) exploring until the goal has been found.
+_TEACHING = dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, lr=1e-3,
+                 gamma=0.99, lam=0.95, ent_coef=0.01, anneal_clip=False, eval_episodes=100)
+PRESETS.update({
+    # slippery 4x4 (gymnasium's default): the intended move happens with probability 1/3
+    "FrozenLake-v1": PPOConfig(env_id="FrozenLake-v1", total_steps=200_000, **_TEACHING),
+    CLIFF_WALKING_CAPPED: PPOConfig(env_id=CLIFF_WALKING_CAPPED, total_steps=100_000, **_TEACHING),
+    "Taxi-v4": PPOConfig(env_id="Taxi-v4", total_steps=300_000, **_TEACHING),
+    # one hand is a few steps: no discounting within it
+    "Blackjack-v1": PPOConfig(env_id="Blackjack-v1", total_steps=100_000,
+                              **{**_TEACHING, "gamma": 1.0}),
+})
+
+# LunarLander-v3 (needs the box2d extra): rl-zoo3's PPO hyperparameters for LunarLander
+# (rl-baselines3-zoo, hyperparams/ppo.yml, entry LunarLander-v2, the same task): 16 envs x 1024
+# steps, minibatches of 64 (256 per epoch), 4 epochs, gamma 0.999, GAE lambda 0.98, entropy bonus
+# 0.01, 1M steps, and SB3's defaults for the rest: lr 3e-4 and clip 0.2 both constant, grad-norm
+# clip 0.5, SB3's vf_coef 0.5, which is ppo_ref's 1.0 (our value loss carries a factor 0.5).
+PRESETS["LunarLander-v3"] = PPOConfig(
+    env_id="LunarLander-v3", total_steps=1_000_000, num_envs=16, num_steps=1024,
+    num_minibatches=256, update_epochs=4, lr=3e-4, anneal_lr=False, gamma=0.999, lam=0.98,
+    clip_eps=0.2, anneal_clip=False, ent_coef=0.01, vf_coef=1.0, max_grad_norm=0.5)

@@ -80,28 +80,47 @@ class RunningMeanStd:
 
 
 class ObservationNormalizer:
-    """obs -> clip((obs - mean) / sqrt(var + epsilon), -clip, clip), per feature.
+    """obs -> clip((obs - mean) / sqrt(var + epsilon), -clip, clip), per feature, except the
+    columns marked in `skip`, which pass through unchanged.
 
     Calling the normaliser first updates the running statistics with the batch
     (unless ``frozen``), then normalises it with the updated statistics (as
     gymnasium's NormalizeObservation wrapper does). Set ``frozen = True`` for
     evaluation, so that test episodes do not move the statistics the policy was
     trained with. ``normalize(obs)`` never updates.
+
+    skip: bool (D,) for flat observations of shape (D,), or None: the one-hot and 0/1 columns
+    of an encoded observation (spaces.one_hot_columns). They are on a unit scale already, and a
+    standardised indicator that is rarely 1 becomes a large, rare input. Their statistics are
+    still kept (so the state has one shape), just not applied.
     """
 
-    def __init__(self, shape, clip: float = 10.0, epsilon: float = 1e-8):
+    def __init__(self, shape, clip: float = 10.0, epsilon: float = 1e-8, skip=None):
         if clip <= 0:
             raise ValueError(f"ObservationNormalizer: clip must be > 0, got {clip}")
         self.rms = RunningMeanStd(shape)
         self.clip = float(clip)
         self.epsilon = float(epsilon)
         self.frozen = False
+        self.skip = self._check_skip(skip)
+
+    def _check_skip(self, skip):
+        if skip is None:
+            return None
+        skip = np.asarray(skip)
+        if skip.dtype != bool or skip.shape != self.rms.shape:
+            raise ValueError(f"ObservationNormalizer: skip must be a bool array of the "
+                             f"observation shape {self.rms.shape}, got {skip.dtype} {skip.shape}")
+        return skip.copy() if skip.any() else None     # nothing skipped: the plain normaliser
 
     def normalize(self, obs) -> np.ndarray:
         """obs (B, *shape) or (*shape,) normalised, float64, without updating the statistics."""
         obs = np.asarray(obs, dtype=np.float64)
         z = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.epsilon)
-        return np.clip(z, -self.clip, self.clip)
+        z = np.clip(z, -self.clip, self.clip)
+        if self.skip is not None:
+            z = np.where(self.skip, obs, z)
+        return z
 
     def __call__(self, obs) -> np.ndarray:
         """Update with the batch obs (B, *shape) unless frozen, then normalise it."""
@@ -110,11 +129,15 @@ class ObservationNormalizer:
         return self.normalize(obs)
 
     def state_dict(self) -> dict:
-        return {**self.rms.state_dict(), "clip": self.clip, "epsilon": self.epsilon}
+        state = {**self.rms.state_dict(), "clip": self.clip, "epsilon": self.epsilon}
+        if self.skip is not None:
+            state["skip"] = self.skip.copy()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.rms.load_state_dict(state)
         self.clip, self.epsilon = float(state["clip"]), float(state["epsilon"])
+        self.skip = self._check_skip(state.get("skip"))
 
 
 class RewardScaler:

@@ -2,9 +2,15 @@
 
 Two separate MLPs, as in the PPO paper's MuJoCo setup and most reference code:
 
-    pi:  s -> logits (A,)      Discrete action space:   pi(a|s) = softmax(logits)_a
-         s -> mean (D,)        Box action space:        pi(a|s) = N(a; mean, diag(exp(log_std))^2)
+    pi:  s -> logits (A,)        Discrete(A):              pi(a|s) = softmax(logits)_a
+         s -> mean (D,)          Box (D,):                 pi(a|s) = N(a; mean, diag(exp(log_std))^2)
+         s -> logits (sum nvec)  MultiDiscrete(nvec):      pi(a|s) = prod_k softmax(logits^(k))_{a_k}
+         s -> logits (D,)        MultiBinary(D):           pi(a|s) = prod_d Bernoulli(a_d; sigmoid(l_d))
     V:   s -> scalar
+
+The observation is one flat vector: make_vec_env encodes Discrete, MultiDiscrete, MultiBinary,
+Tuple and Dict observations into one (spaces.py) before the agent sees them, so the agent is
+built on that flat Box space.
 
 Default 64x64 tanh hidden layers; orthogonal initialisation (nn.py) with gain sqrt(2)
 for hidden layers, 0.01 for the policy head (so the initial policy is nearly uniform,
@@ -29,7 +35,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..autodiff import Tensor, no_grad
-from ..distributions import Categorical, DiagGaussian
+from ..distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from ..nn import MLP
 
 __all__ = ["ActorCritic"]
@@ -38,16 +44,33 @@ __all__ = ["ActorCritic"]
 def _obs_dim(space) -> int:
     if isinstance(space, spaces.Box) and len(space.shape) == 1:
         return int(space.shape[0])
-    raise TypeError(f"ActorCritic: unsupported observation space {space}; only flat 1-D Box "
-                    f"observations are supported (flatten images or dicts with a wrapper first)")
+    raise TypeError(f"ActorCritic: unsupported observation space {space}; the agent takes flat "
+                    f"1-D Box observations (make_vec_env encodes the others, see spaces.py)")
+
+
+def _action_head(space) -> tuple:
+    """(distribution name, width of the policy's output layer) for an action space."""
+    if isinstance(space, spaces.Discrete):
+        return "categorical", int(space.n)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return "gaussian", int(space.shape[0])
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return "multi_categorical", int(space.nvec.sum())
+    if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+        return "bernoulli", int(space.shape[0])
+    raise TypeError(f"ActorCritic: unsupported action space {space}; supported are Discrete, "
+                    f"1-D Box, 1-D MultiDiscrete and 1-D MultiBinary")
 
 
 class ActorCritic:
-    """Policy and value networks for one flat Box observation space and a Discrete or
-    1-D Box action space. See the module docstring for the model and conventions.
+    """Policy and value networks for one flat Box observation space and a Discrete, 1-D Box,
+    MultiDiscrete or MultiBinary action space. See the module docstring for the model and
+    conventions.
 
-    Attributes: pi (MLP), vf (MLP), log_std (Tensor (D,) or None), discrete (bool),
-    dtype, obs_dim, action_dim (A for Discrete, D for Box).
+    Attributes: pi (MLP), vf (MLP), log_std (Tensor (D,) or None), head ("categorical",
+    "gaussian", "multi_categorical" or "bernoulli"), discrete (True for Discrete actions),
+    dtype, obs_dim, action_dim (the policy output's width: A for Discrete, D for Box and
+    MultiBinary, sum(nvec) for MultiDiscrete).
     """
 
     def __init__(self, observation_space, action_space, rng: np.random.Generator,
@@ -60,19 +83,14 @@ class ActorCritic:
             raise ValueError(f"ActorCritic: dtype must be float32 or float64, got {self.dtype}")
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim = _obs_dim(observation_space)
-        if isinstance(action_space, spaces.Discrete):
-            self.discrete, self.action_dim = True, int(action_space.n)
-        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-            self.discrete, self.action_dim = False, int(action_space.shape[0])
-        else:
-            raise TypeError(f"ActorCritic: unsupported action space {action_space}; supported are "
-                            f"Discrete and 1-D Box")
+        self.head, self.action_dim = _action_head(action_space)
+        self.discrete = self.head == "categorical"
         hidden = tuple(int(h) for h in hidden)
         self.pi = MLP((self.obs_dim, *hidden, self.action_dim), activation, output_gain=0.01,
                       rng=rng, dtype=self.dtype)
         self.vf = MLP((self.obs_dim, *hidden, 1), activation, output_gain=1.0, rng=rng,
                       dtype=self.dtype)
-        self.log_std = None if self.discrete else \
+        self.log_std = None if self.head != "gaussian" else \
             Tensor(np.zeros(self.action_dim, dtype=self.dtype), requires_grad=True)   # (D,)
 
     # ----- parameters ------------------------------------------------------------------
@@ -100,9 +118,16 @@ class ActorCritic:
 
     def distribution(self, obs):
         """pi(.|s) for a batch of observations (B, obs_dim): Categorical over (B, A) logits,
-        or DiagGaussian with mean (B, D) and the shared log_std (D,)."""
+        DiagGaussian with mean (B, D) and the shared log_std (D,), MultiCategorical over
+        (B, sum(nvec)) logits, or Bernoulli over (B, D) logits."""
         out = self.pi(self._input(obs))
-        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+        if self.head == "categorical":
+            return Categorical(out)
+        if self.head == "gaussian":
+            return DiagGaussian(out, self.log_std)
+        if self.head == "multi_categorical":
+            return MultiCategorical(out, self.action_space.nvec)
+        return Bernoulli(out)
 
     def value(self, obs) -> Tensor:
         """V(s) for a batch of observations (B, obs_dim) -> Tensor (B,)."""
@@ -143,10 +168,16 @@ class ActorCritic:
 
     def env_action(self, actions) -> np.ndarray:
         """The action to send to the env: Discrete -> shifted by the space's start (usually 0);
-        Box -> clipped to [low, high] and cast to the space's dtype."""
+        Box -> clipped to [low, high] and cast to the space's dtype; MultiDiscrete -> each
+        component shifted by its start, in the space's dtype; MultiBinary -> the 0/1 array in
+        the space's dtype (int8)."""
         space = self.action_space
         if self.discrete:
             return np.asarray(actions, dtype=np.int64) + np.int64(space.start)
+        if self.head == "multi_categorical":
+            return (np.asarray(actions, dtype=np.int64) + space.start).astype(space.dtype)
+        if self.head == "bernoulli":
+            return np.asarray(actions).astype(space.dtype)
         return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
 
     # ----- saving ------------------------------------------------------------------------
@@ -167,7 +198,7 @@ class ActorCritic:
         if extra or (("log_std" in state) != (self.log_std is not None)):
             raise ValueError(f"ActorCritic.load_state_dict: unexpected keys {extra}, or log_std "
                              f"{'present' if 'log_std' in state else 'missing'} for a "
-                             f"{'discrete' if self.discrete else 'continuous'} policy")
+                             f"{self.head} policy")
         if self.log_std is not None:
             log_std = np.asarray(state["log_std"])
             if log_std.shape != self.log_std.shape:
@@ -185,5 +216,6 @@ class ActorCritic:
             self.log_std.data[...] = state["log_std"]
 
     def __repr__(self):
-        head = "Categorical" if self.discrete else "DiagGaussian"
+        head = {"categorical": "Categorical", "gaussian": "DiagGaussian",
+                "multi_categorical": "MultiCategorical", "bernoulli": "Bernoulli"}[self.head]
         return f"ActorCritic(pi={self.pi}, vf={self.vf}, {head}, dtype={self.dtype})"

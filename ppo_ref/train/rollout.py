@@ -62,6 +62,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 from .._checks import trusted
 from ..autodiff import no_grad
 from ..gae import compute_gae
+from .spaces import encode_observations
 
 __all__ = ["make_vec_env", "reset_envs", "step_envs", "RolloutBuffer", "RolloutCollector",
            "dumps_env", "loads_env"]
@@ -78,6 +79,8 @@ def make_vec_env(env_id, num_envs: int | None = None, seed: int | None = None) -
         num_envs times, SyncVectorEnv); or an existing VectorEnv (returned as is).
     seed: seeds the vector action and observation spaces (for anything that samples
         from them). The dynamics are seeded by RolloutCollector's first reset.
+    Observations that are not a 1-D Box come out flattened to one float vector (spaces.py:
+    one-hot Discrete parts, ...); image observations are refused there.
     """
     if isinstance(env_id, VectorEnv):
         if num_envs is not None and num_envs != env_id.num_envs:
@@ -104,6 +107,7 @@ def make_vec_env(env_id, num_envs: int | None = None, seed: int | None = None) -
             raise TypeError(f"make_vec_env: env_id must be an env id string, a callable returning "
                             f"a gymnasium Env, or a VectorEnv; got {type(env_id).__name__}")
     _check_autoreset(envs)
+    envs = encode_observations(envs)
     if seed is not None:
         envs.action_space.seed(seed)
         envs.observation_space.seed(seed)
@@ -318,6 +322,8 @@ class RolloutCollector:
         obs_space, act_space = envs.single_observation_space, envs.single_action_space
         if isinstance(act_space, gym.spaces.Discrete):
             action_shape, action_dtype = (), np.int64
+        elif isinstance(act_space, (gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+            action_shape, action_dtype = act_space.shape, np.int64
         else:
             action_shape, action_dtype = act_space.shape, self.dtype
         self.buffer = RolloutBuffer(self.num_steps, self.num_envs, obs_space.shape,

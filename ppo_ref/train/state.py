@@ -18,6 +18,7 @@ from .memory import check_run_fits
 from .normalize import ObservationNormalizer, RewardScaler
 from .policy import ActorCritic
 from .rollout import RolloutCollector, dumps_env, loads_env, make_vec_env
+from .spaces import one_hot_columns
 
 __all__ = ["TrainState", "build_agent"]
 
@@ -67,9 +68,13 @@ class TrainState:
         envs.single_observation_space.seed(c.seed)
         agent = build_agent(c, envs.single_observation_space, envs.single_action_space,
                             np.random.default_rng(init_seq))
+        if c.objective == "trpo" and agent.head not in ("categorical", "gaussian"):
+            raise ValueError(f"objective 'trpo' supports Discrete and Box actions; "
+                             f"{envs.single_action_space} needs a PPO objective")
         # trpo_step moves the policy itself; Adam then fits the value network alone
         params = agent.value_parameters() if c.objective == "trpo" else agent.parameters()
-        obs_normalizer = ObservationNormalizer(envs.single_observation_space.shape) \
+        obs_normalizer = ObservationNormalizer(envs.single_observation_space.shape,
+                                               skip=one_hot_columns(envs)) \
             if c.normalize_obs else None
         reward_scaler = RewardScaler(c.num_envs, gamma=c.gamma) if c.scale_rewards else None
         collector = RolloutCollector(envs, agent, c.num_steps, np.random.default_rng(act_seq),

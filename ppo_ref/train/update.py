@@ -31,7 +31,7 @@ import numpy as np
 
 from .._checks import trusted
 from ..autodiff import no_grad
-from ..distributions import Categorical, DiagGaussian
+from ..distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from ..losses import (KL_OBJECTIVES, OBJECTIVES, approx_kl, clip_fraction, normalize_advantages,
                       ppo_loss, value_loss)
 from ..optim import clip_grad_norm
@@ -60,6 +60,10 @@ def frozen_policy(agent, obs):
         dist = agent.distribution(obs)
     if isinstance(dist, Categorical):
         return Categorical(np.array(dist.logits.data))
+    if isinstance(dist, MultiCategorical):
+        return MultiCategorical(np.array(dist.logits.data), dist.nvec)
+    if isinstance(dist, Bernoulli):
+        return Bernoulli(np.array(dist.logits.data))
     return DiagGaussian(np.array(dist.mean.data), np.array(dist.log_std.data))
 
 
@@ -75,6 +79,10 @@ def _rows(dist, idx):
     """The frozen distribution restricted to the rows idx."""
     if isinstance(dist, Categorical):
         return Categorical(dist.logits.data[idx])
+    if isinstance(dist, MultiCategorical):
+        return MultiCategorical(dist.logits.data[idx], dist.nvec)
+    if isinstance(dist, Bernoulli):
+        return Bernoulli(dist.logits.data[idx])
     log_std = dist.log_std.data
     return DiagGaussian(dist.mean.data[idx], log_std if log_std.ndim == 1 else log_std[idx])
 
