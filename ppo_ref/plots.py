@@ -64,11 +64,7 @@ def load_runs(paths: Iterable[str | Path]) -> list[dict]:
     for p in paths:
         p = Path(p)
         folder = p.parent if p.name == "metrics.csv" else p
-        try:
-            rows = read_metrics(folder)
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{folder / 'metrics.csv'}: not UTF-8 text (byte {e.start}: "
-                             f"{e.reason}); is it a binary file?") from None
+        rows = read_metrics(folder)          # a damaged or binary file: ValueError naming it
         if not rows:
             raise ValueError(f"load_runs: {folder}/metrics.csv has no rows yet")
         config = read_config(folder) if (folder / "config.json").exists() else {}

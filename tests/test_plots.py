@@ -227,5 +227,5 @@ def test_a_sweep_csv_with_a_step_that_is_not_a_number_names_the_line_and_column(
 def test_a_binary_metrics_csv_is_named(tmp_path):
     run = write_run(tmp_path / "s0", {"env_id": "CartPole-v1", "seed": 0}, [1], [1.0], [0.0])
     (run / "metrics.csv").write_bytes(b"update,global_step\n\xff\xfe\x00\x01")
-    with pytest.raises(ValueError, match=r"s0/metrics.csv: not UTF-8 text"):
+    with pytest.raises(ValueError, match=r"s0/metrics\.csv.*UTF-8"):
         plots.plot_runs([run], tmp_path / "x.png")
