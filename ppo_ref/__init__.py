@@ -5,14 +5,16 @@ Read in this order (each module states its equations above the lines that comput
     ppo.py            PPO in one file: the whole algorithm, top to bottom (read this first)
     gae.py            generalised advantage estimation (Schulman et al. 2016, eq. 11 and 16)
     losses.py         the surrogate objectives, value loss, entropy, KL estimators, KL controllers
-    distributions.py  Categorical and diagonal Gaussian policies: log-probabilities, entropy, KL
+    distributions.py  the policies' distributions: Categorical, diagonal Gaussian, and the
+                      MultiCategorical and Bernoulli of MultiDiscrete and MultiBinary actions
     autodiff.py       reverse-mode automatic differentiation, one primitive at a time
     optim.py          Adam, global gradient-norm clipping, linear schedules
     train/            the full trainer: the same algorithm with presets, continuous actions,
                       normalisation, run folders, checkpoints and exact resume
 
 Beside PPO: trpo.py (the trust-region problem PPO approximates) and rlhf/ (RLHF in miniature).
-The conformance kit that checks other implementations against these equations is spec/.
+The conformance kit that checks other implementations against these equations is spec/;
+stats.py and compare.py say with statistics whether two sets of runs learn alike.
 
     >>> from ppo_ref import PPOConfig, train, evaluate
     >>> result = train(PPOConfig(total_steps=20_000))
