@@ -93,10 +93,15 @@ def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figu
     assert set(KEYS) == {"raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
                          "update_samples_per_s", "handwritten_mlp_samples_per_s",
                          "update_efficiency", "train_steps_per_s", "time_to_solve_s",
-                         "steps_to_solve", "seeds", "machine"}
-    for key in KEYS[:-2]:
+                         "steps_to_solve", "floor_us_per_step", "roofline_fraction",
+                         "floor_breakdown_us", "seeds", "machine"}
+    for key in KEYS[:-3]:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    parts = result["floor_breakdown_us"]
+    assert set(parts) == {"env", "rollout_matmul", "rollout_activation", "update_matmul",
+                          "update_activation"} and all(v > 0 for v in parts.values())
+    assert result["floor_us_per_step"] == pytest.approx(sum(parts.values()))
     (seed,) = result["seeds"]
     assert seed["seed"] == 0 and seed["steps_to_solve"] == result["steps_to_solve"]
     machine = result["machine"]
