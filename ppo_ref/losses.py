@@ -163,11 +163,28 @@ def value_loss(values, returns, old_values=None, clip_eps=None):
               V_clip_i = V_old_i + clip(V_i - V_old_i, -eps, eps)
     """
     values, returns, old_values, clip_eps = check_value_loss(values, returns, old_values, clip_eps)
-    error = values - returns
     if clip_eps is None:
-        return 0.5 * (error * error).mean()
+        return _squared_error(values, returns)
+    error = values - returns
     error_clipped = old_values + ad.clip(values - old_values, -clip_eps, clip_eps) - returns
     return 0.5 * ad.maximum(error * error, error_clipped * error_clipped).mean()
+
+
+def _squared_error(values, returns):
+    """0.5 * mean_i (V_i - R_i)^2 as one autodiff node, forward and backward side by side. It does
+    exactly the float operations of the composition 0.5 * ((V - R) * (V - R)).mean(), in the same
+    order (the error's two gradients, one per factor, are added), so the loss and its gradients
+    equal that composition's bit for bit; one node instead of five.
+    d/dV_i = 0.5 * (2 (V_i - R_i)) / B = (V_i - R_i) / B, and the negative for R_i."""
+    error = values.data - returns.data
+    n = error.size
+    loss = (np.sum(error * error) * (1.0 / n)) * 0.5
+
+    def vjp(g):
+        g = np.reshape(g * 0.5 * (1.0 / n), (1,))
+        g_error = g * error + g * error           # error * error: one gradient per factor
+        return g_error, (-g_error if returns.requires_grad else None)
+    return ad.Tensor._make(loss, (values, returns), vjp, "squared_error")
 
 
 @arrays_or_tensors

@@ -181,6 +181,30 @@ def test_clipped_surrogate_node_equals_the_composition_bit_for_bit(dtype, seed):
         np.testing.assert_array_equal(fused, composed)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_value_loss_node_equals_the_composition_bit_for_bit(dtype, seed):
+    """The unclipped value loss is one node doing the composition's float operations in order."""
+    rng = np.random.default_rng(seed)
+    v0, r0 = rng.normal(size=50) * 10, rng.normal(size=50) * 10
+    r0[:3] = v0[:3]                                   # zero errors
+    results = []
+    for composed in (False, True):
+        v, r = (Tensor(x.astype(dtype), requires_grad=True) for x in (v0, r0))
+        error = v - r
+        loss = 0.5 * (error * error).mean() if composed else value_loss(v, r)
+        loss.backward()
+        results.append((np.asarray(loss.data), v.grad, r.grad))
+    for fused, composed in zip(*results):
+        assert fused.dtype == composed.dtype == dtype
+        np.testing.assert_array_equal(fused, composed)
+
+
+def test_value_loss_gradients_of_values_and_returns_match_finite_differences():
+    rng = np.random.default_rng(4)
+    assert_gradcheck(lambda v, r: value_loss(v, r), [rng.normal(size=9), rng.normal(size=9)])
+
+
 @pytest.mark.parametrize("eps", [0.1, 0.2])
 def test_clipped_surrogate_gradients_of_logp_old_and_advantages_match_finite_differences(eps):
     logp_new, logp_old, adv = near_boundaries(eps)
