@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "as_tensor",
     "maximum", "minimum", "clip", "where", "logsumexp", "log_softmax",
-    "take_along_axis", "concatenate", "stack", "linear",
+    "take_along_axis", "pick", "concatenate", "stack", "linear",
 ]
 
 # The one piece of global state an autodiff needs: whether to record the graph.
@@ -621,6 +621,28 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
             np.add.at(full, tuple(grid), g)
         return (full,)
     return Tensor._make(out, (x,), vjp, "take_along_axis")
+
+
+def pick(x, index) -> Tensor:
+    """One entry of each row: x (..., A) and integer index (...,) in [0, A) -> out (...,) with
+    out_b = x[b, index_b] (e.g. log pi(a_b|s_b) from the (B, A) log-probs of a batch). The caller
+    has checked the indices (Categorical.log_prob does). The same numbers as
+    take_along_axis(x, index[..., None], -1).reshape(index.shape), in one node:
+
+        d out_b / d x[b, j] = [j = index_b]      so   dx = g placed at (b, index_b), 0 elsewhere
+    """
+    x = as_tensor(x)
+    idx = np.asarray(_data(index))
+    v = x.data
+    rows = np.arange(idx.size)
+    flat_idx = idx.reshape(-1)
+    out = v.reshape(-1, v.shape[-1])[rows, flat_idx].reshape(idx.shape)
+
+    def vjp(g):
+        full = np.zeros((idx.size, v.shape[-1]), dtype=v.dtype)
+        full[rows, flat_idx] = g.reshape(-1)
+        return (full.reshape(v.shape),)
+    return Tensor._make(out, (x,), vjp, "pick")
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._checks import (check_continuous_actions, check_discrete_actions, check_gaussian,
                       check_logits, check_rng, check_same_family, first_index)
-from .autodiff import Tensor, log_softmax, take_along_axis
+from .autodiff import Tensor, log_softmax, pick
 
 __all__ = ["Categorical", "DiagGaussian"]
 
@@ -69,8 +69,7 @@ class Categorical:
     def log_prob(self, actions) -> Tensor:
         """log pi(a_b) = logits_{b, a_b} - logsumexp(logits_b) for integer actions (B,) -> (B,)."""
         a = check_discrete_actions(actions, self.batch_shape, self.num_actions)
-        picked = take_along_axis(self._log_probs, a[..., None], axis=-1)  # (B, 1)
-        return picked.reshape(self.batch_shape)
+        return pick(self._log_probs, a)                                   # (B,)
 
     def entropy(self) -> Tensor:
         """H = -sum_a pi(a) log pi(a), (B,). log_softmax is finite for finite logits, so an
