@@ -163,8 +163,12 @@ class Tensor:
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
-        needs = _GRAD_ENABLED.get() and any(
-            isinstance(p, Tensor) and p.requires_grad for p in parents)
+        needs = False
+        if _GRAD_ENABLED.get():
+            for p in parents:
+                if isinstance(p, Tensor) and p.requires_grad:
+                    needs = True
+                    break
         out.requires_grad = needs
         out._parents = parents if needs else ()
         out._vjp = vjp if needs else None

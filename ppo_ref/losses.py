@@ -258,7 +258,8 @@ def normalize_advantages(advantages, eps: float = 1e-8):
     # their squared deviations would overflow are first divided by a power of two (exact),
     # and eps with them. Any other batch is computed as written.
     scale = _overflow_safe_scale(advantages.data)
-    advantages, eps = advantages * (1.0 / scale), eps / scale
+    if scale != 1.0:
+        advantages, eps = advantages * (1.0 / scale), eps / scale
     centered = advantages - advantages.mean()
     variance = (centered * centered).sum() * (1.0 / (n - 1))           # ddof = 1
     std = variance.sqrt() if variance.data > 0 else as_tensor(np.zeros_like(variance.data))
