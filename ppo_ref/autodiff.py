@@ -556,6 +556,16 @@ def where(condition, a, b) -> Tensor:
     return Tensor._make(out, (condition, a, b), vjp, "where")
 
 
+def _log_sum(s: np.ndarray) -> np.ndarray:
+    """np.log of a sum of exp(x - max x): at least 1, or 0 for a row of -inf only, whose log is
+    the -inf wanted (without numpy's divide-by-zero warning). np.errstate costs more than the
+    log of a small array, so it is entered only when some sum is not positive."""
+    if s.size and s.min() > 0:
+        return np.log(s)
+    with np.errstate(divide="ignore"):
+        return np.log(s)
+
+
 def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     """log sum_i exp(x_i), computed stably as m + log sum exp(x - m) with m = max x.
     d/dx_i = softmax(x)_i."""
@@ -567,8 +577,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     m = np.where(np.isfinite(m), m, 0.0)  # all -inf rows: avoid inf - inf
     e = np.exp(v - m)
     s = np.sum(e, axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):
-        out_k = m + np.log(s)
+    out_k = m + _log_sum(s)
     out = out_k if keepdims else np.squeeze(out_k, axis=axis)
 
     def vjp(g):
@@ -586,8 +595,7 @@ def log_softmax(x, axis=-1) -> Tensor:
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     shifted = v - m
-    with np.errstate(divide="ignore"):
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    out = shifted - _log_sum(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     def vjp(g):
         return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
