@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "as_tensor",
     "maximum", "minimum", "clip", "where", "logsumexp", "log_softmax",
-    "take_along_axis", "concatenate", "stack", "linear",
+    "take_along_axis", "pick", "concatenate", "stack", "linear",
 ]
 
 # The one piece of global state an autodiff needs: whether to record the graph.
@@ -163,8 +163,12 @@ class Tensor:
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
-        needs = _GRAD_ENABLED.get() and any(
-            isinstance(p, Tensor) and p.requires_grad for p in parents)
+        needs = False
+        if _GRAD_ENABLED.get():
+            for p in parents:
+                if isinstance(p, Tensor) and p.requires_grad:
+                    needs = True
+                    break
         out.requires_grad = needs
         out._parents = parents if needs else ()
         out._vjp = vjp if needs else None
@@ -552,6 +556,16 @@ def where(condition, a, b) -> Tensor:
     return Tensor._make(out, (condition, a, b), vjp, "where")
 
 
+def _log_sum(s: np.ndarray) -> np.ndarray:
+    """np.log of a sum of exp(x - max x): at least 1, or 0 for a row of -inf only, whose log is
+    the -inf wanted (without numpy's divide-by-zero warning). np.errstate costs more than the
+    log of a small array, so it is entered only when some sum is not positive."""
+    if s.size and s.min() > 0:
+        return np.log(s)
+    with np.errstate(divide="ignore"):
+        return np.log(s)
+
+
 def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     """log sum_i exp(x_i), computed stably as m + log sum exp(x - m) with m = max x.
     d/dx_i = softmax(x)_i."""
@@ -563,8 +577,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     m = np.where(np.isfinite(m), m, 0.0)  # all -inf rows: avoid inf - inf
     e = np.exp(v - m)
     s = np.sum(e, axis=axis, keepdims=True)
-    with np.errstate(divide="ignore"):
-        out_k = m + np.log(s)
+    out_k = m + _log_sum(s)
     out = out_k if keepdims else np.squeeze(out_k, axis=axis)
 
     def vjp(g):
@@ -582,8 +595,7 @@ def log_softmax(x, axis=-1) -> Tensor:
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     shifted = v - m
-    with np.errstate(divide="ignore"):
-        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    out = shifted - _log_sum(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
     def vjp(g):
         return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
@@ -621,6 +633,28 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
             np.add.at(full, tuple(grid), g)
         return (full,)
     return Tensor._make(out, (x,), vjp, "take_along_axis")
+
+
+def pick(x, index) -> Tensor:
+    """One entry of each row: x (..., A) and integer index (...,) in [0, A) -> out (...,) with
+    out_b = x[b, index_b] (e.g. log pi(a_b|s_b) from the (B, A) log-probs of a batch). The caller
+    has checked the indices (Categorical.log_prob does). The same numbers as
+    take_along_axis(x, index[..., None], -1).reshape(index.shape), in one node:
+
+        d out_b / d x[b, j] = [j = index_b]      so   dx = g placed at (b, index_b), 0 elsewhere
+    """
+    x = as_tensor(x)
+    idx = np.asarray(_data(index))
+    v = x.data
+    rows = np.arange(idx.size)
+    flat_idx = idx.reshape(-1)
+    out = v.reshape(-1, v.shape[-1])[rows, flat_idx].reshape(idx.shape)
+
+    def vjp(g):
+        full = np.zeros((idx.size, v.shape[-1]), dtype=v.dtype)
+        full[rows, flat_idx] = g.reshape(-1)
+        return (full.reshape(v.shape),)
+    return Tensor._make(out, (x,), vjp, "pick")
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:

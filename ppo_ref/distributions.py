@@ -21,7 +21,7 @@ from ._checks import (check_bernoulli, check_binary_actions, check_continuous_ac
                       check_discrete_actions, check_gaussian, check_logits,
                       check_multi_categorical, check_multi_discrete_actions, check_rng,
                       check_same_family, first_index)
-from .autodiff import Tensor, log_softmax, stack, take_along_axis
+from .autodiff import Tensor, log_softmax, pick, stack, take_along_axis
 
 __all__ = ["Categorical", "DiagGaussian", "MultiCategorical", "Bernoulli"]
 
@@ -72,8 +72,7 @@ class Categorical:
     def log_prob(self, actions) -> Tensor:
         """log pi(a_b) = logits_{b, a_b} - logsumexp(logits_b) for integer actions (B,) -> (B,)."""
         a = check_discrete_actions(actions, self.batch_shape, self.num_actions)
-        picked = take_along_axis(self._log_probs, a[..., None], axis=-1)  # (B, 1)
-        return picked.reshape(self.batch_shape)
+        return pick(self._log_probs, a)                                   # (B,)
 
     def entropy(self) -> Tensor:
         """H = -sum_a pi(a) log pi(a), (B,). log_softmax is finite for finite logits, so an

@@ -103,9 +103,32 @@ def clipped_surrogate(logp_new, logp_old, advantages, clip_eps: float = 0.2):
     """
     logp_new, logp_old, advantages, clip_eps = check_batch(
         logp_new=logp_new, logp_old=logp_old, advantages=advantages, clip_eps=clip_eps)
-    ratio = _ratio(logp_new, logp_old)
-    clipped_ratio = ad.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    return -ad.minimum(ratio * advantages, clipped_ratio * advantages).mean()
+    # One autodiff node, forward and backward side by side. It does exactly the float operations
+    # of the composition -ad.minimum(r * A, ad.clip(r, 1 - eps, 1 + eps) * A).mean() with
+    # r = (logp_new - logp_old).exp(), in the same order, so its loss and gradients equal that
+    # composition's bit for bit; one node instead of nine. (tests/test_losses.py checks both.)
+    lo, hi = 1.0 - clip_eps, 1.0 + clip_eps
+    log_ratio = logp_new.data - logp_old.data
+    with np.errstate(over="ignore"):
+        ratio = np.exp(log_ratio)
+    check_ratio(log_ratio, ratio)                 # an overflow to inf raises, naming the sample
+    A = advantages.data
+    clipped = np.clip(ratio, lo, hi)
+    unclipped_term, clipped_term = ratio * A, clipped * A
+    n = ratio.size
+    loss = -(np.sum(np.minimum(unclipped_term, clipped_term)) * (1.0 / n))
+
+    def vjp(g):
+        # d/d(term_i) of -mean_i min(.): -g / B to the smaller term, split 1/2 : 1/2 at a tie
+        g = np.reshape(-g * (1.0 / n), (1,))
+        g_unclipped = g * (unclipped_term < clipped_term) + 0.5 * g * (unclipped_term == clipped_term)
+        g_clipped = g - g_unclipped
+        # term = r A and clip(r) A; clip passes its gradient on lo <= r <= hi (bounds inside)
+        g_ratio = g_unclipped * A + (g_clipped * A) * ((ratio >= lo) & (ratio <= hi))
+        g_log_ratio = g_ratio * ratio             # dr = r dlog r
+        g_A = g_unclipped * ratio + g_clipped * clipped if advantages.requires_grad else None
+        return g_log_ratio, (-g_log_ratio if logp_old.requires_grad else None), g_A
+    return ad.Tensor._make(loss, (logp_new, logp_old, advantages), vjp, "clipped_surrogate")
 
 
 @arrays_or_tensors
@@ -140,11 +163,28 @@ def value_loss(values, returns, old_values=None, clip_eps=None):
               V_clip_i = V_old_i + clip(V_i - V_old_i, -eps, eps)
     """
     values, returns, old_values, clip_eps = check_value_loss(values, returns, old_values, clip_eps)
-    error = values - returns
     if clip_eps is None:
-        return 0.5 * (error * error).mean()
+        return _squared_error(values, returns)
+    error = values - returns
     error_clipped = old_values + ad.clip(values - old_values, -clip_eps, clip_eps) - returns
     return 0.5 * ad.maximum(error * error, error_clipped * error_clipped).mean()
+
+
+def _squared_error(values, returns):
+    """0.5 * mean_i (V_i - R_i)^2 as one autodiff node, forward and backward side by side. It does
+    exactly the float operations of the composition 0.5 * ((V - R) * (V - R)).mean(), in the same
+    order (the error's two gradients, one per factor, are added), so the loss and its gradients
+    equal that composition's bit for bit; one node instead of five.
+    d/dV_i = 0.5 * (2 (V_i - R_i)) / B = (V_i - R_i) / B, and the negative for R_i."""
+    error = values.data - returns.data
+    n = error.size
+    loss = (np.sum(error * error) * (1.0 / n)) * 0.5
+
+    def vjp(g):
+        g = np.reshape(g * 0.5 * (1.0 / n), (1,))
+        g_error = g * error + g * error           # error * error: one gradient per factor
+        return g_error, (-g_error if returns.requires_grad else None)
+    return ad.Tensor._make(loss, (values, returns), vjp, "squared_error")
 
 
 @arrays_or_tensors
@@ -218,7 +258,8 @@ def normalize_advantages(advantages, eps: float = 1e-8):
     # their squared deviations would overflow are first divided by a power of two (exact),
     # and eps with them. Any other batch is computed as written.
     scale = _overflow_safe_scale(advantages.data)
-    advantages, eps = advantages * (1.0 / scale), eps / scale
+    if scale != 1.0:
+        advantages, eps = advantages * (1.0 / scale), eps / scale
     centered = advantages - advantages.mean()
     variance = (centered * centered).sum() * (1.0 / (n - 1))           # ddof = 1
     std = variance.sqrt() if variance.data > 0 else as_tensor(np.zeros_like(variance.data))

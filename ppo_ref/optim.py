@@ -49,6 +49,8 @@ class Adam:
         # these are views into two flat buffers, so that one adam_update covers them all.
         sizes = [p.data.size for p in self.params]
         self._splits = np.cumsum(sizes)[:-1]                     # where parameter i+1 starts
+        ends = np.cumsum(sizes).tolist()
+        self._slices = [slice(e - n, e) for n, e in zip(sizes, ends)]   # parameter i's piece
         self._flat = len({p.dtype for p in self.params}) == 1
         if self._flat:
             self._m_flat = np.zeros(sum(sizes), dtype=self.params[0].dtype)
@@ -87,8 +89,8 @@ class Adam:
             self.steps = [self.steps[0] + 1] * len(self.params)
             update = adam_update(self._m_flat, self._v_flat, g, g2, self.steps[0], self.lr,
                                  self.betas, self.eps)
-            for p, u in zip(self.params, np.split(update, self._splits)):
-                p.data -= u.reshape(p.shape)
+            for p, piece in zip(self.params, self._slices):
+                p.data -= update[piece].reshape(p.shape)
             return
         check_finite_grads(grads)
         for i, (p, g) in enumerate(zip(self.params, grads)):   # one parameter at a time

@@ -262,6 +262,39 @@ def test_take_along_axis_gradient_when_x_is_broadcast_against_the_indices(shape_
     assert_gradcheck(lambda t: ad.take_along_axis(t, indices, axis), [rand(*shape_x)])
 
 
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 4), (5,)])
+def test_pick_values_by_a_loop_and_gradient_by_finite_differences(shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape)
+    index = rng.integers(0, shape[-1], size=shape[:-1])
+    got = ad.pick(Tensor(x), index).data
+    assert got.shape == shape[:-1]
+    for b in np.ndindex(*shape[:-1]):                   # out_b = x[b, index_b]
+        assert got[b] == x[b + (index[b],)]
+    assert_gradcheck(lambda t: ad.pick(t, index), [x])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pick_equals_take_along_axis_and_reshape_bit_for_bit(dtype):
+    """Extreme logits and repeated actions: pick's value and gradient are those of
+    take_along_axis(x, index[:, None], 1).reshape(B), exactly."""
+    rng = np.random.default_rng(1)
+    logits = (rng.normal(size=(40, 5)) * np.array([1, 1e3, -1e3, 1e-3, 30])).astype(dtype)
+    index = np.array([0, 1, 1, 4, 2] * 8)
+    g = rng.normal(size=40).astype(dtype)
+    grads = []
+    for f in (lambda t: ad.pick(t, index),
+              lambda t: ad.take_along_axis(t, index[:, None], 1).reshape(40)):
+        t = Tensor(logits, requires_grad=True)
+        lp = ad.log_softmax(t, axis=-1)
+        out = f(lp)
+        out.backward(g)
+        grads.append((out.data, t.grad))
+    for a, b in zip(*grads):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
 def test_take_along_axis_broadcast_row_gradient_by_hand():
     x = Tensor(np.zeros((1, 4)), requires_grad=True)
     ad.take_along_axis(x, np.array([[0], [0], [2]]), axis=1).sum().backward()

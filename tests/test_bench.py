@@ -93,10 +93,15 @@ def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figu
     assert set(KEYS) == {"raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
                          "update_samples_per_s", "handwritten_mlp_samples_per_s",
                          "update_efficiency", "train_steps_per_s", "time_to_solve_s",
-                         "steps_to_solve", "seeds", "machine"}
-    for key in KEYS[:-2]:
+                         "steps_to_solve", "floor_us_per_step", "roofline_fraction",
+                         "floor_breakdown_us", "seeds", "machine"}
+    for key in KEYS[:-3]:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+    parts = result["floor_breakdown_us"]
+    assert set(parts) == {"env", "rollout_matmul", "rollout_activation", "update_matmul",
+                          "update_activation"} and all(v > 0 for v in parts.values())
+    assert result["floor_us_per_step"] == pytest.approx(sum(parts.values()))
     (seed,) = result["seeds"]
     assert seed["seed"] == 0 and seed["steps_to_solve"] == result["steps_to_solve"]
     machine = result["machine"]
@@ -112,3 +117,25 @@ def test_float32_training_also_solves_cartpole():
     run = train_until_solved(dataclasses.replace(PRESETS["CartPole-v1"], dtype="float32"),
                              stop_when_solved=True)
     assert run["steps_to_solve"] is not None and run["steps_to_solve"] <= 100_000
+
+
+def test_floor_counts_each_primitive_a_step_needs_times_the_work_per_env_step():
+    """With a clock that advances one tick per reading, every primitive timed costs 1/100 tick per
+    call, so the floor's parts count the primitives: per MLP of L layers, L matrix products and
+    L-1 tanh forward (the rollout, at N rows, per env step 1/N of them); in the update, L forward,
+    L dW and L-1 dx products, L-1 tanh and L-1 derivatives, times epochs x minibatches / batch."""
+    from benchmarks.bench import measure_floor
+
+    ticks = iter(range(10**6))
+    config = PPOConfig(num_envs=4, num_steps=16, update_epochs=3, num_minibatches=2,
+                       hidden=(8, 8))
+    floor = measure_floor(config, raw_env_steps_per_s=1e5, obs_dim=3, n_actions=2,
+                          clock=lambda: next(ticks))
+    parts, call = floor["floor_breakdown_us"], 1e6 / 100        # µs per call of a primitive
+    passes = 3 * 2 / 64                                           # per env step
+    assert parts["env"] == pytest.approx(10.0)
+    assert parts["rollout_matmul"] == pytest.approx(2 * 3 * call / 4)      # two nets, L = 3
+    assert parts["rollout_activation"] == pytest.approx(2 * 2 * call / 4)
+    assert parts["update_matmul"] == pytest.approx(2 * (3 + 3 + 2) * call * passes)
+    assert parts["update_activation"] == pytest.approx(2 * (2 + 2) * call * passes)
+    assert floor["floor_us_per_step"] == pytest.approx(sum(parts.values()))

@@ -149,6 +149,70 @@ def test_clipped_surrogate_gradient_near_clip_boundaries(eps):
     assert [i for i, g in enumerate(lp.grad) if g == 0.0] == [0, 7]
 
 
+def _composed_clipped_surrogate(logp_new, logp_old, adv, eps):
+    """L^CLIP written with the autodiff's elementary nodes, nine of them."""
+    from ppo_ref import autodiff as ad
+    ratio = (logp_new - logp_old).exp()
+    return -ad.minimum(ratio * adv, ad.clip(ratio, 1.0 - eps, 1.0 + eps) * adv).mean()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clipped_surrogate_node_equals_the_composition_bit_for_bit(dtype, seed):
+    """The single node does the composition's float operations in its order: the loss and the
+    gradients of all three inputs are identical, not just close, also on the clip boundaries and
+    where a ratio is far outside the band."""
+    rng = np.random.default_rng(seed)
+    eps = 0.2
+    logp_old = rng.normal(size=64) - 1.0
+    logp_new = logp_old + rng.normal(scale=0.3, size=64)
+    logp_new[:4] = logp_old[:4] + np.log([1.2, 0.8, 1.0, 1.2])      # ties and the boundaries
+    logp_new[4:6] = logp_old[4:6] + np.array([30.0, -30.0])          # far outside
+    adv = rng.normal(size=64)
+    adv[0] = 0.0
+    results = []
+    for f in (clipped_surrogate, _composed_clipped_surrogate):
+        ts = [Tensor(x.astype(dtype), requires_grad=True) for x in (logp_new, logp_old, adv)]
+        loss = f(*ts, eps)
+        loss.backward()
+        results.append([np.asarray(loss.data)] + [t.grad for t in ts])
+    for fused, composed in zip(*results):
+        assert fused.dtype == composed.dtype == dtype
+        np.testing.assert_array_equal(fused, composed)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_value_loss_node_equals_the_composition_bit_for_bit(dtype, seed):
+    """The unclipped value loss is one node doing the composition's float operations in order."""
+    rng = np.random.default_rng(seed)
+    v0, r0 = rng.normal(size=50) * 10, rng.normal(size=50) * 10
+    r0[:3] = v0[:3]                                   # zero errors
+    results = []
+    for composed in (False, True):
+        v, r = (Tensor(x.astype(dtype), requires_grad=True) for x in (v0, r0))
+        error = v - r
+        loss = 0.5 * (error * error).mean() if composed else value_loss(v, r)
+        loss.backward()
+        results.append((np.asarray(loss.data), v.grad, r.grad))
+    for fused, composed in zip(*results):
+        assert fused.dtype == composed.dtype == dtype
+        np.testing.assert_array_equal(fused, composed)
+
+
+def test_value_loss_gradients_of_values_and_returns_match_finite_differences():
+    rng = np.random.default_rng(4)
+    assert_gradcheck(lambda v, r: value_loss(v, r), [rng.normal(size=9), rng.normal(size=9)])
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.2])
+def test_clipped_surrogate_gradients_of_logp_old_and_advantages_match_finite_differences(eps):
+    logp_new, logp_old, adv = near_boundaries(eps)
+    assert_gradcheck(lambda lo: clipped_surrogate(logp_new, lo, adv, eps), [logp_old])
+    lp, lo, a = batch(np.random.default_rng(3))
+    assert_gradcheck(lambda lo_, a_: clipped_surrogate(lp, lo_, a_, eps), [lo, a])
+
+
 @pytest.mark.parametrize("side", ["upper", "lower"])
 def test_clipped_surrogate_subgradient_at_boundary_is_the_unclipped_gradient(side):
     # All ratios exactly on one boundary: logp_old = 0, logp_new = d, r = exp(d), and

@@ -215,3 +215,23 @@ def test_ppo_update_with_pi_old_given_equals_freezing_it_itself():
     assert given == itself and given[-1]["kl"] > 0
     for (k, a), b in zip(agents[0].state_dict().items(), agents[1].state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def test_keep_freed_memory_runs_once_and_leaves_a_users_setting_alone():
+    """The allocator setting is made once per process, on glibc, unless MALLOC_TRIM_THRESHOLD_
+    says the user chose (checked in child processes, each with its own first call)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from ppo_ref.train.update import keep_freed_memory as k; "
+            "print(k(), k(), k.cache_info().misses)")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    mine = subprocess.run([sys.executable, "-c", code], env={**env, "MALLOC_TRIM_THRESHOLD_": "0"},
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert mine == ["False", "False", "1"]
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert default[2] == "1" and default[0] == default[1]
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert default[0] == "True"
