@@ -397,12 +397,14 @@ def check_finite_tensor(x: Tensor, name: str, owner: str) -> None:
         raise ValueError(f"{owner}: {name} has a non-finite entry {x.data[i].item()!r} at index {i}")
 
 
-def check_logits(logits) -> Tensor:
-    """Categorical logits (B, A) with A >= 1 (any leading batch shape), finite."""
+def check_logits(logits, owner: str = "Categorical", last: str = "A") -> Tensor:
+    """Logits (B, A) with A >= 1 (any leading batch shape), finite: a Categorical's over its A
+    actions, or a Bernoulli's (owner "Bernoulli", last "D"), one per entry."""
     logits = as_tensor(logits)
     if logits.ndim < 1 or logits.shape[-1] < 1:
-        raise ValueError(f"Categorical: logits must have shape (B, A) with A >= 1, got {logits.shape}")
-    check_finite_tensor(logits, "logits", "Categorical")
+        raise ValueError(f"{owner}: logits must have shape (B, {last}) with {last} >= 1, got "
+                         f"{logits.shape}")
+    check_finite_tensor(logits, "logits", owner)
     return logits
 
 
@@ -581,15 +583,6 @@ def check_multi_categorical(logits, nvec) -> tuple:
                          f"(B, {sum(nvec)}) for nvec {nvec}, got {logits.shape}")
     check_finite_tensor(logits, "logits", "MultiCategorical")
     return logits, nvec
-
-
-def check_bernoulli(logits) -> Tensor:
-    """Bernoulli logits (B, D) with D >= 1 (any leading batch shape), finite."""
-    logits = as_tensor(logits)
-    if logits.ndim < 1 or logits.shape[-1] < 1:
-        raise ValueError(f"Bernoulli: logits must have shape (B, D) with D >= 1, got {logits.shape}")
-    check_finite_tensor(logits, "logits", "Bernoulli")
-    return logits
 
 
 def check_multi_discrete_actions(actions, batch_shape: tuple, nvec: tuple) -> np.ndarray:

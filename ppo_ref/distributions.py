@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._checks import (check_bernoulli, check_binary_actions, check_continuous_actions,
+from ._checks import (check_binary_actions, check_continuous_actions,
                       check_discrete_actions, check_gaussian, check_logits,
                       check_multi_categorical, check_multi_discrete_actions, check_rng,
                       check_same_family, first_index)
@@ -222,7 +222,7 @@ class Bernoulli:
     """
 
     def __init__(self, logits):
-        self.logits = check_bernoulli(logits)
+        self.logits = check_logits(logits, "Bernoulli", "D")
         self.batch_shape = self.logits.shape[:-1]
         zeros = np.zeros(self.logits.shape, dtype=self.logits.dtype)
         self.pairs = Categorical(stack([zeros, self.logits], axis=-1))   # (B, D, 2): (0, l_d)
