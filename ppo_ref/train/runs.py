@@ -85,8 +85,8 @@ class RunFolder:
                              f"empty folder: choose another out_dir")
         held = [n for n in names if n not in ("checkpoints", LOCK_NAME)]
         if held:
-            raise ValueError(f"{self.path} already holds a run ({', '.join(held[:3])}); "
-                             f"resume it or choose another out_dir")
+            raise ValueError(f"{self.path} already holds a run's files ({', '.join(held[:3])}): "
+                             f"resume it if it is a run, or choose another out_dir")
 
     def holds_run(self) -> bool:
         """Whether a run wrote here: a config.json or a checkpoint."""
