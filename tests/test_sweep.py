@@ -270,3 +270,24 @@ def test_a_killed_sweep_resumed_gives_the_rows_of_an_uninterrupted_one(tmp_path)
         assert got.keys() == want.keys()
         for key in got.keys() - set(TIMING_COLUMNS):
             assert got[key] == want[key] or (math.isnan(got[key]) and math.isnan(want[key])), key
+
+
+def test_a_sweep_runs_on_a_dask_cluster_through_its_executor_bit_for_bit(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    from ppo_ref.train.runs import TIMING_COLUMNS
+    from ppo_ref.train.trainer import train
+
+    config = tiny_config()
+    # in-process workers keep the test fast; a real cluster is Client("tcp://scheduler:8786")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        rows = sweep.run_sweep({"clip": config}, seeds=[0, 1], executor=client.get_executor(),
+                               out_dir=tmp_path)
+    for seed in (0, 1):
+        serial = train(dataclasses.replace(config, seed=seed)).history
+        swept = [r for r in rows if r["seed"] == seed]
+        assert len(swept) == len(serial) == 2
+        for got, want in zip(swept, serial):
+            for key in want.keys() - set(TIMING_COLUMNS):
+                assert got[key] == want[key] or (math.isnan(got[key]) and math.isnan(want[key]))
