@@ -23,6 +23,7 @@ DEMOS = {
     "compare_objectives": ["compare_objectives.png", "compare_objectives.json",
                            "compare_objectives.csv"],
     "pendulum": ["pendulum.png", "pendulum.json"],
+    "ablations": ["ablations.png", "ablations.json", "ablations.csv"],
 }
 
 
