@@ -24,6 +24,7 @@ DEMOS = {
                            "compare_objectives.csv"],
     "pendulum": ["pendulum.png", "pendulum.json"],
     "ablations": ["ablations.png", "ablations.json", "ablations.csv"],
+    "sensitivity": ["sensitivity.png", "sensitivity.json", "sensitivity.csv"],
 }
 
 
