@@ -25,6 +25,8 @@ DEMOS = {
     "pendulum": ["pendulum.png", "pendulum.json"],
     "ablations": ["ablations.png", "ablations.json", "ablations.csv"],
     "sensitivity": ["sensitivity.png", "sensitivity.json", "sensitivity.csv"],
+    "implementation_matters": ["implementation_matters.png", "implementation_matters.json",
+                               "implementation_matters.csv"],
 }
 
 
