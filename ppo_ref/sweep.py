@@ -183,10 +183,10 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
     their rows with an out_dir) and then raises the first failure in grid order, naming its cell.
     """
     grid = make_grid(configs, seeds)
-    todo = grid
+    todo = list(range(len(grid)))             # cells by index: a config need not be hashable
     if out_dir is not None:
         _claim_configs(out_dir, grid)
-        todo = [c for c in grid if not cell_paths(out_dir, c.run, c.seed)[1].exists()]
+        todo = [i for i in todo if not cell_paths(out_dir, grid[i].run, grid[i].seed)[1].exists()]
     meter = _Progress(len(grid), len(grid) - len(todo), (stream or sys.stderr) if progress else None)
     histories, errors = {}, {}
     own = executor is None and bool(todo)
@@ -194,26 +194,29 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
         executor = ProcessPoolExecutor(max_workers=min(usable_cores(), len(todo)))
     try:
         futures = {}
-        for cell in todo:
+        for i in todo:
+            cell = grid[i]
             extra = () if out_dir is None else (cell_paths(out_dir, cell.run, cell.seed)[0],)
-            futures[executor.submit(job, cell.config, cell.seed, *extra)] = cell
+            futures[executor.submit(job, cell.config, cell.seed, *extra)] = i
         for future in as_completed(futures):
-            cell = futures[future]
+            i = futures[future]
+            cell = grid[i]
             try:
                 rows = _cell_rows(cell, future.result())
             except Exception as err:       # noqa: BLE001 -- every other cell still finishes
-                errors[cell] = err
+                errors[i] = err
                 meter.failed()
                 continue
             if out_dir is not None:
                 _write_cell(rows, cell_paths(out_dir, cell.run, cell.seed)[1])
-            histories[cell] = rows
+            histories[i] = rows
             meter.finished()
     finally:
         if own:
             executor.shutdown()
     if errors:
-        cell, err = next((c, errors[c]) for c in grid if c in errors)
+        first = min(errors)                  # the first failure in grid order
+        cell, err = grid[first], errors[first]
         where = f"; re-run it into {out_dir} to resume" if out_dir is not None else ""
         if isinstance(err, ValueError) and str(err).startswith("run_sweep:"):
             raise err
@@ -221,11 +224,11 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
                            f"run {cell.run!r} seed {cell.seed}: {err!r}{where}") from err
 
     rows = []
-    for cell in grid:   # grid order, whatever the completion order
+    for i, cell in enumerate(grid):   # grid order, whatever the completion order
         if out_dir is not None:
             rows.extend(read_csv(cell_paths(out_dir, cell.run, cell.seed)[1]))
         else:
-            rows.extend(histories[cell])
+            rows.extend(histories[i])
     if csv_path is not None:
         write_csv(rows, csv_path)
     return rows

@@ -291,3 +291,10 @@ def test_a_sweep_runs_on_a_dask_cluster_through_its_executor_bit_for_bit(tmp_pat
         for got, want in zip(swept, serial):
             for key in want.keys() - set(TIMING_COLUMNS):
                 assert got[key] == want[key] or (math.isnan(got[key]) and math.isnan(want[key]))
+
+
+def test_a_config_need_not_be_hashable():
+    rows = sweep.run_sweep({"x": {"scale": 2.0}}, seeds=[3], executor=ThreadPoolExecutor(1),
+                           job=lambda config, seed: [{"global_step": 1, "y": config["scale"] * seed}])
+    assert rows == [{"run": "x", "seed": 3, "env_id": "", "objective": "", "global_step": 1,
+                     "y": 6.0}]
