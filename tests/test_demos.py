@@ -27,6 +27,7 @@ DEMOS = {
     "sensitivity": ["sensitivity.png", "sensitivity.json", "sensitivity.csv"],
     "implementation_matters": ["implementation_matters.png", "implementation_matters.json",
                                "implementation_matters.csv"],
+    "overoptimization": ["overoptimization.png", "overoptimization.json", "overoptimization.csv"],
 }
 
 
