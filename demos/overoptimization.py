@@ -24,7 +24,7 @@ trained on (PAIRS), and the optimisation power along two axes:
       KL(pi_bon || pi_ref) = sum_r p_bon(r) log(p_bon(r) / p_ref(r)),   p_bon(r) = F(r)^n - F-(r)^n,
 
   computed on REF_SAMPLES samples of pi_ref (their empirical distribution stands in for pi_ref's;
-  r_phi sees letter counts only, so rewards do tie). Its gold reward is
+  r_phi sees letter counts only, so sequences with the same counts tie). Its gold reward is
   sum_r p_bon(r) * (mean gold of the samples at level r).
 
 Both forms are fitted by linear least squares (R is linear in alpha and beta), per reward-model
