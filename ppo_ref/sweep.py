@@ -192,8 +192,8 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
     own = executor is None and bool(todo)
     if own:
         executor = ProcessPoolExecutor(max_workers=min(usable_cores(), len(todo)))
+    futures = {}
     try:
-        futures = {}
         for i in todo:
             cell = grid[i]
             extra = () if out_dir is None else (cell_paths(out_dir, cell.run, cell.seed)[0],)
@@ -211,9 +211,13 @@ def run_sweep(configs, seeds: Iterable[int], executor: Executor | None = None,
                 _write_cell(rows, cell_paths(out_dir, cell.run, cell.seed)[1])
             histories[i] = rows
             meter.finished()
+    except BaseException:                    # Ctrl-C, or a row that fails its check: stop
+        for future in futures:               # the queued jobs rather than run them all first
+            future.cancel()
+        raise
     finally:
         if own:
-            executor.shutdown()
+            executor.shutdown(cancel_futures=True)
     if errors:
         first = min(errors)                  # the first failure in grid order
         cell, err = grid[first], errors[first]

@@ -298,3 +298,18 @@ def test_a_config_need_not_be_hashable():
                            job=lambda config, seed: [{"global_step": 1, "y": config["scale"] * seed}])
     assert rows == [{"run": "x", "seed": 3, "env_id": "", "objective": "", "global_step": 1,
                      "y": 6.0}]
+
+
+def test_an_interrupted_sweep_does_not_start_its_queued_jobs(tmp_path):
+    started = []
+
+    def job(config, seed, run_dir):
+        started.append(seed)
+        if seed == 0:
+            raise KeyboardInterrupt       # as Ctrl-C arriving while the first run trains
+        return fake_job(config, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep({"x": FakeConfig()}, seeds=range(5), executor=ThreadPoolExecutor(1),
+                        job=job, out_dir=tmp_path)
+    assert started == [0]
