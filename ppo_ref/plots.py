@@ -28,6 +28,7 @@ matplotlib is imported inside the drawing functions only: the rest of ppo_ref do
 
     ppo-ref plot runs/cartpole-s0 runs/cartpole-s1 runs/cartpole-s2 --out curves.png
     ppo-ref plot runs/sweep.csv --out sweep.png --smooth 10   # a sweep CSV works too
+    ppo-ref plot runs/sweep.csv --out sweep_ci.png --ci      # IQM with 95 % bootstrap bands
 """
 from __future__ import annotations
 
