@@ -14,9 +14,9 @@ each cell of the heatmap is the IQM of its seeds' AUCs, annotated with its 95 % 
 
 Why a small eps under-optimises: the clipped objective min(r A, clip(r, 1-eps, 1+eps) A) has zero
 gradient for a sample once its ratio r has left [1-eps, 1+eps] in the direction A favours, so an
-update can move each action's probability by about a factor 1 +- eps only. With eps = 0.02 the
-policy moves little per update (small exact KL(pi_old || pi_new), logged as kl_exact, and a high
-clip fraction: most samples are already at the boundary), so learning is slow. The lower panels
+update can move each action's probability by about a factor 1 +- eps only. The claim: with
+eps = 0.02 the policy moves little per update (a small exact KL(pi_old || pi_new), logged as
+kl_exact, and a higher clip fraction), so learning is slow. The lower panels
 show the per-update kl_exact and clip fraction at lr = 1e-3 for each eps (IQM over seeds, 95 %
 bootstrap band).
 
@@ -135,8 +135,8 @@ def main(argv=None) -> int:
     axes[1].set_title("how far each update moves π", fontsize=10)
     axes[2].set_title("share of samples outside [1−ε, 1+ε]", fontsize=10)
     axes[2].legend(fontsize=7, loc="upper right")
-    fig.suptitle("PPO's sensitivity to clip ε and learning rate. A small ε under-optimises: "
-                 "tiny KL steps, most samples clipped, slow learning"
+    fig.suptitle("PPO's sensitivity to clip ε and learning rate. Does a small ε under-optimise? "
+                 "Compare each ε's KL per update (middle) with how fast it learns (left, heatmap)"
                  f"{' (quick mode: too short to mean anything)' if args.quick else ''}", fontsize=11)
     fig.tight_layout()
     _common.save_figure(fig, args.out / "sensitivity.png", dpi=90)
