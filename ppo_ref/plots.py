@@ -1,4 +1,5 @@
-"""Learning curves: mean +- std bands across seeds, from run folders or a sweep CSV.
+"""Learning curves: mean +- std bands across seeds (or IQM with bootstrap bands), from run folders
+or a sweep CSV.
 
 A run folder (written by `ppo_ref.train.trainer.train(config, out_dir=...)`) holds metrics.csv, one row per
 update, and config.json. Runs whose configs are equal except for the seed are one group; a group is
@@ -13,10 +14,21 @@ previous value (as a running episode-return monitor would show it), and a step w
 value yet is left out. Optional smoothing (`smooth=N`, `--smooth N`) replaces each run's curve by
 its trailing mean over N updates before the mean and std across runs are taken.
 
+With `ci=True` (`--ci`) each group is drawn as the interquartile mean across its runs instead,
+with a 95 % percentile-bootstrap band that resamples runs (Agarwal et al. 2021; ppo_ref.stats):
+
+    IQM_k = iqm(y_1k, ..., y_nk),    band_k = the 2.5 and 97.5 % quantiles of IQM_k over
+                                     n_boot resamples of the n runs, drawn with replacement
+
+The band is an interval for the IQM, not a spread of the runs: it narrows as seeds are added,
+which a std band does not. A step where some run has no value yet is left out of the IQM curve
+(all runs count at every drawn step); the bootstrap is seeded (`seed`), so a figure redraws the same.
+
 matplotlib is imported inside the drawing functions only: the rest of ppo_ref does not need it.
 
     ppo-ref plot runs/cartpole-s0 runs/cartpole-s1 runs/cartpole-s2 --out curves.png
     ppo-ref plot runs/sweep.csv --out sweep.png --smooth 10   # a sweep CSV works too
+    ppo-ref plot runs/sweep.csv --out sweep_ci.png --ci      # IQM with 95 % bootstrap bands
 """
 from __future__ import annotations
 
@@ -31,10 +43,11 @@ import numpy as np
 
 from .train.checkpoint import atomic_write_bytes
 from .train.runs import read_config, read_metrics
+from .stats import bootstrap_ci, iqm
 from .sweep import read_csv
 
 __all__ = ["require_matplotlib", "load_runs", "group_runs", "groups_from_rows", "forward_fill",
-           "moving_average", "mean_std", "plot_band", "plot_groups", "plot_runs", "main",
+           "moving_average", "mean_std", "iqm_band", "plot_band", "plot_groups", "plot_runs", "main",
            "DEFAULT_METRICS", "METRIC_LABELS"]
 
 # What a reader looks at first: is it learning, and is each update staying a small step?
@@ -184,6 +197,34 @@ def mean_std(curves: Sequence[tuple[np.ndarray, np.ndarray]]):
     return grid, mean, std, n
 
 
+def iqm_band(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int = 1000,
+             confidence: float = 0.95, rng: np.random.Generator | None = None):
+    """IQM across runs at each x with its percentile-bootstrap band -> (x, iqm, low, high, n_runs).
+
+    The runs are put on one grid as mean_std does; only steps where every run has a value are
+    kept (the IQM of a changing set of runs would jump where one starts). Resampling runs is
+    resampling the rows of the (runs, steps) array; each replicate takes the IQM of every column.
+    """
+    grid, _, _, n = mean_std(curves)                 # checks the curves, finds the common grid
+    xs = [np.asarray(x, dtype=np.float64) for x, _ in curves]
+    ys = [np.asarray(y, dtype=np.float64) for _, y in curves]
+    if all(len(x) == len(grid) and np.array_equal(x, grid) for x in xs):
+        stacked = np.stack(ys)
+    else:
+        stacked = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys)])
+    full = n == len(curves)
+    grid, stacked = grid[full], stacked[:, full]
+    if grid.size == 0:
+        nan = np.full(0, math.nan)
+        return grid, nan, nan, nan, len(curves)
+    center = iqm(stacked, axis=0)
+    rng = np.random.default_rng(0) if rng is None else rng
+    low, high = bootstrap_ci(np.arange(len(curves), dtype=np.float64),
+                             lambda idx: iqm(stacked[idx.astype(int)], axis=0),
+                             n_boot, confidence, rng)
+    return grid, np.atleast_1d(center), np.atleast_1d(low), np.atleast_1d(high), len(curves)
+
+
 def _curve(run: Mapping, metric: str, x: str, smooth: int = 1):
     m = run["metrics"]
     y = m[metric]
@@ -192,22 +233,29 @@ def _curve(run: Mapping, metric: str, x: str, smooth: int = 1):
     return m[x], moving_average(y, smooth)
 
 
-def plot_band(ax, x, mean, std, label: str, color=None):
-    """Draw mean as a line and mean +- std as a translucent band of the same colour."""
+def plot_band(ax, x, mean, std, label: str, color=None, low=None, high=None):
+    """Draw mean as a line and mean +- std as a translucent band of the same colour (or the band
+    from low to high when they are given: a confidence interval)."""
     keep = ~np.isnan(mean)
+    low = mean - std if low is None else np.asarray(low)
+    high = mean + std if high is None else np.asarray(high)
     line, = ax.plot(x[keep], mean[keep], label=label, color=color, lw=1.6)
-    ax.fill_between(x[keep], (mean - std)[keep], (mean + std)[keep], color=line.get_color(),
-                    alpha=0.2, lw=0)
+    ax.fill_between(x[keep], low[keep], high[keep], color=line.get_color(), alpha=0.2, lw=0)
     return line
 
 
 def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
-                x: str = "global_step", smooth: int = 1) -> dict:
+                x: str = "global_step", smooth: int = 1, ci: bool = False,
+                n_boot: int = 1000, seed: int = 0) -> dict:
     """Draw one band per group on each axis (one axis per metric); return the numbers drawn.
 
     smooth: each run's curve is first averaged over its last `smooth` updates (moving_average),
     then the mean and std are taken across runs. 1 draws the raw per-update values.
+    ci: draw the IQM with its 95 % bootstrap band (iqm_band, n_boot resamples from
+    default_rng(seed)) instead of mean +- std.
     """
+    if ci:
+        return _plot_groups_ci(axes, groups, metrics, x, smooth, n_boot, seed)
     drawn = {}
     for ax, metric in zip(axes, metrics):
         drawn[metric] = {}
@@ -218,14 +266,40 @@ def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
             grid, mean, std, n = mean_std(curves)
             plot_band(ax, grid, mean, std, f"{label} (n={len(curves)})", color=f"C{k % 10}")
             drawn[metric][label] = {"x": grid, "mean": mean, "std": std, "n_runs": len(curves)}
-        ax.set_xlabel("environment steps" if x == "global_step" else x)
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.grid(alpha=0.3)
+        _label_axis(ax, metric, x)
         if metric == "approx_kl":
             _log_axis(ax, [band["mean"] for band in drawn[metric].values()])
         if metric == "clip_fraction":
             ax.set_ylim(bottom=0.0)   # a fraction: a band's mean - std below 0 is not a value
     return drawn
+
+
+def _plot_groups_ci(axes, groups, metrics, x, smooth, n_boot, seed) -> dict:
+    rng = np.random.default_rng(seed)
+    drawn = {}
+    for ax, metric in zip(axes, metrics):
+        drawn[metric] = {}
+        for k, (label, runs) in enumerate(groups.items()):
+            curves = [_curve(r, metric, x, smooth) for r in runs if metric in r["metrics"]]
+            if not curves:
+                continue
+            grid, center, low, high, n = iqm_band(curves, n_boot, 0.95, rng)
+            plot_band(ax, grid, center, None, f"{label} (n={n})", color=f"C{k % 10}",
+                      low=low, high=high)
+            drawn[metric][label] = {"x": grid, "iqm": center, "low": low, "high": high,
+                                    "n_runs": n}
+        _label_axis(ax, metric, x)
+        if metric == "approx_kl":
+            _log_axis(ax, [band["iqm"] for band in drawn[metric].values()])
+        if metric == "clip_fraction":
+            ax.set_ylim(bottom=0.0)
+    return drawn
+
+
+def _label_axis(ax, metric: str, x: str) -> None:
+    ax.set_xlabel("environment steps" if x == "global_step" else x)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
 
 
 def _log_axis(ax, means) -> None:
@@ -248,8 +322,9 @@ def require_matplotlib() -> None:
 
 
 def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[str] | None = None,
-              title: str | None = None, smooth: int = 1):
-    """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers."""
+              title: str | None = None, smooth: int = 1, ci: bool = False, n_boot: int = 1000):
+    """Learning curves of run folders (or sweep CSVs) into one PNG; returns the figure's numbers.
+    ci: IQM with 95 % bootstrap bands (n_boot resamples) instead of mean +- std."""
     require_matplotlib()
     import matplotlib.pyplot as plt  # lazily: only plotting needs matplotlib
 
@@ -279,11 +354,11 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     ncols = min(2, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.8 * nrows), squeeze=False)
-    drawn = plot_groups(axes.ravel(), groups, metrics, smooth=smooth)
+    drawn = plot_groups(axes.ravel(), groups, metrics, smooth=smooth, ci=ci, n_boot=n_boot)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=9)
-    fig.suptitle(title or _default_title(groups, smooth))
+    fig.suptitle(title or _default_title(groups, smooth, ci))
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -298,14 +373,18 @@ def plot_runs(paths: Sequence[str | Path], out: str | Path, metrics: Sequence[st
     return drawn
 
 
-def _default_title(groups: Mapping[str, list], smooth: int) -> str:
-    """Say what is drawn: mean ± std only when some config has more than one run."""
+def _default_title(groups: Mapping[str, list], smooth: int, ci: bool = False) -> str:
+    """Say what is drawn: mean ± std (or IQM with its CI) only when some config has more than
+    one run."""
     n_runs, n_configs = sum(len(r) for r in groups.values()), len(groups)
     counts = (f"{n_runs} run{'s' if n_runs > 1 else ''}, "
               f"{n_configs} config{'s' if n_configs > 1 else ''}")
     smoothed = f", each run averaged over its last {smooth} updates" if smooth > 1 else ""
     if n_runs == n_configs:      # one run per config: nothing to take a std over
         return f"Learning curves, one run per config ({counts}{smoothed})"
+    if ci:
+        return (f"Learning curves: IQM over the seeds of each config, 95 % bootstrap CI "
+                f"({counts}{smoothed})")
     return f"Learning curves: mean ± std over the seeds of each config ({counts}{smoothed})"
 
 
@@ -323,7 +402,7 @@ def _read_sweep_csv(path) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    """`ppo-ref plot RUN [RUN ...] --out FILE.png [--metrics m1 m2 ...] [--title TEXT]`."""
+    """`ppo-ref plot RUN [RUN ...] --out FILE.png [--metrics m1 m2 ...] [--title TEXT] [--ci]`."""
     from .cli import OneLineParser   # one-line errors; -1e-3 is a number
     parser = OneLineParser(
         prog="ppo-ref plot",
@@ -336,9 +415,14 @@ def main(argv=None) -> int:
     parser.add_argument("--title", default=None, help="figure title")
     parser.add_argument("--smooth", type=int, default=1,
                         help="average each run over its last N updates before taking mean ± std")
+    parser.add_argument("--ci", action="store_true",
+                        help="draw the IQM over runs with its 95 %% bootstrap band (resampling runs) "
+                             "instead of mean ± std")
+    parser.add_argument("--n-boot", type=int, default=1000,
+                        help="bootstrap resamples for --ci (default 1000)")
     args = parser.parse_args(argv)
     try:
-        plot_runs(args.runs, args.out, args.metrics, args.title, args.smooth)
+        plot_runs(args.runs, args.out, args.metrics, args.title, args.smooth, args.ci, args.n_boot)
     except ValueError as err:
         parser.exit(2, f"ppo-ref plot: error: {err}\n")
     print(f"wrote {args.out}")

@@ -23,6 +23,11 @@ DEMOS = {
     "compare_objectives": ["compare_objectives.png", "compare_objectives.json",
                            "compare_objectives.csv"],
     "pendulum": ["pendulum.png", "pendulum.json"],
+    "ablations": ["ablations.png", "ablations.json", "ablations.csv"],
+    "sensitivity": ["sensitivity.png", "sensitivity.json", "sensitivity.csv"],
+    "implementation_matters": ["implementation_matters.png", "implementation_matters.json",
+                               "implementation_matters.csv"],
+    "overoptimization": ["overoptimization.png", "overoptimization.json", "overoptimization.csv"],
 }
 
 

@@ -1,4 +1,5 @@
-"""ppo_ref.plots: mean +- std bands across seeds, grouping run folders by config, `ppo-ref plot`."""
+"""ppo_ref.plots: mean +- std bands (or IQM with bootstrap bands) across seeds, grouping run folders
+by config, `ppo-ref plot`."""
 import json
 import math
 
@@ -229,3 +230,52 @@ def test_a_binary_metrics_csv_is_named(tmp_path):
     (run / "metrics.csv").write_bytes(b"update,global_step\n\xff\xfe\x00\x01")
     with pytest.raises(ValueError, match=r"s0/metrics\.csv.*UTF-8"):
         plots.plot_runs([run], tmp_path / "x.png")
+
+
+def _trimmed_mean(values):
+    """The 25 % trimmed mean written out: sort, drop floor(n/4) from each end, average."""
+    v = sorted(values)
+    k = len(v) // 4
+    kept = v[k:len(v) - k]
+    return sum(kept) / len(kept)
+
+
+def test_iqm_band_is_the_trimmed_mean_of_the_runs_with_a_bootstrap_over_runs():
+    x = np.array([10.0, 20.0])
+    runs = [[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [100.0, 8.0]]
+    grid, center, low, high, n = plots.iqm_band([(x, np.array(r)) for r in runs], n_boot=50,
+                                                rng=np.random.default_rng(3))
+    assert grid.tolist() == [10.0, 20.0] and n == 4
+    assert center.tolist() == [2.5, 6.5]            # (2 + 3) / 2 and (6 + 7) / 2: 100 dropped
+    # the bootstrap by hand: resample the 4 runs 50 times, the trimmed mean of each column,
+    # then the 2.5 and 97.5 % quantiles (numpy's linear interpolation)
+    rng = np.random.default_rng(3)
+    replicates = []
+    for _ in range(50):
+        idx = rng.integers(0, 4, size=4)
+        replicates.append([_trimmed_mean([runs[i][j] for i in idx]) for j in range(2)])
+    want_low, want_high = np.quantile(np.array(replicates), [0.025, 0.975], axis=0)
+    assert low.tolist() == pytest.approx(want_low.tolist())
+    assert high.tolist() == pytest.approx(want_high.tolist())
+
+
+def test_iqm_band_of_identical_runs_has_no_width_and_leaves_out_steps_a_run_lacks():
+    x = np.array([1.0, 2.0, 3.0])
+    grid, center, low, high, n = plots.iqm_band([(x, np.array([nan, 4.0, 4.0]))] * 3, n_boot=20)
+    assert grid.tolist() == [2.0, 3.0] and center.tolist() == [4.0, 4.0]
+    assert low.tolist() == high.tolist() == [4.0, 4.0]
+
+
+def test_plot_command_with_ci_draws_iqm_bands_and_says_so(tmp_path):
+    rows = [{"run": "clip", "seed": s, "env_id": "CartPole-v1", "objective": "clip",
+             "global_step": g, "episodic_return": float(g + [0, 1, 2, 300][s])}
+            for s in range(4) for g in (64, 128)]
+    csv_path = write_csv(rows, tmp_path / "sweep.csv")
+    drawn = plots.plot_runs([csv_path], tmp_path / "ci.png", ci=True, n_boot=30)
+    band = drawn["episodic_return"]["clip"]
+    assert band["iqm"].tolist() == [65.5, 129.5]     # seeds 1 and 2 kept: g + 1, g + 2
+    assert np.all(band["low"] <= band["iqm"]) and np.all(band["iqm"] <= band["high"])
+    assert plots.main([str(csv_path), "--out", str(tmp_path / "cli.png"), "--ci",
+                       "--n-boot", "20"]) == 0
+    assert (tmp_path / "cli.png").read_bytes().startswith(PNG_MAGIC)
+    assert "IQM" in plots._default_title({"a": [{}, {}]}, 1, ci=True)
