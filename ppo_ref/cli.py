@@ -47,7 +47,8 @@ SUMMARIES = {  # what `ppo-ref --help` lists
     "eval": "re-run a run folder's saved policy deterministically",
     "verify": "check your own function for a PPO quantity against ppo_ref (MODULE:FUNCTION)",
     "verify-update": "compare your replay of a whole PPO update with the expected weights",
-    "plot": "learning curves (mean +- std over seeds) from run folders or sweep CSVs",
+    "plot": "learning curves (mean +- std over seeds; --ci: IQM, bootstrap bands) from run "
+            "folders or sweep CSVs",
     "compare": "two groups of runs: IQM, mean, P(a better than b) with bootstrap CIs, a verdict",
 }
 
