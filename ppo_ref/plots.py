@@ -254,8 +254,8 @@ def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
     ci: draw the IQM with its 95 % bootstrap band (iqm_band, n_boot resamples from
     default_rng(seed)) instead of mean +- std.
     """
-    if ci:
-        return _plot_groups_ci(axes, groups, metrics, x, smooth, n_boot, seed)
+    rng = np.random.default_rng(seed)
+    center_key = "iqm" if ci else "mean"
     drawn = {}
     for ax, metric in zip(axes, metrics):
         drawn[metric] = {}
@@ -263,36 +263,21 @@ def plot_groups(axes, groups: Mapping[str, list[dict]], metrics: Sequence[str],
             curves = [_curve(r, metric, x, smooth) for r in runs if metric in r["metrics"]]
             if not curves:
                 continue
-            grid, mean, std, n = mean_std(curves)
-            plot_band(ax, grid, mean, std, f"{label} (n={len(curves)})", color=f"C{k % 10}")
-            drawn[metric][label] = {"x": grid, "mean": mean, "std": std, "n_runs": len(curves)}
+            if ci:
+                grid, center, low, high, n = iqm_band(curves, n_boot, 0.95, rng)
+                band = {"x": grid, "iqm": center, "low": low, "high": high, "n_runs": n}
+                plot_band(ax, grid, center, None, f"{label} (n={n})", color=f"C{k % 10}",
+                          low=low, high=high)
+            else:
+                grid, mean, std, n = mean_std(curves)
+                band = {"x": grid, "mean": mean, "std": std, "n_runs": len(curves)}
+                plot_band(ax, grid, mean, std, f"{label} (n={len(curves)})", color=f"C{k % 10}")
+            drawn[metric][label] = band
         _label_axis(ax, metric, x)
         if metric == "approx_kl":
-            _log_axis(ax, [band["mean"] for band in drawn[metric].values()])
+            _log_axis(ax, [band[center_key] for band in drawn[metric].values()])
         if metric == "clip_fraction":
             ax.set_ylim(bottom=0.0)   # a fraction: a band's mean - std below 0 is not a value
-    return drawn
-
-
-def _plot_groups_ci(axes, groups, metrics, x, smooth, n_boot, seed) -> dict:
-    rng = np.random.default_rng(seed)
-    drawn = {}
-    for ax, metric in zip(axes, metrics):
-        drawn[metric] = {}
-        for k, (label, runs) in enumerate(groups.items()):
-            curves = [_curve(r, metric, x, smooth) for r in runs if metric in r["metrics"]]
-            if not curves:
-                continue
-            grid, center, low, high, n = iqm_band(curves, n_boot, 0.95, rng)
-            plot_band(ax, grid, center, None, f"{label} (n={n})", color=f"C{k % 10}",
-                      low=low, high=high)
-            drawn[metric][label] = {"x": grid, "iqm": center, "low": low, "high": high,
-                                    "n_runs": n}
-        _label_axis(ax, metric, x)
-        if metric == "approx_kl":
-            _log_axis(ax, [band["iqm"] for band in drawn[metric].values()])
-        if metric == "clip_fraction":
-            ax.set_ylim(bottom=0.0)
     return drawn
 
 
