@@ -24,7 +24,7 @@ if (_REPO_ROOT / "ppo_ref").is_dir() and str(_REPO_ROOT) not in sys.path:
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open a window
 # Importing ppo_ref pins BLAS to one thread before numpy loads (sweeps parallelise by processes).
 import ppo_ref  # noqa: E402,F401
-from ppo_ref.plots import require_matplotlib  # noqa: E402
+from ppo_ref.plots import mean_std, plot_band, require_matplotlib  # noqa: E402
 from ppo_ref.spec.golden import json_ready  # noqa: E402
 from ppo_ref.sweep import run_sweep  # noqa: E402
 
@@ -151,3 +151,22 @@ def save_figure(fig, path: Path, dpi: int = 100) -> Path:
         image.convert("RGB").quantize(colors=256).save(path, format="PNG", optimize=True)
     print(f"wrote {path}")
     return path
+
+
+def plot_seed_curves(ax, curves: dict, target: float, target_label: str, ylabel: str,
+                     seed_alpha: float = 1.0) -> tuple:
+    """The learning-curve panel of a multi-seed demo: each seed's curve in grey, their mean +- std
+    as a band, the target return as a dashed line. curves: seed -> (global steps, returns).
+    Returns the band drawn, (x, mean, std)."""
+    seeds = list(curves)
+    for s in seeds:
+        ax.plot(*curves[s], color="0.6", lw=0.7, alpha=seed_alpha,
+                label="individual seeds" if s == seeds[0] else None)
+    x, mean, std, _ = mean_std(list(curves.values()))
+    plot_band(ax, x, mean, std, f"mean ± std over {len(seeds)} seeds", color="C0")
+    ax.axhline(target, color="C3", ls="--", lw=0.9, label=target_label)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return x, mean, std

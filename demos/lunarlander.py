@@ -25,7 +25,7 @@ import importlib.util
 
 import numpy as np
 
-from ppo_ref.plots import forward_fill, mean_std, plot_band
+from ppo_ref.plots import forward_fill
 from ppo_ref.train.config import PRESETS
 from ppo_ref.train.runs import read_eval, read_metrics
 
@@ -77,15 +77,8 @@ def main(argv=None) -> int:
                        "eval_mean_return": evals[s]["mean_return"]}
 
     fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1]})
-    for s in seeds:
-        ax.plot(*curves[s], color="0.6", lw=0.7, label="individual seeds" if s == seeds[0] else None)
-    x, mean, std, _ = mean_std(list(curves.values()))
-    plot_band(ax, x, mean, std, f"mean ± std over {n_seeds} seeds", color="C0")
-    ax.axhline(TARGET, color="C3", ls="--", lw=0.9, label=f"solved: {TARGET:g}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("training episodic return (last 20 episodes)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _common.plot_seed_curves(ax, curves, TARGET, f"solved: {TARGET:g}",
+                             "training episodic return (last 20 episodes)")
     eval_means = [per_seed[s]["eval_mean_return"] for s in seeds]
     ax_eval.plot(seeds, eval_means, "o")
     ax_eval.axhline(TARGET, color="C3", ls="--", lw=0.9)

@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from ppo_ref.plots import forward_fill, mean_std, plot_band
+from ppo_ref.plots import forward_fill
 from ppo_ref.train.trainer import PRESETS
 from ppo_ref.train.runs import read_eval, read_metrics
 
@@ -49,16 +49,9 @@ def main(argv=None) -> int:
               for s in seeds}
 
     fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1]})
-    for s in seeds:
-        ax.plot(*curves[s], color="0.6", lw=0.7, alpha=0.8,
-                label="individual seeds" if s == seeds[0] else None)
-    x, mean, std, _ = mean_std(list(curves.values()))
-    plot_band(ax, x, mean, std, f"mean ± std over {n_seeds} seeds", color="C0")
-    ax.axhline(TARGET, color="C3", ls="--", lw=0.9, label=f"target {TARGET:g}")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("training episodic return (last 20 episodes,\nstochastic policy, 200 steps each)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    x, mean, std = _common.plot_seed_curves(ax, curves, TARGET, f"target {TARGET:g}",
+                                            "training episodic return (last 20 episodes,"
+                                            "\nstochastic policy, 200 steps each)", seed_alpha=0.8)
 
     eval_means = [evals[s]["mean_return"] for s in seeds]
     ax_eval.errorbar(seeds, eval_means, yerr=[evals[s]["std_return"] for s in seeds], fmt="o",
