@@ -128,7 +128,7 @@ def _join(join, tensors, axis, op: str) -> np.ndarray:
                          f"{axis} ({e})") from None
 
 
-def _broadcast_shape(a, b, op: str) -> None:
+def _check_broadcast(a, b, op: str) -> None:
     sa, sb = np.shape(a), np.shape(b)
     if sa == sb or not sa or not sb:  # equal shapes, or a scalar: nothing to check
         return
@@ -267,7 +267,7 @@ class Tensor:
     # ----- arithmetic ----------------------------------------------------------
     def __add__(self, other):
         a, b = self.data, _data(other)
-        _broadcast_shape(a, b, "add")
+        _check_broadcast(a, b, "add")
         out = a + b
 
         def vjp(g):  # d(a+b) = da + db
@@ -279,7 +279,7 @@ class Tensor:
 
     def __sub__(self, other):
         a, b = self.data, _data(other)
-        _broadcast_shape(a, b, "sub")
+        _check_broadcast(a, b, "sub")
         out = a - b
 
         def vjp(g):  # d(a-b) = da - db
@@ -292,7 +292,7 @@ class Tensor:
 
     def __mul__(self, other):
         a, b = self.data, _data(other)
-        _broadcast_shape(a, b, "mul")
+        _check_broadcast(a, b, "mul")
         out = a * b
 
         def vjp(g):  # d(a*b) = b da + a db
@@ -304,7 +304,7 @@ class Tensor:
 
     def __truediv__(self, other):
         a, b = self.data, _data(other)
-        _broadcast_shape(a, b, "div")
+        _check_broadcast(a, b, "div")
         out = a / b
 
         def vjp(g):  # d(a/b) = da/b - a/b^2 db
@@ -322,7 +322,7 @@ class Tensor:
 
     def __pow__(self, exponent):
         a, p = self.data, _data(exponent)
-        _broadcast_shape(a, p, "pow")
+        _check_broadcast(a, p, "pow")
         fractional = np.asarray(p) % 1 != 0
         if fractional.any() and (a < 0).any():  # (-8) ** 0.5 would be a silent nan
             bad = (a < 0) & fractional
@@ -504,7 +504,7 @@ def as_tensor(x) -> Tensor:
 def maximum(a, b) -> Tensor:
     """Elementwise max. At ties the gradient is split equally (torch convention)."""
     x, y = _data(a), _data(b)
-    _broadcast_shape(x, y, "maximum")
+    _check_broadcast(x, y, "maximum")
     out = np.maximum(x, y)
 
     def vjp(g):
@@ -516,7 +516,7 @@ def maximum(a, b) -> Tensor:
 def minimum(a, b) -> Tensor:
     """Elementwise min. At ties the gradient is split equally (torch convention)."""
     x, y = _data(a), _data(b)
-    _broadcast_shape(x, y, "minimum")
+    _check_broadcast(x, y, "minimum")
     out = np.minimum(x, y)
 
     def vjp(g):
