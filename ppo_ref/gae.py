@@ -104,11 +104,9 @@ def discounted_returns(rewards, terminated, truncated, gamma: float = 0.99,
         bootstrap_values=bootstrap_values)
     if tail is None:
         tail = np.zeros(rewards.shape, dtype=rewards.dtype)
-    cut = truncated.copy()           # where the data stops short of the episode's end
-    cut[-1] = True
-    following, rows = np.zeros(rewards.shape[1:], dtype=rewards.dtype), []   # G_{t+1}
+    following, rows = tail[-1], []   # G_{t+1}: after the last row the data stops, so the bootstrap
     for t in reversed(range(len(rewards))):
-        following = ad.where(cut[t], tail[t], following)         # the bootstrap where cut short,
+        following = ad.where(truncated[t], tail[t], following)   # the bootstrap where cut short,
         following = ad.where(terminated[t], 0.0, following)      # 0 after a terminal state
         following = rewards[t] + gamma * following
         rows.append(following)

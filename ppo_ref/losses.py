@@ -120,14 +120,14 @@ def clipped_surrogate(logp_new, logp_old, advantages, clip_eps: float = 0.2):
 
     def vjp(g):
         # d/d(term_i) of -mean_i min(.): -g / B to the smaller term, split 1/2 : 1/2 at a tie
-        g = np.reshape(-g * (1.0 / n), (1,))
+        g = -g * (1.0 / n)
         g_unclipped = g * (unclipped_term < clipped_term) + 0.5 * g * (unclipped_term == clipped_term)
         g_clipped = g - g_unclipped
         # term = r A and clip(r) A; clip passes its gradient on lo <= r <= hi (bounds inside)
         g_ratio = g_unclipped * A + (g_clipped * A) * ((ratio >= lo) & (ratio <= hi))
         g_log_ratio = g_ratio * ratio             # dr = r dlog r
-        g_A = g_unclipped * ratio + g_clipped * clipped if advantages.requires_grad else None
-        return g_log_ratio, (-g_log_ratio if logp_old.requires_grad else None), g_A
+        g_A = g_unclipped * ratio + g_clipped * clipped
+        return g_log_ratio, -g_log_ratio, g_A
     return ad.Tensor._make(loss, (logp_new, logp_old, advantages), vjp, "clipped_surrogate")
 
 
@@ -181,9 +181,9 @@ def _squared_error(values, returns):
     loss = (np.sum(error * error) * (1.0 / n)) * 0.5
 
     def vjp(g):
-        g = np.reshape(g * 0.5 * (1.0 / n), (1,))
+        g = g * 0.5 * (1.0 / n)
         g_error = g * error + g * error           # error * error: one gradient per factor
-        return g_error, (-g_error if returns.requires_grad else None)
+        return g_error, -g_error
     return ad.Tensor._make(loss, (values, returns), vjp, "squared_error")
 
 
@@ -232,7 +232,7 @@ def ppo_loss(logp_new, logp_old, advantages, values, returns, entropy, *, object
 
     with trusted():   # diagnostics of arguments the terms above have checked
         info = {"loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": v_loss.item(),
-                "entropy": entropy_mean.item(), "approx_kl": approx_kl(logp_new, logp_old, "k3"),
+                "entropy": entropy_mean.item(), "approx_kl": approx_kl(logp_new, logp_old),
                 "clip_fraction": clip_fraction(logp_new, logp_old, clip_eps)}
         if objective in KL_OBJECTIVES:
             info["kl"] = float(np.mean(plain(kl)))
@@ -256,10 +256,9 @@ def normalize_advantages(advantages, eps: float = 1e-8):
         return advantages * 0.0
     # The result does not depend on the scale of A (eps aside), so advantages so large that
     # their squared deviations would overflow are first divided by a power of two (exact),
-    # and eps with them. Any other batch is computed as written.
+    # and eps with them; for any other batch the scale is 1.
     scale = _overflow_safe_scale(advantages.data)
-    if scale != 1.0:
-        advantages, eps = advantages * (1.0 / scale), eps / scale
+    advantages, eps = advantages * (1.0 / scale), eps / scale
     centered = advantages - advantages.mean()
     variance = (centered * centered).sum() * (1.0 / (n - 1))           # ddof = 1
     std = variance.sqrt() if variance.data > 0 else as_tensor(np.zeros_like(variance.data))

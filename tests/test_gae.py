@@ -152,6 +152,34 @@ def test_lam_one_gives_discounted_returns_minus_values():
     np.testing.assert_allclose(adv, mc - v, rtol=1e-12, atol=1e-12)
 
 
+def test_discounted_returns_discount_by_0_99_by_default():
+    r = np.array([1.0, 2.0, 3.0])
+    no = np.zeros(3, dtype=bool)
+    expected = [1 + 0.99 * (2 + 0.99 * 3), 2 + 0.99 * 3, 3.0]
+    np.testing.assert_allclose(discounted_returns(r, no, no), expected, rtol=1e-15)
+
+
+def test_a_one_step_rollout_returns_the_reward_plus_the_discounted_bootstrap():
+    r, boot = np.array([[1.0, 2.0]]), np.array([[10.0, 20.0]])
+    no, ends = np.zeros((1, 2), dtype=bool), np.array([[True, False]])
+    np.testing.assert_array_equal(discounted_returns(r, no, no, 0.5, boot), [[6.0, 12.0]])
+    np.testing.assert_array_equal(discounted_returns(r, ends, no, 0.5, boot), [[1.0, 12.0]])
+    np.testing.assert_array_equal(discounted_returns(r, no, no, 0.5), [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_float32_rollouts_give_float32_returns(bootstrap):
+    rng = np.random.default_rng(5)
+    r, _, nv, term, trunc = random_rollout(rng, T=6, N=2)
+    r32, nv32 = r.astype(np.float32), nv.astype(np.float32)
+    out = discounted_returns(r32, term, trunc, 0.9, nv32 if bootstrap else None)
+    assert out.dtype == np.float32
+    for n in range(2):
+        expected = naive_returns_1d(r32[:, n].astype(np.float64), term[:, n], trunc[:, n], 0.9,
+                                    nv32[:, n].astype(np.float64) if bootstrap else None)
+        np.testing.assert_allclose(out[:, n], expected, rtol=1e-5)
+
+
 # ----- against the naive loops ------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -374,7 +402,18 @@ def test_discounted_returns_validates_bootstrap_values():
 def test_advantages_that_overflow_raise_naming_the_index():
     # r = 1e308 at both steps: A_0 = r_0 + gamma lam r_1 overflows float64.
     rewards, zeros, no = np.array([1e308, 1e308]), np.zeros(2), np.zeros(2, dtype=bool)
-    with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"advantages.*\(0,\)"):
+    with np.errstate(over="ignore"), pytest.raises(
+            ValueError, match=r"^advantages overflows float64 at index \(0,\).*: rewards and values"):
         compute_gae(rewards, zeros, zeros, no, no, 0.99, 0.95)
-    with np.errstate(over="ignore"), pytest.raises(ValueError, match=r"returns.*\(0,\)"):
+    with np.errstate(over="ignore"), pytest.raises(
+            ValueError, match=r"^returns overflows float64 at index \(0,\).*: rewards and bootstrap_values"):
         discounted_returns(rewards, no, no, 0.99)
+
+
+def test_returns_that_overflow_where_advantages_do_not_raise_naming_returns():
+    # gamma = lam = 1: delta = (0, 1e308), A = (1e308, 1e308), R_0 = A_0 + V_0 = 2e308 (inf)
+    rewards, values = np.array([0.0, 1e308]), np.array([1e308, 0.0])
+    no = np.zeros(2, dtype=bool)
+    with np.errstate(over="ignore"), pytest.raises(
+            ValueError, match=r"^returns overflows float64 at index \(0,\).*: rewards and values"):
+        compute_gae(rewards, values, values, no, no, 1.0, 1.0)

@@ -4,7 +4,9 @@ Expected values come from naive Python loops written here (scalar math, one samp
 at a time), hand calculations, closed forms, or central finite differences in float64
 (ppo_ref.gradcheck). Never from the code under test.
 """
+import inspect
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from ppo_ref.losses import (AdaptiveKLPenalty, ProportionalKLController, approx_
                             clip_fraction, clipped_surrogate, entropy_bonus, explained_variance,
                             kl_penalty_surrogate, normalize_advantages,
                             policy_gradient_surrogate, ppo_loss, value_loss)
+from ppo_ref.losses import _overflow_safe_scale
 
 
 # ----- naive references -------------------------------------------------------------------------
@@ -737,3 +740,147 @@ def test_explained_variance_of_huge_values_is_finite_and_scale_free():
     huge = explained_variance(values * 1e300, returns * 1e300)
     assert np.isfinite(huge)
     np.testing.assert_allclose(huge, small, rtol=1e-12)
+
+
+# ----- defaults, the info dict and exact bounds ------------------------------------------------
+
+def test_the_defaults_are_the_papers():
+    """clip eps 0.2 (Schulman et al. 2017, section 6.1), c_1 = 0.5 on a value loss that
+    carries no 1/2 of its own in the paper (ours does: module docstring, so c_1 = 0.5 here
+    means 0.25 * (V - R)^2), no entropy bonus and no KL penalty unless asked for."""
+    defaults = {name: p.default for name, p in inspect.signature(ppo_loss).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    assert defaults == {"objective": "clip", "clip_eps": 0.2, "vf_coef": 0.5, "ent_coef": 0.0,
+                        "old_values": None, "vf_clip_eps": None, "kl": None, "beta": 0.0}
+    for fn in (clipped_surrogate, clip_fraction):
+        assert inspect.signature(fn).parameters["clip_eps"].default == 0.2
+
+
+def test_called_with_defaults_the_loss_is_eq_9_by_hand():
+    # r = (e^0.3, e^-0.1); A = (1, -2): min(r A, clip(r) A) = (1.2 * 1, e^-0.1 * -2)
+    logp_old = np.array([0.0, 0.0])
+    logp_new = np.array([0.3, -0.1])
+    A = np.array([1.0, -2.0])
+    V, R, H = np.array([1.0, 2.0]), np.array([3.0, 2.0]), np.array([0.5, 0.7])
+    loss, info = ppo_loss(logp_new, logp_old, A, V, R, H)
+    policy = -(1.2 * 1.0 + math.exp(-0.1) * -2.0) / 2
+    value = 0.5 * ((1 - 3) ** 2 + 0) / 2
+    assert loss.item() == pytest.approx(policy + 0.5 * value, rel=1e-14)
+    r = np.exp(logp_new)
+    assert set(info) == {"loss", "policy_loss", "value_loss", "entropy", "approx_kl",
+                         "clip_fraction"}
+    assert info["loss"] == pytest.approx(policy + 0.5 * value, rel=1e-14)
+    assert info["policy_loss"] == pytest.approx(policy, rel=1e-14)
+    assert info["value_loss"] == pytest.approx(value, rel=1e-14)
+    assert info["entropy"] == pytest.approx(0.6, rel=1e-14)
+    # k3 = mean((r - 1) - log r), not k1 = mean(-log r) = -0.1
+    assert info["approx_kl"] == pytest.approx(np.mean((r - 1) - np.log(r)), rel=1e-12)
+    assert info["clip_fraction"] == 0.5                  # e^0.3 = 1.35 is outside [0.8, 1.2]
+    assert clip_fraction(logp_new, logp_old) == 0.5      # the same band by default
+    assert clipped_surrogate(logp_new, logp_old, A) == pytest.approx(policy, rel=1e-14)
+
+
+def test_the_kl_objectives_without_beta_have_no_penalty():
+    """beta defaults to 0: L^KLPEN is then the unclipped surrogate -mean(r A)."""
+    logp_new, logp_old, A = np.array([0.3, -0.1]), np.zeros(2), np.array([1.0, -2.0])
+    V = R = H = np.zeros(2)
+    kl = np.array([5.0, 7.0])
+    for objective in ("kl_fixed", "kl_adaptive"):
+        loss, info = ppo_loss(logp_new, logp_old, A, V, R, H, objective=objective, kl=kl)
+        expected = -(math.exp(0.3) * 1.0 + math.exp(-0.1) * -2.0) / 2
+        assert loss.item() == pytest.approx(expected, rel=1e-14)
+        assert info["kl"] == 6.0
+
+
+@pytest.mark.parametrize("fn", [
+    lambda lp: clipped_surrogate(lp, np.zeros(2), np.ones(2), 0.2),
+    lambda lp: policy_gradient_surrogate(lp, np.zeros(2), np.ones(2)),
+    lambda lp: approx_kl(lp, np.zeros(2), "k3"),
+])
+def test_an_overflowing_ratio_raises_naming_the_sample_and_numpy_stays_silent(fn):
+    """exp(800) overflows: our error names sample 1; numpy's overflow warning is suppressed
+    (it would reach the user first, as a warning, or as an exception under -W error)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"at index \(1,\)"):
+            fn(np.array([0.0, 800.0]))
+
+
+def test_huge_advantages_are_normalised_with_eps_scaled_alike():
+    """A = (a, -a) with a = 1e308: mean 0, std (ddof 1) = a sqrt(2); with eps = a the result is
+    a / (a sqrt(2) + a) = 1 / (sqrt(2) + 1) exactly as in exact arithmetic."""
+    a = 1e308
+    out = normalize_advantages(np.array([a, -a]), eps=a)
+    np.testing.assert_allclose(out, [1 / (math.sqrt(2) + 1), -1 / (math.sqrt(2) + 1)], rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 2, 1000])
+def test_the_overflow_scale_is_one_up_to_its_bound_and_a_power_of_two_past_it(dtype, n):
+    """The bound is sqrt(max / n) / 2 in x's own dtype: at it the scale is 1 (the squared
+    deviations, at most (2 bound)^2 each, sum to at most max); past it the scale is the power
+    of two that brings the largest magnitude into [1, 2)."""
+    bound = np.sqrt(np.finfo(dtype).max / n) / 2
+    at = np.full(n, bound, dtype=dtype)
+    at = np.where(at.astype(np.float64) > bound, np.nextafter(at, dtype(0)), at)   # <= bound in dtype
+    assert _overflow_safe_scale(at) == 1.0
+    past = np.full(n, np.nextafter(at[0], dtype(np.inf)), dtype=dtype)
+    scale = _overflow_safe_scale(past)
+    assert scale > 1.0 and math.frexp(scale)[0] == 0.5               # a power of two
+    assert 1.0 <= float(past[0]) / scale < 2.0
+
+
+@pytest.mark.parametrize("make, name, good, bad", [
+    (lambda v: AdaptiveKLPenalty(beta=v, target_kl=0.01), "beta", 1e-300, 0.0),
+    (lambda v: AdaptiveKLPenalty(beta=1.0, target_kl=v), "target_kl", 1e-300, 0.0),
+    (lambda v: AdaptiveKLPenalty(beta=1.0, target_kl=0.01, beta_min=v), "beta_min", 1e-300, 0.0),
+    (lambda v: AdaptiveKLPenalty(beta=0.5, target_kl=0.01, beta_max=v), "beta_max", 0.5, 0.0),
+    (lambda v: AdaptiveKLPenalty(beta=0.5, target_kl=0.01, beta_min=0.5, beta_max=v),
+     "beta_max", 0.6, 0.5),                                       # beta_max > beta_min, strictly
+    (lambda v: AdaptiveKLPenalty(beta=1.0, target_kl=0.01).update(v), "kl", -1.0, float("nan")),
+    (lambda v: ProportionalKLController(beta=v, target_kl=0.01, horizon=10), "beta", 1e-300, 0.0),
+    (lambda v: ProportionalKLController(beta=1.0, target_kl=v, horizon=10), "target_kl",
+     1e-300, 0.0),
+    (lambda v: ProportionalKLController(beta=1.0, target_kl=0.01, horizon=v), "horizon",
+     1e-300, 0.0),
+    (lambda v: ProportionalKLController(beta=1.0, target_kl=0.01, horizon=10).update(v, 1),
+     "kl", -1.0, float("inf")),
+    (lambda v: ProportionalKLController(beta=1.0, target_kl=0.01, horizon=10).update(0.01, v),
+     "n_steps", 1e-300, 0.0),
+])
+def test_the_kl_controllers_check_each_argument_at_its_exact_bound(make, name, good, bad):
+    make(good)
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        make(bad)
+
+
+@pytest.mark.parametrize("beta", [0.099, 10.001])
+def test_adaptive_kl_penalty_refuses_a_beta_outside_its_own_clamp(beta):
+    AdaptiveKLPenalty(beta=0.1, target_kl=0.01, beta_min=0.1, beta_max=10.0)   # ends are inside
+    AdaptiveKLPenalty(beta=10.0, target_kl=0.01, beta_min=0.1, beta_max=10.0)
+    with pytest.raises(ValueError, match=r"beta_min, beta_max\] = \[0\.1, 10\.0\]"):
+        AdaptiveKLPenalty(beta=beta, target_kl=0.01, beta_min=0.1, beta_max=10.0)
+
+
+def test_proportional_controller_refuses_a_step_that_would_zero_beta_at_exactly_five():
+    """e = -0.2 (KL far below target) and n_steps / horizon = 10 / 2 = 5 give a factor
+    1 - 0.2 * 5 = 0 exactly: beta would become 0, which no later update can revive."""
+    controller = ProportionalKLController(beta=1.0, target_kl=0.01, horizon=2.0)
+    assert controller.update(0.0, 9.0) == pytest.approx(1 - 0.2 * 4.5, rel=1e-14)
+    with pytest.raises(ValueError, match=r"n_steps / horizon = 5 "):
+        controller.update(0.0, 10.0)
+
+
+@pytest.mark.parametrize("vf_clip_eps, old_values", [(0.2, None), (-0.1, np.zeros(2)),
+                                                     (0.0, np.zeros(2))])
+def test_ppo_loss_names_vf_clip_eps_not_value_losss_clip_eps(vf_clip_eps, old_values):
+    """value_loss calls its band clip_eps; through ppo_loss the argument is vf_clip_eps."""
+    z = np.zeros(2)
+    with pytest.raises(ValueError, match=r"\bvf_clip_eps\b"):
+        ppo_loss(z, z, z, z, z, z, vf_clip_eps=vf_clip_eps, old_values=old_values)
+
+
+def test_the_fused_loss_nodes_are_named_after_their_equations():
+    lp = Tensor(np.array([0.1, -0.2]), requires_grad=True)
+    assert clipped_surrogate(lp, np.zeros(2), np.ones(2), 0.2)._op == "clipped_surrogate"
+    assert value_loss(lp, np.zeros(2))._op == "squared_error"
