@@ -113,7 +113,7 @@ class DiagGaussian:
         """a = mean + std * eps with eps ~ N(0, I) from rng.standard_normal: (B, D), the mean's dtype."""
         check_rng(rng, "DiagGaussian.sample")
         eps = rng.standard_normal(self.mean.shape)
-        return (self.mean.data + self.std * eps).astype(self.mean.dtype, copy=False)
+        return np.asarray(self.mean.data + self.std * eps, dtype=self.mean.dtype)
 
     def mode(self) -> np.ndarray:
         """The mean, (B, D)."""

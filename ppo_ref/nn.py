@@ -166,4 +166,4 @@ def _affine_arrays(x: np.ndarray, weight: Tensor, bias: Tensor) -> np.ndarray:
 
 
 def _relu_arrays(x: np.ndarray) -> np.ndarray:
-    return np.where(x > 0, x, 0)          # as Tensor.relu: 0 at x == 0
+    return np.where(x <= 0, 0, x)         # exactly Tensor.relu: 0 at x == 0, relu(nan) = nan

@@ -2,6 +2,7 @@
 (within 4 standard errors), gradients by finite differences, numerical stability at extreme
 parameters, and the errors on bad input."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -461,3 +462,159 @@ def test_bernoulli_bad_input_names_the_argument_or_index():
         d.log_prob(np.array([1, 0, 1]))
     with pytest.raises(ValueError, match="logits"):
         Bernoulli(np.array([[np.nan, 0.0]]))
+
+
+# ----- every family: leading batch dimensions, dtypes, and the errors' names ---------------------
+
+BATCH = (2, 3)
+
+
+def test_categorical_kl_entropy_and_mode_with_leading_batch_dimensions():
+    rng = np.random.default_rng(0)
+    logits, other = rng.standard_normal(BATCH + (5,)), rng.standard_normal(BATCH + (5,))
+    lp, lq = (hand_log_softmax(z.reshape(6, 5)) for z in (logits, other))
+    d = Categorical(logits)
+    assert d.batch_shape == BATCH
+    np.testing.assert_allclose(d.kl(Categorical(other)).data,
+                               (np.exp(lp) * (lp - lq)).sum(axis=1).reshape(BATCH), rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data, -(np.exp(lp) * lp).sum(axis=1).reshape(BATCH),
+                               rtol=1e-13)
+    mode = d.mode()
+    assert mode.dtype == np.int64
+    np.testing.assert_array_equal(mode, [[max(range(5), key=lambda k: row[k]) for row in rows]
+                                         for rows in logits])
+
+
+@pytest.mark.parametrize("log_std_shape", [(2,), BATCH + (2,)])
+def test_gaussian_with_leading_batch_dimensions_matches_the_closed_forms(log_std_shape):
+    rng = np.random.default_rng(1)
+    mean, other_mean = rng.standard_normal(BATCH + (2,)), rng.standard_normal(BATCH + (2,))
+    log_std, other_log_std = 0.3 * rng.standard_normal(log_std_shape), 0.3 * rng.standard_normal(BATCH + (2,))
+    actions = rng.standard_normal(BATCH + (2,))
+    d, e = DiagGaussian(mean, log_std), DiagGaussian(other_mean, other_log_std)
+    assert d.batch_shape == BATCH
+    sp, sq = np.exp(np.broadcast_to(log_std, mean.shape)), np.exp(other_log_std)
+    np.testing.assert_allclose(d.log_prob(actions).data, hand_normal_logpdf(actions, mean, sp), rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data, (np.log(sp) + 0.5 * math.log(2 * math.pi * math.e)).sum(-1),
+                               rtol=1e-13)
+    kl = (np.log(sq / sp) + (sp ** 2 + (mean - other_mean) ** 2) / (2 * sq ** 2) - 0.5).sum(-1)
+    np.testing.assert_allclose(d.kl(e).data, kl, rtol=1e-12)
+    assert d.sample(np.random.default_rng(0)).shape == BATCH + (2,)
+
+
+def test_multi_categorical_with_leading_batch_dimensions_matches_the_joint_table():
+    rng = np.random.default_rng(2)
+    logits, other = rng.standard_normal(BATCH + (5,)), rng.standard_normal(BATCH + (5,))
+    actions = np.stack([rng.integers(0, 2, BATCH), rng.integers(0, 3, BATCH)], axis=-1)  # (2, 3, 2)
+    p, q = hand_joint_table(logits.reshape(6, 5), NVEC), hand_joint_table(other.reshape(6, 5), NVEC)
+    d, e = MultiCategorical(logits, NVEC), MultiCategorical(other, NVEC)
+    assert d.batch_shape == BATCH
+    flat = actions.reshape(6, 2)
+    want = [math.log(p[b, a0, a1]) for b, (a0, a1) in enumerate(flat)]
+    np.testing.assert_allclose(d.log_prob(actions).data, np.reshape(want, BATCH), rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data, -(p * np.log(p)).sum(axis=(1, 2)).reshape(BATCH),
+                               rtol=1e-13)
+    np.testing.assert_allclose(d.kl(e).data, (p * np.log(p / q)).sum(axis=(1, 2)).reshape(BATCH),
+                               rtol=1e-12)
+    mode = d.mode()
+    assert mode.shape == BATCH + (2,) and mode.dtype == np.int64
+    np.testing.assert_array_equal(mode[..., 0], logits[..., :2].argmax(-1))
+    np.testing.assert_array_equal(mode[..., 1], logits[..., 2:].argmax(-1))
+    a = d.sample(np.random.default_rng(0))
+    assert a.shape == BATCH + (2,) and a.dtype == np.int64
+    assert a[..., 0].max() <= 1 and a[..., 1].max() <= 2
+
+
+def test_bernoulli_with_leading_batch_dimensions_matches_the_two_outcome_formulas():
+    rng = np.random.default_rng(3)
+    logits, other = rng.standard_normal(BATCH + (3,)), rng.standard_normal(BATCH + (3,))
+    actions = rng.integers(0, 2, BATCH + (3,))
+    p = hand_sigmoid(logits.reshape(6, 3)).reshape(logits.shape)
+    q = hand_sigmoid(other.reshape(6, 3)).reshape(other.shape)
+    d, e = Bernoulli(logits), Bernoulli(other)
+    assert d.batch_shape == BATCH
+    np.testing.assert_allclose(d.log_prob(actions).data,
+                               np.where(actions == 1, np.log(p), np.log(1 - p)).sum(-1), rtol=1e-13)
+    np.testing.assert_allclose(d.entropy().data, -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum(-1),
+                               rtol=1e-13)
+    kl = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+    np.testing.assert_allclose(d.kl(e).data, kl.sum(-1), rtol=1e-12)
+    assert d.sample(np.random.default_rng(0)).shape == BATCH + (3,)
+    np.testing.assert_array_equal(d.mode(), (logits > 0).astype(np.int64))
+
+
+def test_bernoulli_float32_stays_float32():
+    d = Bernoulli(BERN_LOGITS.astype(np.float32))
+    e = Bernoulli(BERN_OTHER.astype(np.float32))
+    actions = np.array([[1, 0, 1], [0, 0, 1]])
+    assert d.probs().dtype == np.float32
+    assert all(out.dtype == np.float32 for out in (d.log_prob(actions), d.entropy(), d.kl(e)))
+
+
+def test_gaussian_sample_is_mean_plus_std_times_the_generators_standard_normals():
+    d = DiagGaussian(MEAN, OTHER_LOG_STD)
+    eps = np.random.default_rng(7).standard_normal(MEAN.shape)
+    np.testing.assert_array_equal(d.sample(np.random.default_rng(7)), MEAN + np.exp(OTHER_LOG_STD) * eps)
+
+
+class FixedUniform(np.random.Generator):
+    """A Generator whose random() returns u everywhere: inverse-CDF sampling at a chosen u."""
+
+    def __init__(self, u):
+        super().__init__(np.random.PCG64(0))
+        self.u = u
+
+    def random(self, size=None):
+        return np.full(size, self.u)
+
+
+def test_categorical_sample_is_the_inverse_cdf_with_steps_closed_on_the_left():
+    # a = #{k : cdf_k <= u}: u in [cdf_{k-1}, cdf_k) draws k, so u exactly at cdf_k draws k + 1
+    d = Categorical(LOGITS)
+    cdf = np.cumsum(d.probs(), axis=1)
+    cdf /= cdf[:, -1:]
+    for k in range(3):
+        np.testing.assert_array_equal(d.sample(FixedUniform(cdf[0, k]))[0], k + 1)
+        np.testing.assert_array_equal(d.sample(FixedUniform(np.nextafter(cdf[0, k], 0.0)))[0], k)
+    for b in range(3):
+        u = cdf[b, 1]
+        want = [sum(c <= u for c in row) for row in cdf]
+        np.testing.assert_array_equal(d.sample(FixedUniform(u)), want)
+
+
+def test_categorical_sample_never_draws_a_zero_probability_action_even_at_u_0_or_u_just_below_1():
+    # u = 0 with the first action masked: a = #{k : cdf_k <= 0} = 1, never action 0
+    np.testing.assert_array_equal(
+        Categorical(np.array([[-1e9, 0.0, 1.0], [-1e9, -1e9, 0.0]])).sample(FixedUniform(0.0)), [1, 2])
+    # the largest u < 1, the last action masked, and probabilities whose float sum falls short of 1:
+    # the CDF divided by its last entry still ends at exactly 1.0, so u < cdf_{A-1} = cdf_{A-2}
+    logits = np.random.default_rng(0).standard_normal((200, 5))
+    logits[:, -1] = -1e9
+    d = Categorical(logits)
+    assert (np.cumsum(d.probs(), axis=1)[:, -1] < 1.0).any()      # the case this test is about
+    assert d.sample(FixedUniform(1.0 - 2.0 ** -53)).max() == 3
+
+
+@pytest.mark.parametrize("dist", [Categorical(LOGITS), DiagGaussian(MEAN, LOG_STD),
+                                  MultiCategorical(MC_LOGITS, NVEC), Bernoulli(BERN_LOGITS)],
+                         ids=lambda d: type(d).__name__)
+def test_sample_and_kl_errors_name_the_family_and_the_argument(dist):
+    name = type(dist).__name__
+    with pytest.raises(TypeError, match=rf"^{name}\.sample: rng .*got int"):
+        dist.sample(0)
+    with pytest.raises(TypeError, match=rf"^{name}\.kl: other .*got str"):
+        dist.kl("not a distribution")
+
+
+def test_bernoulli_logits_without_entries_name_bernoulli_and_d():
+    with pytest.raises(ValueError, match=r"^Bernoulli: logits must have shape \(B, D\) with D >= 1"):
+        Bernoulli(np.zeros((2, 0)))
+
+
+@pytest.mark.parametrize("dtype,log_std", [(np.float64, -710.0), (np.float32, -89.0)])
+def test_gaussian_log_std_too_small_raises_without_an_overflow_warning_first(dtype, log_std):
+    tiny = DiagGaussian(np.zeros((1, 1), dtype=dtype), np.array([log_std], dtype=dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="log_std"):
+            tiny.log_prob(np.zeros((1, 1), dtype=dtype))

@@ -207,3 +207,91 @@ def test_mlp_under_no_grad_gives_the_same_numbers_and_records_nothing(activation
         without = mlp(x)
     assert without.dtype == dtype and not without.requires_grad
     np.testing.assert_array_equal(without.data, with_graph.data)
+
+
+# ----- orthogonal_init is the Q of the Gaussian draw's QR, sign-fixed -------------------------
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5), (1, 3), (3, 1), (1, 1)])
+def test_orthogonal_init_is_the_orthonormal_factor_of_the_draw_with_positive_diagonal_r(shape):
+    # G = rng.standard_normal((max, min)) = Q R with R upper triangular; with the sign fix the
+    # factorisation is the unique one with R_jj > 0, so R = W^T G (W G for a wide W) is upper
+    # triangular with a positive diagonal.
+    w = orthogonal_init(shape, 1.0, np.random.default_rng(5))
+    rows, cols = shape
+    g = np.random.default_rng(5).standard_normal((max(rows, cols), min(rows, cols)))
+    r = w.T @ g if rows >= cols else w @ g
+    np.testing.assert_allclose(np.tril(r, -1), 0.0, atol=1e-12)
+    assert np.all(np.diag(r) > 0)
+    np.testing.assert_allclose(orthogonal_init(shape, -3.0, np.random.default_rng(5)), -3.0 * w,
+                               rtol=1e-15)
+
+
+def test_orthogonal_init_accepts_one_row_or_column_and_rejects_an_empty_one():
+    for shape in ((1, 4), (4, 1)):
+        assert orthogonal_init(shape, 1.0, np.random.default_rng(0)).shape == shape
+    for shape in ((0, 4), (4, 0)):
+        with pytest.raises(ValueError, match=r"orthogonal_init: shape.*\(" + str(shape[0])):
+            orthogonal_init(shape, 1.0, np.random.default_rng(0))
+
+
+def test_linear_rng_error_names_the_type_it_got():
+    with pytest.raises(TypeError, match=r"Linear: rng.*got int"):
+        Linear(2, 2, 0)
+
+
+def test_mlp_default_output_gain_is_one():
+    w = MLP([4, 8, 3], rng=np.random.default_rng(0)).layers[-1].weight.data     # (8, 3): tall
+    np.testing.assert_allclose(w.T @ w, np.eye(3), atol=1e-12)
+
+
+def test_mlp_sizes_of_one_are_allowed_and_zero_is_not():
+    assert MLP([1, 1, 1]).sizes == [1, 1, 1]
+    with pytest.raises(ValueError, match=r"MLP: sizes.*\[3, 0, 2\]"):
+        MLP([3, 0, 2])
+
+
+@pytest.mark.parametrize("missing,unexpected", [(True, False), (False, True)])
+def test_load_state_dict_rejects_a_missing_or_an_unexpected_key_alone(missing, unexpected):
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    state = mlp.state_dict()
+    if missing:
+        del state["layers.0.bias"]
+    if unexpected:
+        state["layers.9.bias"] = np.zeros(2)
+    with pytest.raises(ValueError, match="layers.0.bias" if missing else "layers.9.bias"):
+        mlp.load_state_dict(state)
+
+
+@pytest.mark.parametrize("x", [[[0.5, -1.0, 2.0]], [0.5, -1.0, 2.0],
+                               np.arange(12.0).reshape(2, 2, 3) / 10],
+                         ids=["list", "unbatched", "leading-dims"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_mlp_under_no_grad_takes_the_same_inputs_as_with_gradients(x, activation):
+    # a nested list, a single unbatched input (in,), and leading batch dimensions (..., in)
+    mlp = MLP([3, 4, 2], activation=activation, rng=np.random.default_rng(0))
+    with_graph = mlp(x).data
+    with no_grad():
+        without = mlp(x).data
+    np.testing.assert_array_equal(without, with_graph)
+    assert without.shape == np.shape(x)[:-1] + (2,)
+
+
+def test_mlp_under_no_grad_rejects_a_scalar_input_naming_the_shapes():
+    mlp = MLP([1, 2], rng=np.random.default_rng(0))
+    with no_grad():
+        with pytest.raises(ValueError, match=r"linear: .*x \(\)"):
+            mlp(np.float64(1.0))
+
+
+def test_relu_mlp_under_no_grad_propagates_nan_as_with_gradients():
+    # relu(nan) = nan on both paths: a nan input must not become a finite output under no_grad.
+    # One hidden unit, weights 1 and biases 0, so the hidden pre-activations are the inputs.
+    mlp = MLP([1, 1, 1], activation="relu", rng=np.random.default_rng(0))
+    for layer in mlp.layers:
+        layer.weight.data[...] = 1.0
+    x = np.array([[np.nan], [0.0], [-1.0], [2.0]])
+    with_graph = mlp(x).data
+    with no_grad():
+        without = mlp(x).data
+    np.testing.assert_array_equal(with_graph, [[np.nan], [0.0], [0.0], [2.0]])
+    np.testing.assert_array_equal(without, with_graph)

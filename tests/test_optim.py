@@ -374,3 +374,109 @@ def test_linear_schedule_interpolates_from_start_to_end():
 def test_linear_schedule_arguments_of_the_wrong_type_are_type_errors_naming_them(args, name):
     with pytest.raises(TypeError, match=f"linear_schedule: {name}"):
         linear_schedule(*args)
+
+
+# ----- Adam: defaults, shapes, dtypes and the two update paths -------------------------------
+
+def test_adam_defaults_are_torchs():
+    opt = Adam(split_params())
+    assert (opt.lr, opt.betas, opt.eps) == (3e-4, (0.9, 0.999), 1e-8)
+
+
+def naive_adam_per_element(theta0, grads, lr, betas, eps):
+    """naive_adam with a fixed list of gradient vectors, one per step (flat lists of floats)."""
+    it = iter(grads)
+    return naive_adam(theta0, lambda theta: next(it), [lr] * len(grads), *betas, eps)
+
+
+def test_adam_on_matrix_parameters_matches_the_naive_trajectory_element_by_element():
+    # parameters of shapes (2, 3) and (3,): the moments have the parameter's shape, and the
+    # update lands on the right elements, on the flat path and on the per-parameter path alike
+    rng = np.random.default_rng(0)
+    w0, b0 = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    grads = [rng.standard_normal(9) for _ in range(4)]
+    w, b = Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+    opt = Adam([w, b], lr=0.1, betas=(0.8, 0.9), eps=1e-3)
+    for t, g in enumerate(grads):
+        w.grad, b.grad = g[:6].reshape(2, 3), g[6:].copy()
+        opt.step()
+        assert opt.steps == [t + 1, t + 1]
+    assert [m.shape for m in opt.m] == [(2, 3), (3,)] == [v.shape for v in opt.v]
+    state = opt.state_dict()
+    assert state["m.0"].shape == (2, 3) and state["v.1"].shape == (3,)
+    assert state["steps"].dtype == np.int64
+    want = naive_adam_per_element(np.concatenate([w0.ravel(), b0]).tolist(), [g.tolist() for g in grads],
+                                  0.1, (0.8, 0.9), 1e-3)
+    np.testing.assert_allclose(np.concatenate([w.data.ravel(), b.data]), want, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_steps_parameters_at_different_step_counts_each_at_its_own_t():
+    # b skips step 2, so at step 3 a is at t = 3 and b at t = 2, each with its own bias correction
+    rng = np.random.default_rng(1)
+    a0, b0 = rng.standard_normal((2, 2)), rng.standard_normal(2)
+    ga, gb = [rng.standard_normal(4) for _ in range(3)], [rng.standard_normal(2) for _ in range(2)]
+    a, b = Tensor(a0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+    opt = Adam([a, b], lr=0.05, betas=(0.5, 0.75), eps=1e-2)
+    for step, b_grad in ((0, gb[0]), (1, None), (2, gb[1])):
+        a.grad, b.grad = ga[step].reshape(2, 2), b_grad
+        opt.step()
+    assert opt.steps == [3, 2]
+    np.testing.assert_allclose(a.data.ravel(), naive_adam_per_element(a0.ravel().tolist(), ga, 0.05,
+                                                                     (0.5, 0.75), 1e-2), rtol=1e-13)
+    np.testing.assert_allclose(b.data, naive_adam_per_element(b0.tolist(), gb, 0.05, (0.5, 0.75), 1e-2),
+                               rtol=1e-13)
+    # and once more with both gradients present but the step counts still apart (3 and 2)
+    a.grad, b.grad = np.ones((2, 2)), np.ones(2)
+    opt.step()
+    assert opt.steps == [4, 3]
+    np.testing.assert_allclose(b.data, naive_adam_per_element(b0.tolist(), gb + [[1.0, 1.0]], 0.05,
+                                                              (0.5, 0.75), 1e-2), rtol=1e-13)
+
+
+def test_adam_step_without_any_gradient_changes_nothing():
+    params = split_params()
+    opt = Adam(params, lr=0.1)
+    opt.step()
+    np.testing.assert_array_equal(np.concatenate([p.data for p in params]), THETA0)
+    assert opt.steps == [0, 0]
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_adam_over_mixed_dtypes_keeps_each_parameter_and_its_moments_in_its_own_dtype(dtypes):
+    # float64 parameters must get float64 moments (not rounded to float32) and vice versa
+    values = [[0.3, -1.2], [2.0, 0.05, -0.7]]
+    params = [Tensor(np.array(v, dtype=d), requires_grad=True) for v, d in zip(values, dtypes)]
+    opt = Adam(params, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    grads = [[1.0, -0.5, 0.3, 0.1, 2.0], [0.2, 0.4, -1.0, 0.5, 0.25]]
+    for g in grads:
+        params[0].grad = np.array(g[:2], dtype=dtypes[0])
+        params[1].grad = np.array(g[2:], dtype=dtypes[1])
+        opt.step()
+    assert [p.dtype for p in params] == list(dtypes)
+    assert [m.dtype for m in opt.m] == list(dtypes) == [v.dtype for v in opt.v]
+    i64 = dtypes.index(np.float64)
+    start = sum(len(v) for v in values[:i64])
+    want = naive_adam_per_element(values[i64], [g[start:start + len(values[i64])] for g in grads],
+                                  0.1, (0.9, 0.999), 1e-8)
+    np.testing.assert_allclose(params[i64].data, want, rtol=1e-13)
+
+
+def test_adam_keeps_float32_moments_float32():
+    p = Tensor(np.ones((2, 2), dtype=np.float32), requires_grad=True)
+    opt = Adam([p], lr=0.1)
+    p.grad = np.full((2, 2), 0.5, dtype=np.float32)
+    opt.step()
+    assert opt.m[0].dtype == np.float32 and opt.v[0].dtype == np.float32
+
+
+# ----- clip_grad_norm: accumulated in float64 --------------------------------------------------
+
+def test_clip_grad_norm_accumulates_float32_squares_in_float64():
+    # 3e20^2 = 9e40 overflows float32 (max ~3.4e38) but not float64: the norm is 5e20, not an error
+    a = Tensor(np.zeros(2, dtype=np.float32), requires_grad=True)
+    a.grad = np.array([3e20, 4e20], dtype=np.float32)
+    g = a.grad.astype(np.float64)
+    norm = clip_grad_norm([a], max_norm=1.0)
+    assert norm == math.sqrt(g[0] ** 2 + g[1] ** 2)
+    assert a.grad.dtype == np.float32
+    np.testing.assert_allclose(a.grad, g / (norm + 1e-6), rtol=1e-6)
