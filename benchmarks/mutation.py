@@ -86,13 +86,17 @@ def run(max_children: int, names=()) -> None:
 
 # ----- sorting survivors ---------------------------------------------------------------------
 
+def _is_checker(name: str) -> bool:
+    return name.startswith(("check_", "_check_"))
+
+
 def _is_check(node: ast.AST) -> bool:
     """A raise, a check_*(...) or warnings.warn(...) call, or an if whose body only raises/warns."""
     if isinstance(node, (ast.Raise, ast.Assert)):
         return True
     if isinstance(node, ast.Call):
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        return "check" in name or name == "warn"
+        return _is_checker(name) or name == "warn"
     if isinstance(node, ast.If):
         return all(_is_check(s) or (isinstance(s, ast.Expr) and _is_check(s.value)) for s in node.body)
     return False
@@ -142,7 +146,7 @@ def survivors():
                              read_mutant_function(mutants_module, name))
             original, mutant = (cst.Module([f]).code.strip() for f in functions)
             function = functions[0].name.value
-            in_checker = "check" in function or function in MESSAGE_FUNCTIONS
+            in_checker = _is_checker(function) or function in MESSAGE_FUNCTIONS
             kind = "check" if in_checker else _kind(original, mutant)
             totals[module, kind] += 1
             diff = "\n".join(difflib.unified_diff(original.splitlines(), mutant.splitlines(),
