@@ -197,11 +197,11 @@ def check_value_loss(values, returns, old_values, clip_eps) -> list:
     clip_eps a float, or None for the unclipped loss."""
     if clip_eps is None:
         return [*check_batch(values=values, returns=returns), None, None]
-    check_clip_pair("clip_eps", clip_eps, old_values)
+    check_clip_pair("clip_eps", old_values)
     return check_batch(values=values, returns=returns, old_values=old_values, clip_eps=clip_eps)
 
 
-def check_clip_pair(clip_name: str, clip_eps, old_values) -> None:
+def check_clip_pair(clip_name: str, old_values) -> None:
     """The clipped value loss needs the values predicted at collection time: clip_eps (named
     clip_name by the caller) without old_values is a ValueError."""
     if old_values is None and not _TRUSTED.get():
@@ -224,7 +224,7 @@ def check_ppo_loss(logp_new, entropy, *, objective: str, objectives: tuple, need
     check_batch(clip_eps=clip_eps, vf_coef=vf_coef, ent_coef=ent_coef)
     if vf_clip_eps is not None:
         check_batch(vf_clip_eps=vf_clip_eps)
-        check_clip_pair("vf_clip_eps", vf_clip_eps, old_values)
+        check_clip_pair("vf_clip_eps", old_values)
     check_same_shape("logp_new", np.shape(logp_new), "entropy", np.shape(entropy))
 
 
