@@ -171,11 +171,11 @@ def check_rollout(**named) -> list:
             continue
         floats.append(len(out))
         out.append(x if isinstance(x, Tensor) else arr if arr.dtype.kind == "f" else
-                   arr.astype(np.float64))
+                   np.asarray(arr, dtype=np.float64))
     dtype = np.result_type(*(plain(out[i]) for i in floats))          # one float dtype for all
     for i in floats:
         if not isinstance(out[i], Tensor):
-            out[i] = out[i].astype(dtype, copy=False)
+            out[i] = np.asarray(out[i], dtype=dtype)
     return out
 
 
@@ -197,11 +197,11 @@ def check_value_loss(values, returns, old_values, clip_eps) -> list:
     clip_eps a float, or None for the unclipped loss."""
     if clip_eps is None:
         return [*check_batch(values=values, returns=returns), None, None]
-    check_clip_pair("clip_eps", clip_eps, old_values)
+    check_clip_pair("clip_eps", old_values)
     return check_batch(values=values, returns=returns, old_values=old_values, clip_eps=clip_eps)
 
 
-def check_clip_pair(clip_name: str, clip_eps, old_values) -> None:
+def check_clip_pair(clip_name: str, old_values) -> None:
     """The clipped value loss needs the values predicted at collection time: clip_eps (named
     clip_name by the caller) without old_values is a ValueError."""
     if old_values is None and not _TRUSTED.get():
@@ -224,7 +224,7 @@ def check_ppo_loss(logp_new, entropy, *, objective: str, objectives: tuple, need
     check_batch(clip_eps=clip_eps, vf_coef=vf_coef, ent_coef=ent_coef)
     if vf_clip_eps is not None:
         check_batch(vf_clip_eps=vf_clip_eps)
-        check_clip_pair("vf_clip_eps", vf_clip_eps, old_values)
+        check_clip_pair("vf_clip_eps", old_values)
     check_same_shape("logp_new", np.shape(logp_new), "entropy", np.shape(entropy))
 
 
@@ -308,7 +308,7 @@ def check_adam_state(state, params) -> tuple:
     steps = np.asarray(state["steps"])
     if steps.shape != (n,):
         raise ValueError(f"Adam.load_state_dict: steps has shape {steps.shape}, expected ({n},)")
-    if steps.dtype.kind not in "iu" or (steps < 0).any():
+    if steps.dtype.kind not in ("i", "u") or (steps < 0).any():
         raise ValueError(f"Adam.load_state_dict: steps must be counts >= 0, got {steps}")
     for i, p in enumerate(params):
         for k in "mv":
@@ -316,7 +316,7 @@ def check_adam_state(state, params) -> tuple:
             if value.shape != p.shape:
                 raise ValueError(f"Adam.load_state_dict: {k}.{i} has shape {value.shape}, "
                                  f"params[{i}] has shape {p.shape}")
-            if value.dtype.kind not in "iuf" or not np.isfinite(value).all() or \
+            if value.dtype.kind not in ("i", "u", "f") or not np.isfinite(value).all() or \
                     (k == "v" and (value < 0).any()):
                 raise ValueError(f"Adam.load_state_dict: {k}.{i} must hold finite numbers"
                                  f"{', all >= 0' if k == 'v' else ''}")
@@ -371,7 +371,7 @@ def check_obs(mlp, obs) -> np.ndarray:
     if obs.ndim != 2 or obs.shape[1] != in_features or obs.shape[0] == 0:
         raise ValueError(f"obs: expected shape (B, {in_features}) with B >= 1, got {obs.shape}")
     check_finite("obs", obs)
-    return obs.astype(mlp.layers[0].weight.dtype, copy=False)
+    return np.asarray(obs, dtype=mlp.layers[0].weight.dtype)
 
 
 def check_conjugate_gradient(b, iters, tol) -> tuple:
@@ -415,12 +415,10 @@ def check_gaussian(mean, log_std) -> tuple:
     if mean.ndim < 1:
         raise ValueError(f"DiagGaussian: mean must have shape (B, D), got {mean.shape}")
     try:
-        ok = np.broadcast_shapes(mean.shape, log_std.shape) == mean.shape
+        np.broadcast_to(log_std.data, mean.shape)   # ValueError unless it broadcasts to exactly that
     except ValueError:
-        ok = False
-    if not ok:
         raise ValueError(f"DiagGaussian: log_std of shape {log_std.shape} does not match "
-                         f"mean of shape {mean.shape}; use (D,) or the mean's shape")
+                         f"mean of shape {mean.shape}; use (D,) or the mean's shape") from None
     check_finite_tensor(mean, "mean", "DiagGaussian")
     check_finite_tensor(log_std, "log_std", "DiagGaussian")
     return mean, log_std
@@ -429,7 +427,7 @@ def check_gaussian(mean, log_std) -> tuple:
 def check_discrete_actions(actions, batch_shape: tuple, num_actions: int) -> np.ndarray:
     """Integer actions of the batch's shape, each in [0, num_actions)."""
     a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
-    if a.dtype.kind not in "iu":
+    if a.dtype.kind not in ("i", "u"):
         raise TypeError(f"Categorical.log_prob: actions must be integers, got dtype {a.dtype}")
     if a.shape != batch_shape:
         raise ValueError(f"Categorical.log_prob: actions have shape {a.shape}, logits "
@@ -450,7 +448,7 @@ def check_continuous_actions(actions, mean: Tensor):
     else:
         a = np.asarray(actions)
         if a.dtype.kind == "f":
-            a = a.astype(mean.dtype, copy=False)
+            a = np.asarray(a, dtype=mean.dtype)
     if a.dtype.kind != "f":
         raise TypeError(f"DiagGaussian.log_prob: actions must be floating point, got dtype {a.dtype}")
     if a.shape != mean.shape:
@@ -474,7 +472,7 @@ def check_same_family(p, q, owner: str, attr: str) -> None:
 def values_of(name: str, x) -> np.ndarray:
     """The numbers behind `x` (a Tensor's .data, or `x` as an array). Rejects non-numeric input."""
     arr = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in ("b", "i", "u", "f"):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr
 
@@ -546,7 +544,7 @@ def as_real(name: str, value) -> float:
     TypeError naming `name` for a bool, a string, None, or an array of any other shape."""
     zero_d = isinstance(value, np.ndarray) and value.ndim == 0
     if isinstance(value, (bool, np.bool_)) or not (np.isscalar(value) or zero_d) or \
-            np.asarray(value).dtype.kind not in "iuf":
+            np.asarray(value).dtype.kind not in ("i", "u", "f"):
         got = f"an array of shape {value.shape}, dtype {value.dtype}" if isinstance(value, np.ndarray) \
             else repr(value)
         raise TypeError(f"{name} must be a real number, got {got}")
@@ -573,7 +571,7 @@ def check_multi_categorical(logits, nvec) -> tuple:
     """MultiCategorical's logits (B, sum(nvec)) (any leading batch shape), finite, and nvec, the
     component sizes: a non-empty list of integers >= 1. Returns (logits Tensor, nvec tuple)."""
     sizes = np.asarray(nvec)
-    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu" or (sizes < 1).any():
+    if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in ("i", "u") or (sizes < 1).any():
         raise ValueError(f"MultiCategorical: nvec must be a non-empty 1-D list of integers >= 1, "
                          f"got {nvec!r}")
     nvec = tuple(int(n) for n in sizes)
@@ -588,7 +586,7 @@ def check_multi_categorical(logits, nvec) -> tuple:
 def check_multi_discrete_actions(actions, batch_shape: tuple, nvec: tuple) -> np.ndarray:
     """Integer actions (B, K), one per component, with a_k in [0, nvec[k])."""
     a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
-    if a.dtype.kind not in "iu":
+    if a.dtype.kind not in ("i", "u"):
         raise TypeError(f"MultiCategorical.log_prob: actions must be integers, got dtype {a.dtype}")
     if a.shape != batch_shape + (len(nvec),):
         raise ValueError(f"MultiCategorical.log_prob: actions have shape {a.shape}, expected "
@@ -604,11 +602,11 @@ def check_multi_discrete_actions(actions, batch_shape: tuple, nvec: tuple) -> np
 def check_binary_actions(actions, shape: tuple) -> np.ndarray:
     """Actions of the logits' shape (B, D), each 0 or 1 (integers or bools), as int64."""
     a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
-    if a.dtype.kind not in "biu":
+    if a.dtype.kind not in ("b", "i", "u"):
         raise TypeError(f"Bernoulli.log_prob: actions must be integers 0/1 or bools, got dtype "
                         f"{a.dtype}")
     if a.shape != shape:
         raise ValueError(f"Bernoulli.log_prob: actions have shape {a.shape}, the logits have "
                          f"shape {shape}")
     check_flags("Bernoulli.log_prob: actions", a)
-    return a.astype(np.int64, copy=False)
+    return np.asarray(a, dtype=np.int64)
