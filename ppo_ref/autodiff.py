@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 
 import numpy as np
 
@@ -574,8 +575,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> Tensor:
     if v.size == 0:  # only then can the reduced axis be empty
         _check_reduced_axis_nonempty(v, axis, "logsumexp")
     m = np.max(v, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m,  # all -inf rows: avoid inf - inf (any finite shift does)
-                 0.0)  # pragma: no mutate (exp(-inf - c) = 0 for every finite c: same output)
+    m = np.where(np.isfinite(m), m, 0.0)  # all -inf rows: avoid inf - inf
     e = np.exp(v - m)
     s = np.sum(e, axis=axis, keepdims=True)
     out_k = m + _log_sum(s)
@@ -594,8 +594,7 @@ def log_softmax(x, axis=-1) -> Tensor:
     if v.size == 0:
         _check_reduced_axis_nonempty(v, axis, "log_softmax")
     m = np.max(v, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m,
-                 0.0)  # pragma: no mutate (exp(-inf - c) = 0 for every finite c: same output)
+    m = np.where(np.isfinite(m), m, 0.0)
     shifted = v - m
     out = shifted - _log_sum(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -700,10 +699,10 @@ def linear(x, weight, bias) -> Tensor:
         out = out + b
 
     def vjp(g):
-        g2 = g.reshape(-1, g.shape[-1])  # (B, out) # pragma: no mutate (numpy: any negative infers)
-        X2 = X.reshape(-1, X.shape[-1])  # (B, in)  # pragma: no mutate (numpy: any negative infers)
+        B = math.prod(X.shape[:-1])                                # x's leading axes, flattened
+        g2 = g.reshape(B, g.shape[-1])                             # (B, out)
         gx = g @ W.T if x.requires_grad else None                  # (..., in)
-        gw = X2.T @ g2 if weight.requires_grad else None
+        gw = X.reshape(B, X.shape[-1]).T @ g2 if weight.requires_grad else None
         gb = g2.sum(axis=0) if bias.requires_grad else None
         return gx, gw, gb
     return Tensor._make(out, (x, weight, bias), vjp, "linear")
