@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def first_index(mask: np.ndarray) -> tuple:
     """Index of the first True in `mask` (C order), as a tuple of ints: where an error message
     points. (Here, in the lowest module, because autodiff's own messages need it; _checks
     re-exports it for everyone else.)"""
-    flat = int(np.argmax(mask.reshape(-1)))
+    flat = int(np.argmax(mask))  # without an axis, argmax reads mask flattened in C order
     return tuple(int(i) for i in np.unravel_index(flat, mask.shape))
 
 
@@ -69,9 +70,9 @@ def _to_array(data) -> np.ndarray:
         return data.data
     arr = np.asarray(data)
     if arr.dtype.kind != "f":
-        if arr.dtype.kind not in "biu":
+        if arr.dtype.kind not in ("b", "i", "u"):  # bool, signed or unsigned integer
             raise TypeError(f"Tensor data must be numeric, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
+        arr = np.asarray(arr, dtype=np.float64)
     return arr
 
 
@@ -90,13 +91,13 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` back down to `shape`: the VJP of NumPy broadcasting."""
     if grad.shape == shape:
         return grad
-    lead = grad.ndim - len(shape)
-    if lead > 0:
+    lead = grad.ndim - len(shape)  # the leading axes broadcasting added
+    if lead:
         grad = grad.sum(axis=tuple(range(lead)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    return grad
 
 
 def _normalize_axes(axis, ndim: int, op: str) -> tuple:
@@ -541,7 +542,7 @@ def clip(x, lo, hi) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """a where condition else b; the gradient flows only to the branch that was chosen."""
-    cond = np.asarray(_data(condition), dtype=bool)
+    cond = np.asarray(_data(condition))  # bools, or numbers: nonzero counts as True (as np.where)
     x, y = _data(a), _data(b)
     try:
         np.broadcast_shapes(cond.shape, np.shape(x), np.shape(y))
@@ -559,8 +560,8 @@ def where(condition, a, b) -> Tensor:
 def _log_sum(s: np.ndarray) -> np.ndarray:
     """np.log of a sum of exp(x - max x): at least 1, or 0 for a row of -inf only, whose log is
     the -inf wanted (without numpy's divide-by-zero warning). np.errstate costs more than the
-    log of a small array, so it is entered only when some sum is not positive."""
-    if s.size and s.min() > 0:
+    log of a small array, so it is entered only when some sum is 0."""
+    if s.all():
         return np.log(s)
     with np.errstate(divide="ignore"):
         return np.log(s)
@@ -606,7 +607,7 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     """np.take_along_axis, differentiable in x (e.g. pick log pi(a|s) from (B, A) log-probs)."""
     x = as_tensor(x)
     idx = np.asarray(_data(indices))
-    if idx.dtype.kind not in "iu":
+    if idx.dtype.kind not in ("i", "u"):  # signed or unsigned integer
         raise TypeError(f"take_along_axis: indices must be integers, got dtype {idx.dtype}")
     if idx.ndim != x.ndim:
         raise ValueError(f"take_along_axis: indices shape {idx.shape} and x shape {x.shape} "
@@ -622,12 +623,12 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     def vjp(g):
         full = np.zeros_like(v)
         idx_b = np.broadcast_to(idx, out.shape)  # indices may broadcast against x
-        x_broadcast = any(n == 1 and m != 1 for i, (n, m) in enumerate(zip(v.shape, out.shape))
-                          if i != axis % v.ndim)   # a row of x picked from more than once
+        # a row of x picked from more than once (x's size-1 axes broadcast against the indices)
+        x_broadcast = any(n == 1 and m != 1 for n, m in zip(v.shape, out.shape))
         if idx.shape[axis] == 1 and not x_broadcast:  # one pick per row: assignment suffices
             np.put_along_axis(full, idx_b, g, axis=axis)
         else:  # repeated picks (or rows of x reused by broadcasting) must accumulate
-            grid = list(np.indices(out.shape, sparse=True))
+            grid = list(np.ix_(*[np.arange(m) for m in out.shape]))  # sparse grids, one per axis
             grid = [np.zeros_like(i) if n == 1 else i for i, n in zip(grid, v.shape)]  # row 0
             grid[axis] = idx_b
             np.add.at(full, tuple(grid), g)
@@ -647,12 +648,12 @@ def pick(x, index) -> Tensor:
     idx = np.asarray(_data(index))
     v = x.data
     rows = np.arange(idx.size)
-    flat_idx = idx.reshape(-1)
-    out = v.reshape(-1, v.shape[-1])[rows, flat_idx].reshape(idx.shape)
+    flat_idx = idx.ravel()
+    out = v.reshape(idx.size, v.shape[-1])[rows, flat_idx].reshape(idx.shape)
 
     def vjp(g):
         full = np.zeros((idx.size, v.shape[-1]), dtype=v.dtype)
-        full[rows, flat_idx] = g.reshape(-1)
+        full[rows, flat_idx] = g.ravel()
         return (full.reshape(v.shape),)
     return Tensor._make(out, (x,), vjp, "pick")
 
@@ -692,15 +693,16 @@ def linear(x, weight, bias) -> Tensor:
         raise ValueError(f"linear: expected x (..., in), weight (in, out) and bias (out,), got "
                          f"x {X.shape}, weight {W.shape}, bias {b.shape}")
     out = X @ W
-    if out.dtype == np.result_type(out.dtype, b.dtype):
+    if np.can_cast(b.dtype, out.dtype):
         out += b  # in place on the fresh product: what `out = out + b` gives, one array fewer
     else:
         out = out + b
 
     def vjp(g):
-        g2 = g.reshape(-1, g.shape[-1])                            # (B, out)
+        B = math.prod(X.shape[:-1])                                # x's leading axes, flattened
+        g2 = g.reshape(B, g.shape[-1])                             # (B, out)
         gx = g @ W.T if x.requires_grad else None                  # (..., in)
-        gw = X.reshape(-1, X.shape[-1]).T @ g2 if weight.requires_grad else None
+        gw = X.reshape(B, X.shape[-1]).T @ g2 if weight.requires_grad else None
         gb = g2.sum(axis=0) if bias.requires_grad else None
         return gx, gw, gb
     return Tensor._make(out, (x, weight, bias), vjp, "linear")

@@ -23,6 +23,265 @@ def assert_gradcheck(fn, inputs, **kw):
     assert report.passed, str(report)
 
 
+# ----- properties of the module-level primitives (mutation testing) -----
+
+def leaf(data):
+    return Tensor(np.asarray(data, dtype=np.float64), requires_grad=True)
+
+
+MODULE_PRIMITIVES = {   # name -> a call of that module function on a (3,) tensor
+    "maximum": lambda t: ad.maximum(t, 0.0),
+    "minimum": lambda t: ad.minimum(t, 0.0),
+    "clip": lambda t: ad.clip(t, -1.0, 1.0),
+    "where": lambda t: ad.where(np.array([True, False, True]), t, 0.0),
+    "logsumexp": lambda t: ad.logsumexp(t),
+    "log_softmax": lambda t: ad.log_softmax(t),
+    "take_along_axis": lambda t: ad.take_along_axis(t, np.array([1]), 0),
+    "pick": lambda t: ad.pick(t, np.array(1)),
+    "concatenate": lambda t: ad.concatenate([t, t]),
+    "stack": lambda t: ad.stack([t, t]),
+    "linear": lambda t: ad.linear(t, np.ones((3, 2)), np.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODULE_PRIMITIVES))
+def test_each_module_primitive_names_its_graph_node_after_itself(name):
+    assert MODULE_PRIMITIVES[name](leaf([0.5, -2.0, 3.0]))._op == name
+
+
+@pytest.mark.parametrize("shape,trues", [
+    ((5,), [(3,)]), ((4,), [(0,), (3,)]), ((2, 3), [(1, 2), (1, 0)]),
+    ((2, 3, 4), [(1, 2, 3), (0, 2, 1), (1, 0, 0)]), ((), [()]),
+])
+def test_first_index_is_the_first_true_in_c_order_as_a_tuple_of_ints(shape, trues):
+    mask = np.zeros(shape, dtype=bool)
+    for i in trues:
+        mask[i] = True
+    for m in (mask, np.asfortranarray(mask), mask.T):     # the memory layout does not matter
+        expected = next(i for i in np.ndindex(*m.shape) if m[i])   # a naive C-order scan
+        got = ad.first_index(m)
+        assert got == expected and all(type(i) is int for i in got)
+
+
+@pytest.mark.parametrize("data", [
+    True, 3, [True, False], np.array([-1, 2], dtype=np.int8), np.array([1, 255], dtype=np.uint8),
+    np.arange(6).reshape(2, 3).T,
+], ids=["bool", "int", "bool_list", "int8", "uint8", "transposed_int64"])
+def test_bool_and_integer_data_become_float64_holding_the_same_numbers(data):
+    t = Tensor(data)
+    assert t.dtype == np.float64 and t.shape == np.shape(data)
+    for i in np.ndindex(*t.shape):
+        assert t.data[i] == float(np.asarray(data)[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_floating_data_keeps_its_dtype_and_is_wrapped_without_a_copy(dtype):
+    a = np.ones(3, dtype=dtype)
+    t = Tensor(a)
+    assert t.dtype == dtype and t.data is a and Tensor(t).data is a
+
+
+@pytest.mark.parametrize("data,dtype", [(np.array(["a"]), "<U1"), (np.array([1j]), "complex128"),
+                                        (np.array([None]), "object")])
+def test_non_numeric_data_is_a_type_error_naming_the_dtype(data, dtype):
+    with pytest.raises(TypeError, match=rf"numeric, got dtype {re.escape(dtype)}$"):
+        Tensor(data)
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [
+    ((2, 3), (3,)), ((2, 3), (2, 1)), ((2, 1, 3), (4, 1)), ((), (2, 2)), ((1, 2), (2, 2)),
+    ((2, 1), (1,)), ((3, 2), (1, 1, 2)), ((2, 2), (2, 2)),
+])
+def test_a_broadcast_operand_receives_the_sum_of_the_gradients_of_all_its_copies(shape_a, shape_b):
+    out_shape = np.broadcast_shapes(shape_a, shape_b)
+    g = np.arange(1.0, 1.0 + np.prod(out_shape)).reshape(out_shape)   # integers: exact sums
+    a, b = leaf(np.zeros(shape_a)), leaf(np.zeros(shape_b))
+    (a + b).backward(g)
+    for t, shape in ((a, shape_a), (b, shape_b)):
+        expected, lead = np.zeros(shape), len(out_shape) - len(shape)
+        for i in np.ndindex(*out_shape):   # the copy at i came from element src of the operand
+            src = tuple(0 if n == 1 else k for k, n in zip(i[lead:], shape))
+            expected[src] += g[i]
+        assert t.grad.shape == shape
+        np.testing.assert_array_equal(t.grad, expected)
+
+
+@pytest.mark.parametrize("fn,a_wins", [(ad.maximum, np.greater), (ad.minimum, np.less)])
+def test_maximum_and_minimum_at_a_tie_send_half_of_any_upstream_gradient_to_each_side(fn, a_wins):
+    a, b = np.array([1.0, 2.0, 3.0, -1.0, 0.0]), np.array([1.0, 5.0, 0.0, -1.0, 0.0])
+    g = np.array([0.3, -2.0, 7.0, -5.0, 1e-3])      # any upstream gradient, not only ones
+    A, B = leaf(a), leaf(b)
+    fn(A, B).backward(g)
+    for i in range(5):
+        share = 0.5 if a[i] == b[i] else float(a_wins(a[i], b[i]))
+        assert A.grad[i] == share * g[i] and B.grad[i] == (1.0 - share) * g[i]
+
+
+@pytest.mark.parametrize("fn", [ad.maximum, ad.minimum])
+def test_maximum_and_minimum_of_shapes_that_do_not_broadcast_name_the_function(fn):
+    name = fn.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: operands of shapes \(2,\) and \(3,\) do not"):
+        fn(leaf(np.ones(2)), np.ones(3))
+
+
+def test_clip_with_equal_bounds_is_allowed_and_a_bound_just_below_the_other_is_not():
+    x = leaf([0.0, 0.5, 1.0])
+    out = ad.clip(x, 0.5, 0.5)
+    out.sum().backward()
+    assert out.data.tolist() == [0.5, 0.5, 0.5] and x.grad.tolist() == [0.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="clip: lower bound"):
+        ad.clip(x, np.nextafter(0.5, 1.0), 0.5)
+
+
+def test_where_reads_a_numeric_condition_as_nonzero_is_true():
+    a, b = leaf([1.0, 2.0, 3.0, 4.0]), leaf([-1.0, -2.0, -3.0, -4.0])
+    out = ad.where(np.array([0.0, 2.5, -1.0, np.nan]), a, b)
+    out.backward(np.array([10.0, 20.0, 30.0, 40.0]))
+    assert out.data.tolist() == [-1.0, 2.0, 3.0, 4.0]
+    assert a.grad.tolist() == [0.0, 20.0, 30.0, 40.0] and b.grad.tolist() == [10.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("c,a,b", [((3,), (4,), ()), ((4,), (3,), (4,)), ((4,), (4,), (3,)),
+                                   ((2, 1), (3,), (4,))])
+def test_where_of_shapes_that_do_not_broadcast_names_all_three_shapes(c, a, b):
+    with pytest.raises(ValueError, match=rf"^where: condition {re.escape(str(c))}, "
+                                         rf"a {re.escape(str(a))} and b {re.escape(str(b))} do"):
+        ad.where(np.ones(c, dtype=bool), leaf(np.ones(a)), leaf(np.ones(b)))
+
+
+@pytest.mark.parametrize("fn", [ad.logsumexp, ad.log_softmax])
+def test_a_row_of_only_minus_infinity_gives_no_divide_by_zero_warning(fn):
+    # logsumexp of [-inf, -inf] is log 0 = -inf; its log_softmax is -inf - (-inf) = nan (as torch)
+    x = np.array([[-np.inf, -np.inf], [0.0, np.log(3.0)], [-np.inf, 0.0]])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="invalid value")   # -inf - (-inf)
+        warnings.filterwarnings("error", message="divide by zero")
+        out = fn(x).data
+    if fn is ad.logsumexp:
+        np.testing.assert_allclose(out, [-np.inf, np.log(4.0), 0.0], rtol=1e-15)
+    else:
+        assert np.isnan(out[0]).all()
+        np.testing.assert_allclose(out[1:], [[np.log(0.25), np.log(0.75)], [-np.inf, 0.0]],
+                                   rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape,axis,out_shape", [((1, 3), -1, (1,)), ((3, 1), 0, (1,)),
+                                                  ((1, 3, 1), 1, (1, 1)), ((1, 1), None, ())])
+def test_logsumexp_removes_exactly_the_reduced_axes_and_keeps_other_size_one_axes(shape, axis,
+                                                                                 out_shape):
+    x = rand(*shape)
+    out = ad.logsumexp(x, axis=axis)
+    assert out.shape == out_shape
+    np.testing.assert_allclose(out.data, np.log(np.exp(x).sum(axis=axis)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [ad.logsumexp, ad.log_softmax])
+def test_logsumexp_and_log_softmax_errors_on_an_empty_tensor_start_with_the_function_name(fn):
+    name = fn.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: axis -1 of a tensor of shape \(3, 0\) is "):
+        fn(np.zeros((3, 0)), axis=-1)
+    with pytest.raises(ValueError, match=rf"^{name}: axis 2 is out of range"):
+        fn(np.zeros((0, 3)), axis=2)
+
+
+@pytest.mark.parametrize("shape_x,indices,axis", [
+    ((2, 3), [[1], [0]], 1), ((2, 3), [[1, 1], [0, 2]], 1), ((2, 3), [[1, 0, 1]], 0),
+    ((1, 4), [[0], [2]], 1), ((1, 4), [[0], [0]], 1), ((2, 1, 3), [[[0], [2]]], -1),
+    ((3, 1), [[0, 0]], 0), ((2, 3, 2), [[[1, 0]], [[2, 2]]], 1),
+], ids=["one_pick_per_row", "two_picks_repeated", "axis0_repeated", "x_row_reused_twice",
+        "x_row_reused_same_pick", "3d_negative_axis", "x_column_reused", "3d_repeated"])
+def test_take_along_axis_adds_the_upstream_gradient_of_every_pick_by_a_loop(shape_x, indices, axis):
+    idx = np.array(indices)
+    x = leaf(np.zeros(shape_x))
+    out = ad.take_along_axis(x, idx, axis)
+    g = np.arange(1.0, 1.0 + out.size).reshape(out.shape)     # integers: exact sums
+    out.backward(g)
+    expected, ax = np.zeros(shape_x), axis % len(shape_x)
+    idx_b = np.broadcast_to(idx, out.shape)
+    for o in np.ndindex(*out.shape):     # out[o] = x[o with axis ax replaced by idx[o]]
+        src = [0 if n == 1 else k for k, n in zip(o, shape_x)]
+        src[ax] = idx_b[o]
+        expected[tuple(src)] += g[o]
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_take_along_axis_accepts_unsigned_indices_and_rejects_others_naming_them():
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(ad.take_along_axis(x, np.array([[2], [0]], np.uint8), 1).data,
+                                  [[2.0], [3.0]])
+    with pytest.raises(TypeError, match=r"take_along_axis: indices must be integers, got dtype "
+                                        r"float64"):
+        ad.take_along_axis(x, np.array([[2.0], [0.0]]), 1)
+    with pytest.raises(ValueError, match=r"take_along_axis: indices shape \(2,\) and x shape "
+                                         r"\(2, 3\)"):
+        ad.take_along_axis(x, np.array([2, 0]), 1)
+
+
+@pytest.mark.parametrize("fn,axis", [(ad.concatenate, 1), (ad.stack, -1)])
+def test_concatenate_and_stack_of_three_pieces_give_each_piece_its_own_part_of_the_gradient(fn,
+                                                                                          axis):
+    widths = (1, 3, 2) if fn is ad.concatenate else (2, 2, 2)
+    pieces = [leaf(np.zeros((2, n))) for n in widths]
+    out = fn(pieces, axis=axis)
+    g = np.arange(1.0, 1.0 + out.size).reshape(out.shape)
+    out.backward(g)
+    parts = ([g[:, :1], g[:, 1:4], g[:, 4:]] if fn is ad.concatenate
+             else [g[..., 0], g[..., 1], g[..., 2]])
+    for p, part in zip(pieces, parts):
+        np.testing.assert_array_equal(p.grad, part)
+
+
+@pytest.mark.parametrize("dx,dw,db", [
+    (np.float64, np.float64, np.float64), (np.float32, np.float32, np.float32),
+    (np.float32, np.float32, np.float64), (np.float64, np.float64, np.float32),
+    (np.float16, np.float16, np.float32),
+])
+def test_linear_has_the_dtype_and_values_of_x_at_weight_plus_bias(dx, dw, db):
+    x, w = rand(5, 4, seed=1).astype(dx), rand(4, 3, seed=2).astype(dw)
+    b = rand(3, seed=3).astype(db)
+    out = ad.linear(x, w, b)
+    expected = x @ w + b
+    assert out.dtype == expected.dtype
+    np.testing.assert_array_equal(out.data, expected)
+
+
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, False), (False, False, True),
+                                   (False, True, True), (True, True, True)])
+def test_linear_computes_a_gradient_only_for_the_operands_that_require_one(needs):
+    X, W, b = rand(2, 3, 4, seed=1), rand(4, 5, seed=2), rand(5, seed=3)
+    out = ad.linear(*(Tensor(d, requires_grad=r) for d, r in zip((X, W, b), needs)))
+    g = rand(2, 3, 5, seed=4)
+    expected = (np.einsum("abj,ij->abi", g, W),     # dx = g W^T
+                np.einsum("abi,abj->ij", X, g),     # dW = sum over the batch of x g^T
+                g.sum(axis=(0, 1)))                   # db = sum over the batch of g
+    for got, want, need in zip(out._vjp(g), expected, needs):
+        if need:
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+        else:
+            assert got is None
+
+
+@pytest.mark.parametrize("x,w,b", [((5, 4), (4, 2, 1), (2, 1)), ((5, 4), (4, 2), (3,)),
+                                   ((), (1, 2), (2,)), ((5, 3), (4, 2), (2,))],
+                         ids=["weight_3d", "bias_length", "x_scalar", "inner_size"])
+def test_linear_rejects_each_bad_shape_naming_all_three(x, w, b):
+    with pytest.raises(ValueError, match=rf"^linear: .* got x {re.escape(str(x))}, weight "
+                                         rf"{re.escape(str(w))}, bias {re.escape(str(b))}$"):
+        ad.linear(np.ones(x), np.ones(w), np.ones(b))
+
+
+@pytest.mark.parametrize("axis", [-2, -1, 0, 1])
+def test_every_axis_from_minus_ndim_to_ndim_minus_one_is_in_range(axis):
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(Tensor(x).sum(axis=axis).data, x.sum(axis=axis))
+
+
+@pytest.mark.parametrize("axis", [-3, 2])
+def test_an_axis_just_past_either_end_is_out_of_range_naming_the_operation(axis):
+    with pytest.raises(ValueError, match=rf"^sum: axis {axis} is out of range"):
+        Tensor(np.ones((2, 3))).sum(axis=axis)
+
+
 # ----- arithmetic, with broadcasting ----------------------------------------------
 
 BROADCAST_PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)),
