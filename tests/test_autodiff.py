@@ -734,3 +734,14 @@ def test_matmul_of_a_zero_dimensional_operand_raises_naming_both_shapes(shapes):
     with pytest.raises(ValueError, match=rf"^matmul: .*{re.escape(str(shapes[0]))} and "
                                          rf"{re.escape(str(shapes[1]))}"):
         a @ b
+
+
+@pytest.mark.parametrize("shape,ok", [((), True), ((1, 1), True), ((2,), False), ((1, 2), False)])
+def test_backward_without_a_gradient_needs_exactly_one_element(shape, ok):
+    x = Tensor(np.full(shape, 3.0), requires_grad=True)
+    if ok:
+        (x * x).backward()
+        np.testing.assert_array_equal(x.grad, np.full(shape, 6.0))
+    else:
+        with pytest.raises(ValueError, match=rf"^backward\(\) .*{re.escape(str(shape))}"):
+            (x * x).backward()
