@@ -146,7 +146,7 @@ class MLP:
             if value.shape != p.shape:
                 raise ValueError(f"MLP.load_state_dict: {key} has shape {value.shape}, "
                                  f"the parameter has shape {p.shape}")
-            if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+            if value.dtype.kind not in ("b", "i", "u", "f") or not np.all(np.isfinite(value)):
                 raise ValueError(f"MLP.load_state_dict: {key} is not an array of finite numbers "
                                  f"(dtype {value.dtype})")
         for key, p in own.items():  # only after every check passed: no half-loaded model

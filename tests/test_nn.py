@@ -176,6 +176,24 @@ def test_load_state_dict_rejects_nonfinite_weights_and_changes_nothing(bad):
     assert all(np.array_equal(before[k], v) for k, v in mlp.state_dict().items())
 
 
+@pytest.mark.parametrize("dtype", [bool, np.int32, np.uint8, np.float32])
+def test_load_state_dict_takes_any_real_dtype_as_its_numbers(dtype):
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    state = {k: np.ones(v.shape, dtype=dtype) for k, v in mlp.state_dict().items()}
+    mlp.load_state_dict(state)
+    assert all(np.array_equal(v, np.ones(v.shape)) and v.dtype == np.float64
+               for v in mlp.state_dict().values())
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, object, str])
+def test_load_state_dict_rejects_non_real_dtypes_naming_the_key(dtype):
+    mlp = MLP([3, 4, 2], rng=np.random.default_rng(0))
+    state = mlp.state_dict()
+    state["layers.0.weight"] = np.ones(state["layers.0.weight"].shape).astype(dtype)
+    with pytest.raises(ValueError, match=r"layers\.0\.weight is not an array of finite numbers"):
+        mlp.load_state_dict(state)
+
+
 def test_mlp_rejects_bad_arguments():
     with pytest.raises(ValueError, match="activation"):
         MLP([2, 2], activation="sigmoid")
