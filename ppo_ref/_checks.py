@@ -426,17 +426,24 @@ def check_gaussian(mean, log_std) -> tuple:
 
 def check_discrete_actions(actions, batch_shape: tuple, num_actions: int) -> np.ndarray:
     """Integer actions of the batch's shape, each in [0, num_actions)."""
+    return _check_integer_actions(
+        actions, batch_shape, num_actions, "Categorical",
+        f"logits {batch_shape + (num_actions,)} need actions of shape {batch_shape}")
+
+
+def _check_integer_actions(actions, shape: tuple, upper, owner: str, expected: str) -> np.ndarray:
+    """Integer actions of `shape`, each a in [0, upper): `upper` a number, or one bound per
+    entry of the last axis. `expected` says which shape and why, in the shape error."""
     a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
     if a.dtype.kind not in ("i", "u"):
-        raise TypeError(f"Categorical.log_prob: actions must be integers, got dtype {a.dtype}")
-    if a.shape != batch_shape:
-        raise ValueError(f"Categorical.log_prob: actions have shape {a.shape}, logits "
-                         f"{batch_shape + (num_actions,)} need actions of shape {batch_shape}")
-    bad = (a < 0) | (a >= num_actions)
+        raise TypeError(f"{owner}.log_prob: actions must be integers, got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{owner}.log_prob: actions have shape {a.shape}, {expected}")
+    upper = np.broadcast_to(upper, shape)
+    bad = (a < 0) | (a >= upper)
     if bad.any():
         i = first_index(bad)
-        raise ValueError(f"Categorical.log_prob: action {a[i]} at index {i} is outside "
-                         f"[0, {num_actions})")
+        raise ValueError(f"{owner}.log_prob: action {a[i]} at index {i} is outside [0, {upper[i]})")
     return a
 
 
@@ -585,18 +592,10 @@ def check_multi_categorical(logits, nvec) -> tuple:
 
 def check_multi_discrete_actions(actions, batch_shape: tuple, nvec: tuple) -> np.ndarray:
     """Integer actions (B, K), one per component, with a_k in [0, nvec[k])."""
-    a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
-    if a.dtype.kind not in ("i", "u"):
-        raise TypeError(f"MultiCategorical.log_prob: actions must be integers, got dtype {a.dtype}")
-    if a.shape != batch_shape + (len(nvec),):
-        raise ValueError(f"MultiCategorical.log_prob: actions have shape {a.shape}, expected "
-                         f"{batch_shape + (len(nvec),)} (one action per component of nvec {nvec})")
-    bad = (a < 0) | (a >= np.asarray(nvec))
-    if bad.any():
-        i = first_index(bad)
-        raise ValueError(f"MultiCategorical.log_prob: action {a[i]} at index {i} is outside "
-                         f"[0, {nvec[i[-1]]})")
-    return a
+    shape = batch_shape + (len(nvec),)
+    return _check_integer_actions(
+        actions, shape, nvec, "MultiCategorical",
+        f"expected {shape} (one action per component of nvec {nvec})")
 
 
 def check_binary_actions(actions, shape: tuple) -> np.ndarray:
