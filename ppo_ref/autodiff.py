@@ -196,8 +196,10 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self):
+        # the operation that made a node of the graph (as torch's grad_fn): how it was computed
+        op = f", op={self._op!r}" if self._parents else ""
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({self.data!r}{grad})"
+        return f"Tensor({self.data!r}{grad}{op})"
 
     def item(self) -> float:
         return self.data.item()

@@ -982,6 +982,14 @@ def test_repr_shows_the_data_and_requires_grad_only_when_set():
         "Tensor(array([1.]), requires_grad=True)"
 
 
+def test_repr_of_a_graph_node_names_the_operation_that_made_it():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert repr(x * 3.0) == "Tensor(array([3., 6.]), requires_grad=True, op='mul')"
+    assert repr(x + 1.0) == "Tensor(array([2., 3.]), requires_grad=True, op='add')"
+    with ad.no_grad():           # no graph, so no operation to name
+        assert repr(x * 3.0) == "Tensor(array([3., 6.]))"
+
+
 def test_backward_of_a_constant_says_nothing_requires_grad():
     with pytest.raises(RuntimeError, match=r"^backward\(\): .* with requires_grad=True .*no_grad\)$"):
         (Tensor(np.ones(1)) * 2.0).backward()
