@@ -24,9 +24,12 @@ if (_REPO_ROOT / "ppo_ref").is_dir() and str(_REPO_ROOT) not in sys.path:
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos only write files; never open a window
 # Importing ppo_ref pins BLAS to one thread before numpy loads (sweeps parallelise by processes).
 import ppo_ref  # noqa: E402,F401
-from ppo_ref.plots import mean_std, plot_band, require_matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ppo_ref.plots import forward_fill, mean_std, plot_band, require_matplotlib  # noqa: E402
 from ppo_ref.spec.golden import json_ready  # noqa: E402
 from ppo_ref.sweep import run_sweep  # noqa: E402
+from ppo_ref.train.runs import read_eval, read_metrics  # noqa: E402
 
 
 def train_in_folder(config, seed: int, root) -> list:
@@ -48,6 +51,17 @@ def train_seeds(name: str, config, n_seeds: int, root) -> None:
     overwrite a run folder."""
     shutil.rmtree(root, ignore_errors=True)
     run_sweep({name: config}, seeds=range(n_seeds), job=functools.partial(train_in_folder, root=root))
+
+
+def read_seed_runs(root, seeds) -> tuple:
+    """The runs ROOT/seed<seed> that train_seeds wrote: (metrics, evals, curves), each a dict by
+    seed; a curve is (global steps, training return with its gaps forward-filled)."""
+    metrics = {s: read_metrics(Path(root) / f"seed{s}") for s in seeds}
+    evals = {s: read_eval(Path(root) / f"seed{s}") for s in seeds}
+    curves = {s: (np.array([r["global_step"] for r in metrics[s]], dtype=float),
+                  forward_fill(np.array([r["episodic_return"] for r in metrics[s]])))
+              for s in seeds}
+    return metrics, evals, curves
 
 
 def _number(kind, low, strict):

@@ -25,9 +25,7 @@ import importlib.util
 
 import numpy as np
 
-from ppo_ref.plots import forward_fill
 from ppo_ref.train.config import PRESETS
-from ppo_ref.train.runs import read_eval, read_metrics
 
 TARGET = 200.0
 
@@ -40,10 +38,6 @@ def _options(parser):
 
 def main(argv=None) -> int:
     args = _common.parse_args(__doc__.splitlines()[0], argv, extra=_options)
-    if importlib.util.find_spec("Box2D") is None:
-        print("LunarLander-v3 needs Box2D: pip install -e .[box2d] (the box2d and pygame wheels); "
-              "skipped")
-        return 0
     import matplotlib.pyplot as plt
 
     config = PRESETS["LunarLander-v3"]
@@ -58,14 +52,14 @@ def main(argv=None) -> int:
             print(f"no finished runs (with eval.json) in {root}")
             return 1
         n_seeds = len(seeds)
+    elif importlib.util.find_spec("Box2D") is None:   # drawing finished runs needs no Box2D
+        print("LunarLander-v3 needs Box2D: pip install -e .[box2d] (the box2d and pygame wheels); "
+              "skipped")
+        return 0
     else:
         _common.train_seeds("lunarlander", config, n_seeds, root)
         seeds = list(range(n_seeds))
-    metrics = {s: read_metrics(root / f"seed{s}") for s in seeds}
-    evals = {s: read_eval(root / f"seed{s}") for s in seeds}
-    curves = {s: (np.array([r["global_step"] for r in metrics[s]], dtype=float),
-                  forward_fill(np.array([r["episodic_return"] for r in metrics[s]])))
-              for s in seeds}
+    metrics, evals, curves = _common.read_seed_runs(root, seeds)
     per_seed = {}
     for s in seeds:
         steps, ret = curves[s]
@@ -77,8 +71,8 @@ def main(argv=None) -> int:
                        "eval_mean_return": evals[s]["mean_return"]}
 
     fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1]})
-    _common.plot_seed_curves(ax, curves, TARGET, f"solved: {TARGET:g}",
-                             "training episodic return (last 20 episodes)")
+    x, mean, std = _common.plot_seed_curves(ax, curves, TARGET, f"solved: {TARGET:g}",
+                                            "training episodic return (last 20 episodes)")
     eval_means = [per_seed[s]["eval_mean_return"] for s in seeds]
     ax_eval.plot(seeds, eval_means, "o")
     ax_eval.axhline(TARGET, color="C3", ls="--", lw=0.9)

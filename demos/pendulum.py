@@ -21,9 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from ppo_ref.plots import forward_fill
 from ppo_ref.train.trainer import PRESETS
-from ppo_ref.train.runs import read_eval, read_metrics
 
 TARGET = -250.0
 
@@ -42,11 +40,7 @@ def main(argv=None) -> int:
     _common.train_seeds("pendulum", config, n_seeds, root)
 
     seeds = list(range(n_seeds))
-    metrics = {s: read_metrics(root / f"seed{s}") for s in seeds}
-    evals = {s: read_eval(root / f"seed{s}") for s in seeds}
-    curves = {s: (np.array([r["global_step"] for r in metrics[s]], dtype=float),
-                  forward_fill(np.array([r["episodic_return"] for r in metrics[s]])))
-              for s in seeds}
+    metrics, evals, curves = _common.read_seed_runs(root, seeds)
 
     fig, (ax, ax_eval) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 1]})
     x, mean, std = _common.plot_seed_curves(ax, curves, TARGET, f"target {TARGET:g}",

@@ -111,3 +111,21 @@ def test_lunarlander_preset_is_rl_zoo3s_and_its_demo_runs_in_quick_mode(tmp_path
     assert proc.returncode == 0, proc.stderr
     data = json.loads((tmp_path / "lunarlander.json").read_text())
     assert len(data["per_seed"]) == 2 and data["env_id"] == "LunarLander-v3"
+
+
+def test_the_lunarlander_figure_is_drawn_from_finished_runs_without_box2d(tmp_path):
+    """--from-runs reads OUT/lunarlander_runs/seed<k> (any run folders: CartPole's here, so the
+    test needs no Box2D) and writes the figure and one JSON entry per finished seed."""
+    for seed in (0, 3):
+        train(dataclasses.replace(PRESETS["CartPole-v1"], seed=seed, total_steps=512,
+                                  eval_episodes=2),
+              out_dir=tmp_path / "lunarlander_runs" / f"seed{seed}", progress=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(REPO / "demos" / "lunarlander.py"), "--from-runs",
+                           "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "lunarlander.json").read_text())
+    assert sorted(data["per_seed"]) == ["0", "3"]
+    assert len(data["curve"]["mean"]) > 0
+    assert (tmp_path / "lunarlander.png").read_bytes()[:4] == b"\x89PNG"
