@@ -435,6 +435,8 @@ def _check_integer_actions(actions, shape: tuple, upper, owner: str, expected: s
     """Integer actions of `shape`, each a in [0, upper): `upper` a number, or one bound per
     entry of the last axis. `expected` says which shape and why, in the shape error."""
     a = np.asarray(actions.data if isinstance(actions, Tensor) else actions)
+    if _TRUSTED.get():
+        return a
     if a.dtype.kind not in ("i", "u"):
         raise TypeError(f"{owner}.log_prob: actions must be integers, got dtype {a.dtype}")
     if a.shape != shape:

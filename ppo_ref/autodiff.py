@@ -129,8 +129,14 @@ def _join(join, tensors, axis, op: str) -> np.ndarray:
                          f"{axis} ({e})") from None
 
 
+def _shape(x) -> tuple:
+    """np.shape(x), with a Python number's () known at once: np.shape would first convert it
+    to an array, which costs more than the arithmetic of a small tensor."""
+    return () if isinstance(x, (int, float)) else np.shape(x)  # pragma: no mutate (np.shape agrees)
+
+
 def _check_broadcast(a, b, op: str) -> None:
-    sa, sb = np.shape(a), np.shape(b)
+    sa, sb = _shape(a), _shape(b)
     if sa == sb or not sa or not sb:  # equal shapes, or a scalar: nothing to check
         return
     try:
@@ -431,7 +437,7 @@ class Tensor:
         shape = self.shape
         if axis is not None:  # normalise to a tuple of non-negative axes
             axis = _normalize_axes(axis, self.ndim, "sum")
-        out = np.sum(self.data, axis=axis, keepdims=keepdims)
+        out = self.data.sum(axis=axis, keepdims=keepdims)
 
         def vjp(g):  # every summed element receives the upstream gradient
             if axis is not None and not keepdims:  # put the summed axes back (a scalar g broadcasts)

@@ -303,7 +303,8 @@ def clip_fraction(logp_new, logp_old, clip_eps: float = 0.2) -> float:
                                                clip_eps=clip_eps)
     with np.errstate(over="ignore"):   # an overflowing ratio is inf, still counted as outside
         ratio = np.exp(logp_new.data - logp_old.data)
-    return float(np.mean((ratio < 1.0 - clip_eps) | (ratio > 1.0 + clip_eps)))
+    outside = (ratio < 1.0 - clip_eps) | (ratio > 1.0 + clip_eps)
+    return int(np.count_nonzero(outside)) / outside.size
 
 
 def explained_variance(values, returns) -> float:

@@ -59,6 +59,11 @@ class Adam:
                                                           self.params)]
             self.v = [v.reshape(p.shape) for v, p in zip(np.split(self._v_flat, self._splits),
                                                           self.params)]
+            # The parameters' values become views into a third flat buffer (in place of their
+            # own arrays, which hold the same numbers), so the step is one subtraction.
+            self._theta_flat = np.concatenate([p.data.ravel() for p in self.params])
+            for p, piece in zip(self.params, self._slices):
+                p.data = self._theta_flat[piece].reshape(p.shape)
         else:
             self.m = [np.zeros_like(p.data) for p in self.params]
             self.v = [np.zeros_like(p.data) for p in self.params]
@@ -89,8 +94,11 @@ class Adam:
             self.steps = [self.steps[0] + 1] * len(self.params)
             update = adam_update(self._m_flat, self._v_flat, g, g2, self.steps[0], self.lr,
                                  self.betas, self.eps)
-            for p, piece in zip(self.params, self._slices):
-                p.data -= update[piece].reshape(p.shape)
+            if all(p.data.base is self._theta_flat for p in self.params):
+                self._theta_flat -= update
+            else:   # a parameter's array was replaced since (e.g. by another optimiser's views)
+                for p, piece in zip(self.params, self._slices):
+                    p.data -= update[piece].reshape(p.shape)
             return
         check_finite_grads(grads)
         for i, (p, g) in enumerate(zip(self.params, grads)):   # one parameter at a time

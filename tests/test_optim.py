@@ -480,3 +480,33 @@ def test_clip_grad_norm_accumulates_float32_squares_in_float64():
     assert norm == math.sqrt(g[0] ** 2 + g[1] ** 2)
     assert a.grad.dtype == np.float32
     np.testing.assert_allclose(a.grad, g / (norm + 1e-6), rtol=1e-6)
+
+
+def test_adam_still_updates_parameters_whose_arrays_a_second_optimiser_took_over():
+    # A second Adam over the same parameters points their values at its own flat buffer; the
+    # first must still move the parameters themselves, as a per-parameter update would.
+    rng = np.random.default_rng(1)
+    w0, b0 = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    grads = [rng.standard_normal(9) for _ in range(3)]
+    w, b = Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+    first = Adam([w, b], lr=0.1, betas=(0.8, 0.9), eps=1e-3)
+    Adam([w, b], lr=0.5)                          # takes the arrays over, never steps
+    np.testing.assert_array_equal(w.data, w0)     # taking over keeps the values
+    for g in grads:
+        w.grad, b.grad = g[:6].reshape(2, 3), g[6:].copy()
+        first.step()
+    want = naive_adam_per_element(np.concatenate([w0.ravel(), b0]).tolist(),
+                                  [g.tolist() for g in grads], 0.1, (0.8, 0.9), 1e-3)
+    np.testing.assert_allclose(np.concatenate([w.data.ravel(), b.data]), want, rtol=1e-13, atol=1e-15)
+
+
+def test_adam_leaves_parameters_written_in_place_elsewhere_in_its_update():
+    # loading values into a parameter in place (a checkpoint, trpo's set_flat) is seen by the
+    # next step: the step subtracts from the current values
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    opt = Adam([w], lr=0.1)
+    w.data[...] = [10.0, 20.0]
+    w.grad = np.array([1.0, -1.0])
+    opt.step()
+    # Adam's first step is lr * g / (|g| + eps): lr times the sign, up to eps = 1e-8
+    np.testing.assert_allclose(w.data, [10.0 - 0.1, 20.0 + 0.1], rtol=1e-9)
