@@ -59,11 +59,11 @@ class Categorical:
         Returns int64 (B,).
         """
         check_rng(rng, "Categorical.sample")
-        cdf = np.cumsum(self.probs(), axis=-1)                    # (B, A), non-decreasing
+        cdf = self.probs().cumsum(axis=-1)                        # (B, A), non-decreasing
         cdf = cdf / cdf[..., -1:]
         u = rng.random(self.batch_shape + (1,))                   # (B, 1)
         # the loop it replaces: a = min k with u < cdf[k]
-        return np.sum(cdf <= u, axis=-1).astype(np.int64)
+        return (cdf <= u).sum(axis=-1).astype(np.int64)
 
     def mode(self) -> np.ndarray:
         """argmax_a pi(a), the most probable action (the first one at ties), int64 (B,)."""

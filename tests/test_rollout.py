@@ -182,6 +182,75 @@ def test_non_finite_env_output_names_the_env_index_and_step(nan_in, what):
         c.collect()
 
 
+def test_a_non_finite_reward_in_a_later_rollout_names_its_vector_step_and_rollout_step():
+    # Env 1's 6th step call is vector step 7 (steps 3 and 6 are reset steps, which call reset):
+    # the second rollout of 4 steps, its step 3.
+    c = collector_for({}, {"nan_at": 6, "nan_in": "reward"}, num_steps=4)
+    c.collect()
+    with pytest.raises(ValueError, match=r"environment 1 emitted a non-finite reward.*"
+                                         r"vector step 7 \(rollout step 3\)"):
+        c.collect()
+
+
+def test_a_non_finite_reward_is_reported_before_a_later_non_finite_observation():
+    # env 0's reward at vector step 4 is inf; env 1's observation at vector step 7 is nan
+    c = collector_for({"nan_at": 4, "nan_in": "reward"}, {"nan_at": 6, "nan_in": "obs"})
+    with pytest.raises(ValueError, match=r"environment 0 emitted a non-finite reward.*"
+                                         r"vector step 4 \(rollout step 4\)"):
+        c.collect()
+
+
+def test_a_non_finite_reward_never_reaches_the_reward_scaler():
+    scaler = RewardScaler(2, gamma=0.9)
+    c = collector_for({}, {"nan_at": 2, "nan_in": "reward"}, reward_scaler=scaler)
+    with pytest.raises(ValueError, match=r"environment 1 emitted a non-finite reward"):
+        c.collect()
+    state = scaler.state_dict()
+    for key in ("mean", "var", "count", "returns"):
+        assert np.isfinite(state[key]).all(), key
+
+
+class RandomEpisodes(gym.Env):
+    """Episodes of random length that terminate or are truncated, with rewards of magnitudes
+    from 1e-8 to 1e8 (and signed zeros): summed in another order, the returns' bits differ."""
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, seed):
+        self.r = np.random.default_rng(seed)
+
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(1), {}
+
+    def step(self, action):
+        u = self.r.random()
+        reward = self.r.choice([self.r.standard_normal() * 10.0 ** self.r.integers(-8, 9),
+                                -0.0, 0.0])
+        return np.zeros(1), reward, bool(u < 0.08), bool(0.08 <= u < 0.12), {}
+
+
+def test_episode_statistics_equal_a_step_by_step_sum_bit_for_bit():
+    envs = SyncVectorEnv([lambda i=i: RandomEpisodes(i) for i in range(5)])
+    c = RolloutCollector(envs, ValueIsObsAgent(), 40, np.random.default_rng(0))
+    running, length = np.zeros(5), np.zeros(5, dtype=np.int64)   # the loop a reader would write
+    for _ in range(4):
+        buf = c.collect()
+        returns, lengths = [], []
+        for t in range(40):
+            valid = buf.valid[t]
+            running += np.where(valid, buf.rewards[t], 0.0)
+            length += valid
+            ended = (buf.terminated[t] | buf.truncated[t]) & valid
+            returns += running[ended].tolist()
+            lengths += length[ended].tolist()
+            running[ended], length[ended] = 0.0, 0
+        assert len(returns) > 5
+        assert buf.episode_returns.tobytes() == np.array(returns).tobytes()
+        np.testing.assert_array_equal(buf.episode_lengths, lengths)
+        assert c.episode_return.tobytes() == running.tobytes()
+        np.testing.assert_array_equal(c.episode_length, length)
+
+
 class BadShapeAfter(ScriptedEnv):
     """ScriptedEnv whose step number `k` returns an observation of shape (2,), not (1,)."""
 

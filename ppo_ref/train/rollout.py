@@ -6,6 +6,8 @@ every (T, N) array holds the transition obs_t --action_t--> (reward_t, obs_{t+1}
 Each step runs only the policy network, to sample the actions (ActorCritic.sample);
 log pi_old(a_t|s_t) and V_old(s_t) of all T*N rows are evaluated once, after the loop,
 in one batched forward (ActorCritic.evaluate): the parameters do not change meanwhile.
+Likewise what follows from the stored (T, N) arrays (which rows are valid, the scaled
+rewards, the episode statistics) is computed once, after the loop.
 
 Autoreset convention: we use gymnasium 1.x's default NEXT_STEP autoreset, and
 no other mode is accepted. With it, the observation returned on the step where an
@@ -284,6 +286,42 @@ class RolloutBuffer:
 
 # ----- the collector ---------------------------------------------------------------------
 
+def _sums_restarting_at(ends, start, x):
+    """Running sums over the steps of each env that restart from 0 after every `ends` step:
+    ends (T, N) bool, start (N,) the sums before step 0, x (T, N) what each step adds. Returns
+    (the sums at the end steps, in (t, n) order; the sums after step T-1), bit for bit those
+    of the loop it replaces:
+
+        acc, at_ends = start.copy(), []
+        for t in range(T):
+            acc += x[t]
+            at_ends.extend(acc[ends[t]]); acc[ends[t]] = 0
+
+    Float addition does not associate, so each stretch between restarts (a "segment") is
+    added up in the loop's order: np.cumsum, which adds left to right, along one row
+    [the segment's start value, its x ...] per segment.
+    """
+    T, N = x.shape
+    begins = np.zeros((N, T), dtype=bool)        # env-major (N, T): where a segment begins:
+    begins[:, 0] = True                          # at step 0, continuing from start,
+    begins[:, 1:] = ends.T[:, :-1]               # and after each end, from 0
+    env, t0 = np.nonzero(begins)                 # (S,) each segment's env and first step
+    stop = np.append(np.where(env[1:] == env[:-1], t0[1:], T), T)   # (S,) and the step after it
+    segment = np.cumsum(begins).reshape(N, T) - 1    # (N, T) the segment each step is in
+    # Row s: segment s's start value, then its x, then zeros (read no further than its end).
+    steps = t0[:, None] + np.arange(T)           # (S, T)
+    rows = np.empty((len(env), 1 + T), dtype=np.result_type(start, x))
+    rows[:, 0] = np.where(t0 == 0, start[env], 0)
+    rows[:, 1:] = np.where(steps < stop[:, None], x.T[env[:, None], np.minimum(steps, T - 1)], 0)
+    sums = np.cumsum(rows, axis=1)               # sums[s, 1 + j]: segment s's sum at step t0 + j
+    t, n = np.nonzero(ends)                      # the end steps, in (t, n) order
+    s = segment[n, t]
+    at_ends = sums[s, 1 + t - t0[s]]
+    s = segment[:, -1]                           # each env's last segment, restarted if it ended
+    after = np.where(ends[-1], 0, sums[s, T - t0[s]])
+    return at_ends, after
+
+
 class RolloutCollector:
     """Steps a vector env with an agent and fills a RolloutBuffer.
 
@@ -335,6 +373,7 @@ class RolloutCollector:
         self.episode_return = np.zeros(self.num_envs)              # unscaled, running
         self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.vector_step = 0                                       # envs.step calls so far
+        self._env_rewards = np.zeros((self.num_steps, self.num_envs))  # (T, N) unscaled, float64
 
     @property
     def global_step(self) -> int:
@@ -354,44 +393,48 @@ class RolloutCollector:
         """Run T steps of every env; returns the filled buffer (see RolloutBuffer)."""
         if self.obs is None:
             self.reset()
-        buf, agent = self.buffer, self.agent
-        ep_returns, ep_lengths = [], []
+        buf, agent, rewards = self.buffer, self.agent, self._env_rewards
+        first_step = self.vector_step
+        # Act, step, store. Only what the next action depends on happens here; what can be
+        # derived from the stored (T, N) arrays is computed once, below the loop.
         for t in range(self.num_steps):
             obs = self._policy_obs(self.obs, update=True)
             actions = agent.sample(obs, self.rng)        # the policy network only
-            valid = ~self.autoreset                      # (N,) False: the env will reset, ignoring the action
-            buf.obs[t], buf.actions[t], buf.valid[t] = obs, actions, valid
+            buf.obs[t], buf.actions[t] = obs, actions
 
-            next_obs, rewards, terminated, truncated, _ = step_envs(self.envs,
-                                                                    agent.env_action(actions))
-            if not (np.isfinite(next_obs).all() and np.isfinite(rewards).all()):
-                self._check_finite(next_obs, rewards, f"at vector step {self.vector_step} "
-                                                      f"(rollout step {t})")
+            next_obs, rewards[t], buf.terminated[t], buf.truncated[t], _ = \
+                step_envs(self.envs, agent.env_action(actions))
+            if not np.isfinite(next_obs).all():          # before the policy acts on it
+                self._raise_non_finite(next_obs, t, first_step)
             self.vector_step += 1
-            done = terminated | truncated                # the env sets both False on reset steps
-
-            buf.rewards[t] = rewards if self.reward_scaler is None else \
-                self.reward_scaler(rewards, done, valid)
-            buf.terminated[t] = terminated
-            buf.truncated[t] = truncated | ~valid        # invalid rows: stop GAE here too
-
-            # Episode statistics from the unscaled rewards of valid steps.
-            self.episode_return += np.where(valid, rewards, 0.0)
-            self.episode_length += valid
-            finished = done & valid
-            if finished.any():
-                ep_returns.extend(self.episode_return[finished].tolist())
-                ep_lengths.extend(self.episode_length[finished].tolist())
-                self.episode_return[finished], self.episode_length[finished] = 0.0, 0
-
-            self.autoreset = done
             self.obs = next_obs
+
+        T, N = self.num_steps, self.num_envs
+        self._check_finite_rewards(rewards, first_step)  # before anything reads them
+        # done: an episode ended at this step (the env sets both flags False on reset steps)
+        done = buf.terminated | buf.truncated
+        # valid: False on the reset step after an episode end (the env ignored the action)
+        buf.valid[0] = ~self.autoreset
+        buf.valid[1:] = ~done[:-1]
+        self.autoreset = done[-1].copy()                 # envs whose next step is a reset step
+        buf.truncated |= ~buf.valid                      # invalid rows: stop GAE there too
+        # rewards as the learner sees them; the scaler's running return goes step by step
+        if self.reward_scaler is None:
+            buf.rewards[...] = rewards
+        else:
+            for t in range(T):
+                buf.rewards[t] = self.reward_scaler(rewards[t], done[t], buf.valid[t])
+        # Episode statistics, from the unscaled rewards of valid steps.
+        finished = done & buf.valid
+        buf.episode_returns, self.episode_return[...] = _sums_restarting_at(
+            finished, self.episode_return, np.where(buf.valid, rewards, 0.0))
+        buf.episode_lengths, self.episode_length[...] = _sums_restarting_at(
+            finished, self.episode_length, buf.valid)
 
         # log pi_old(a_t|s_t) and V_old(s_t) for all T*N rows in one batched forward: the policy
         # did not change during the rollout, so this equals evaluating row by row (up to rounding:
         # a larger matrix product may sum in another order), for a fraction of the calls (the
         # loop it replaces: for t: logp[t], values[t] = evaluate(obs[t], actions[t])).
-        T, N = self.num_steps, self.num_envs
         logp, values = agent.evaluate(buf.obs.reshape(T * N, *buf.obs.shape[2:]),
                                       buf.actions.reshape(T * N, *buf.actions.shape[2:]))
         buf.logp[...] = np.reshape(logp, (T, N))
@@ -411,8 +454,6 @@ class RolloutCollector:
                 t, n = (int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(f"the agent produced a non-finite {name} at rollout step {t}, "
                                  f"env {n}; have its parameters diverged?")
-        buf.episode_returns = np.array(ep_returns, dtype=np.float64)
-        buf.episode_lengths = np.array(ep_lengths, dtype=np.int64)
         return buf
 
     def _policy_obs(self, raw_obs, update: bool) -> np.ndarray:
@@ -422,9 +463,25 @@ class RolloutCollector:
             obs = self.obs_normalizer(obs) if update else self.obs_normalizer.normalize(obs)
         return np.asarray(obs, dtype=self.dtype)
 
+    def _raise_non_finite(self, next_obs, t: int, first_step: int) -> None:
+        """The error for a non-finite observation from rollout step t. A non-finite reward of an
+        earlier step is reported instead: it came first (rewards are checked after the loop)."""
+        self._check_finite_rewards(self._env_rewards[:t], first_step)
+        self._check_finite(next_obs, self._env_rewards[t],
+                           f"at vector step {first_step + t} (rollout step {t})")
+
+    def _check_finite_rewards(self, rewards, first_step: int) -> None:
+        """ValueError naming the first step, then env, of rewards (T, N) that is nan/inf."""
+        bad_steps = ~np.isfinite(rewards).all(axis=1)
+        if bad_steps.any():
+            t = int(np.flatnonzero(bad_steps)[0])
+            self._check_finite(None, rewards[t],
+                               f"at vector step {first_step + t} (rollout step {t})")
+
     def _check_finite(self, obs, rewards, when: str) -> None:
         """ValueError naming the first env (index) that emitted a NaN/inf observation or reward."""
-        bad_obs = ~np.isfinite(np.asarray(obs, dtype=np.float64).reshape(self.num_envs, -1)).all(axis=1)
+        bad_obs = np.zeros(self.num_envs, bool) if obs is None else \
+            ~np.isfinite(np.asarray(obs, dtype=np.float64).reshape(self.num_envs, -1)).all(axis=1)
         bad_rew = np.zeros(self.num_envs, bool) if rewards is None else \
             ~np.isfinite(np.asarray(rewards, dtype=np.float64))
         if bad_obs.any() or bad_rew.any():
