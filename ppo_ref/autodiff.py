@@ -44,8 +44,8 @@ _GRAD_ENABLED = contextvars.ContextVar("ppo_ref_grad_enabled", default=True)
 
 class no_grad:
     """Context manager: operations inside record no graph (cheaper, like torch.no_grad).
-    A class rather than a generator-based context manager, which would cost more than the
-    policy forward of a rollout step it wraps."""
+    A class rather than a generator-based context manager: entering and leaving costs a
+    third as much, and every rollout step enters it."""
 
     __slots__ = ("_token",)
 
