@@ -6,7 +6,8 @@ machines, so the figures that matter are ratios and counts from one run):
     raw_env_steps_per_s      the training vector env stepped with random actions: the rollout limit
     rollout_steps_per_s      the trainer's rollout phase (RolloutCollector.collect: policy forward,
                              sampling, storage); rollout_efficiency = rollout / raw
-    update_samples_per_s     samples x epochs per second in ppo_update;
+    update_samples_per_s     samples x epochs per second in ppo_update (update_samples_per_env_step
+                             of them per env step: epochs x the share of a batch's rows kept);
     handwritten_mlp_samples_per_s   the same minibatch steps done by bench_baseline.HandwrittenPPO
                              (plain numpy forward and backward, no autodiff): the update limit;
                              update_efficiency = update / handwritten
@@ -19,6 +20,10 @@ machines, so the figures that matter are ratios and counts from one run):
                              rollout and an update must compute per env step, each timed alone
     floor_breakdown_us       those parts, in microseconds per env step
     roofline_fraction        floor_us_per_step / the trainer's measured microseconds per step
+    trainer_breakdown_us     the trainer's microseconds per env step in its rollout and its update
+                             (from the phase throughputs) and the rest of train() (GAE, minibatch
+                             draws, pi_old's exact KL, logging: by difference, so noise can make
+                             it slightly negative), to set beside floor_breakdown_us
 
 Throughputs are medians over a few interleaved rounds. Times are this process's CPU time
 (time.process_time) by default: with BLAS on one thread it equals wall time on an idle machine, and
@@ -55,8 +60,9 @@ __all__ = ["KEYS", "SOLVED_RETURN", "SOLVE_WINDOW", "CLOCKS", "machine_info", "m
 
 KEYS = ("raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
         "update_samples_per_s", "handwritten_mlp_samples_per_s", "update_efficiency",
-        "train_steps_per_s", "time_to_solve_s", "steps_to_solve", "floor_us_per_step",
-        "roofline_fraction", "floor_breakdown_us", "seeds", "machine")
+        "update_samples_per_env_step", "train_steps_per_s", "time_to_solve_s", "steps_to_solve",
+        "floor_us_per_step", "roofline_fraction", "floor_breakdown_us", "trainer_breakdown_us",
+        "seeds", "machine")
 SOLVED_RETURN = 475.0   # CartPole-v1's reward_threshold
 SOLVE_WINDOW = 20       # episodes averaged
 
@@ -145,7 +151,8 @@ def measure_phases(config, rounds: int = 5, rollouts: int = 20, updates: int = 3
     return {"raw_env_steps_per_s": med["raw"], "rollout_steps_per_s": med["rollout"],
             "rollout_efficiency": med["rollout"] / med["raw"],
             "update_samples_per_s": med["update"], "handwritten_mlp_samples_per_s": med["hand"],
-            "update_efficiency": med["update"] / med["hand"]}
+            "update_efficiency": med["update"] / med["hand"],
+            "update_samples_per_env_step": samples / config.batch_size}
 
 
 # ----- the floor -------------------------------------------------------------------------------
@@ -287,6 +294,11 @@ def run(seeds: int = 5, quick: bool = False, dtype: str | None = None, clock: st
     result["floor_us_per_step"] = floor["floor_us_per_step"]
     result["roofline_fraction"] = floor["floor_us_per_step"] / (1e6 / result["train_steps_per_s"])
     result["floor_breakdown_us"] = floor["floor_breakdown_us"]
+    trainer_us = 1e6 / result["train_steps_per_s"]
+    rollout_us = 1e6 / phases["rollout_steps_per_s"]
+    update_us = 1e6 * phases["update_samples_per_env_step"] / phases["update_samples_per_s"]
+    result["trainer_breakdown_us"] = {"rollout": rollout_us, "update": update_us,
+                                      "rest": trainer_us - rollout_us - update_us}
     result["seeds"] = runs
     result["machine"] = {**machine_info(), "preset": "CartPole-v1", "dtype": config.dtype,
                          "clock": clock, "quick": quick}
@@ -320,7 +332,19 @@ def format_table(result: dict) -> str:
     lines += [f"{name:<34}{value:>14}   {target}" for name, value, target in rows]
     lines += ["", "the floor, microseconds per env step:"]
     lines += [f"  {part:<32}{us:>14.2f}" for part, us in result["floor_breakdown_us"].items()]
-    lines.append("")
+    floor, trainer = result["floor_breakdown_us"], result["trainer_breakdown_us"]
+    per_step = result["update_samples_per_env_step"]
+    lines += ["", "where a training step goes, microseconds per env step:",
+              f"  {'':<32}{'trainer':>14}{'floor':>10}",
+              f"  {'rollout':<32}{trainer['rollout']:>14.2f}"
+              f"{floor['env'] + floor['rollout_matmul'] + floor['rollout_activation']:>10.2f}"
+              f"   the raw env alone: {1e6 / result['raw_env_steps_per_s']:.2f}",
+              f"  {'update':<32}{trainer['update']:>14.2f}"
+              f"{floor['update_matmul'] + floor['update_activation']:>10.2f}"
+              f"   the hand-written update: "
+              f"{1e6 * per_step / result['handwritten_mlp_samples_per_s']:.2f}",
+              f"  {'rest':<32}{trainer['rest']:>14.2f}{0:>10.2f}",
+              f"  {'total':<32}{sum(trainer.values()):>14.2f}{sum(floor.values()):>10.2f}", ""]
     for r in result["seeds"]:
         lines.append(f"  seed {r['seed']}: steps_to_solve {num(r['steps_to_solve'])}, "
                      f"time_to_solve {num(r['time_to_solve_s'], '{:.1f}')} s, "

@@ -642,9 +642,9 @@ def test_backward_on_a_deep_chain_does_not_hit_the_recursion_limit():
 def test_no_grad_records_nothing():
     x = Tensor(np.ones(3), requires_grad=True)
     with ad.no_grad():
-        assert not ad.is_grad_enabled()
+        assert ad.is_grad_enabled() is False     # a bool, as torch.is_grad_enabled
         y = (x * 2.0).exp().sum()
-    assert ad.is_grad_enabled()
+    assert ad.is_grad_enabled() is True
     assert not y.requires_grad and y._parents == ()
     with pytest.raises(RuntimeError):
         y.backward()

@@ -92,16 +92,27 @@ def test_quick_benchmark_writes_exactly_the_issue_keys_with_finite_positive_figu
     assert tuple(result) == KEYS
     assert set(KEYS) == {"raw_env_steps_per_s", "rollout_steps_per_s", "rollout_efficiency",
                          "update_samples_per_s", "handwritten_mlp_samples_per_s",
-                         "update_efficiency", "train_steps_per_s", "time_to_solve_s",
-                         "steps_to_solve", "floor_us_per_step", "roofline_fraction",
-                         "floor_breakdown_us", "seeds", "machine"}
-    for key in KEYS[:-3]:
+                         "update_efficiency", "update_samples_per_env_step",
+                         "train_steps_per_s", "time_to_solve_s", "steps_to_solve",
+                         "floor_us_per_step", "roofline_fraction", "floor_breakdown_us",
+                         "trainer_breakdown_us", "seeds", "machine"}
+    for key in KEYS[:-4]:
         value = result[key]
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
     parts = result["floor_breakdown_us"]
     assert set(parts) == {"env", "rollout_matmul", "rollout_activation", "update_matmul",
                           "update_activation"} and all(v > 0 for v in parts.values())
     assert result["floor_us_per_step"] == pytest.approx(sum(parts.values()))
+    # 20 epochs over the kept rows of each batch of 8 x 32 steps: at most 20 per env step; each
+    # episode end drops the next step's row, and CartPole episodes last well over 3 steps
+    assert 20 * 3 / 4 <= result["update_samples_per_env_step"] <= 20
+    trainer = result["trainer_breakdown_us"]
+    assert set(trainer) == {"rollout", "update", "rest"}
+    assert trainer["rollout"] == pytest.approx(1e6 / result["rollout_steps_per_s"])
+    assert trainer["update"] == pytest.approx(
+        1e6 * result["update_samples_per_env_step"] / result["update_samples_per_s"])
+    assert sum(trainer.values()) == pytest.approx(1e6 / result["train_steps_per_s"])
+    assert "the hand-written update" in proc.stdout
     (seed,) = result["seeds"]
     assert seed["seed"] == 0 and seed["steps_to_solve"] == result["steps_to_solve"]
     machine = result["machine"]
