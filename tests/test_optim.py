@@ -389,13 +389,19 @@ def naive_adam_per_element(theta0, grads, lr, betas, eps):
     return naive_adam(theta0, lambda theta: next(it), [lr] * len(grads), *betas, eps)
 
 
+def matrix_and_vector_parameters(seed: int, steps: int):
+    """A (2, 3) and a (3,) parameter from default_rng(seed): their initial values, `steps`
+    gradients of all 9 elements, and the two Tensors."""
+    rng = np.random.default_rng(seed)
+    w0, b0 = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    grads = [rng.standard_normal(9) for _ in range(steps)]
+    return w0, b0, grads, Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+
+
 def test_adam_on_matrix_parameters_matches_the_naive_trajectory_element_by_element():
     # parameters of shapes (2, 3) and (3,): the moments have the parameter's shape, and the
     # update lands on the right elements, on the flat path and on the per-parameter path alike
-    rng = np.random.default_rng(0)
-    w0, b0 = rng.standard_normal((2, 3)), rng.standard_normal(3)
-    grads = [rng.standard_normal(9) for _ in range(4)]
-    w, b = Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+    w0, b0, grads, w, b = matrix_and_vector_parameters(seed=0, steps=4)
     opt = Adam([w, b], lr=0.1, betas=(0.8, 0.9), eps=1e-3)
     for t, g in enumerate(grads):
         w.grad, b.grad = g[:6].reshape(2, 3), g[6:].copy()
@@ -485,10 +491,7 @@ def test_clip_grad_norm_accumulates_float32_squares_in_float64():
 def test_adam_still_updates_parameters_whose_arrays_a_second_optimiser_took_over():
     # A second Adam over the same parameters points their values at its own flat buffer; the
     # first must still move the parameters themselves, as a per-parameter update would.
-    rng = np.random.default_rng(1)
-    w0, b0 = rng.standard_normal((2, 3)), rng.standard_normal(3)
-    grads = [rng.standard_normal(9) for _ in range(3)]
-    w, b = Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)
+    w0, b0, grads, w, b = matrix_and_vector_parameters(seed=1, steps=3)
     first = Adam([w, b], lr=0.1, betas=(0.8, 0.9), eps=1e-3)
     Adam([w, b], lr=0.5)                          # takes the arrays over, never steps
     np.testing.assert_array_equal(w.data, w0)     # taking over keeps the values
