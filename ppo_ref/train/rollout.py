@@ -290,36 +290,26 @@ def _sums_restarting_at(ends, start, x):
     """Running sums over the steps of each env that restart from 0 after every `ends` step:
     ends (T, N) bool, start (N,) the sums before step 0, x (T, N) what each step adds. Returns
     (the sums at the end steps, in (t, n) order; the sums after step T-1), bit for bit those
-    of the loop it replaces:
+    of the step-by-step loop
 
         acc, at_ends = start.copy(), []
         for t in range(T):
             acc += x[t]
             at_ends.extend(acc[ends[t]]); acc[ends[t]] = 0
 
-    Float addition does not associate, so each stretch between restarts (a "segment") is
-    added up in the loop's order: np.cumsum, which adds left to right, along one row
-    [the segment's start value, its x ...] per segment.
+    Float addition does not associate, so each stretch between restarts is added up in the
+    loop's order: np.cumsum adds left to right, along [the sum carried in, the stretch's x].
     """
-    T, N = x.shape
-    begins = np.zeros((N, T), dtype=bool)        # env-major (N, T): where a segment begins:
-    begins[:, 0] = True                          # at step 0, continuing from start,
-    begins[:, 1:] = ends.T[:, :-1]               # and after each end, from 0
-    env, t0 = np.nonzero(begins)                 # (S,) each segment's env and first step
-    stop = np.append(np.where(env[1:] == env[:-1], t0[1:], T), T)   # (S,) and the step after it
-    segment = np.cumsum(begins).reshape(N, T) - 1    # (N, T) the segment each step is in
-    # Row s: segment s's start value, then its x, then zeros (read no further than its end).
-    steps = t0[:, None] + np.arange(T)           # (S, T)
-    rows = np.empty((len(env), 1 + T), dtype=np.result_type(start, x))
-    rows[:, 0] = np.where(t0 == 0, start[env], 0)
-    rows[:, 1:] = np.where(steps < stop[:, None], x.T[env[:, None], np.minimum(steps, T - 1)], 0)
-    sums = np.cumsum(rows, axis=1)               # sums[s, 1 + j]: segment s's sum at step t0 + j
-    t, n = np.nonzero(ends)                      # the end steps, in (t, n) order
-    s = segment[n, t]
-    at_ends = sums[s, 1 + t - t0[s]]
-    s = segment[:, -1]                           # each env's last segment, restarted if it ended
-    after = np.where(ends[-1], 0, sums[s, T - t0[s]])
-    return at_ends, after
+    after = np.array(start)
+    found = []                                   # (t, n, the sum at end step t of env n)
+    for n in range(x.shape[1]):
+        carried, t0 = start[n], 0
+        for t in np.flatnonzero(ends[:, n]):
+            found.append((t, n, np.cumsum(np.concatenate(([carried], x[t0:t + 1, n])))[-1]))
+            carried, t0 = 0, t + 1
+        after[n] = np.cumsum(np.concatenate(([carried], x[t0:, n])))[-1]
+    found.sort()
+    return np.array([total for _, _, total in found], dtype=after.dtype), after
 
 
 class RolloutCollector:
