@@ -39,6 +39,10 @@ class Adam:
       (as torch does). The check is the one over g^2 that the update computes anyway.
     * torch evaluates the same update in another order (lr / (1 - beta1^t) * m /
       (sqrt(v) / sqrt(1 - beta2^t) + eps)); the two differ only by float rounding.
+    * When all parameters share a dtype, Adam() makes each parameter's `.data` a view (holding
+      the same numbers) into one flat buffer, which each step updates with one subtraction.
+      Parameters keep being updated in place; an array taken from `.data` before Adam() was
+      made is no longer theirs, so hold the Tensor, not its array.
     `lr` may be changed between steps (learning-rate annealing).
     """
 
