@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HandwrittenPPO"]
+__all__ = ["HandwrittenPPO", "loss_head"]
 
 
 class HandwrittenPPO:
@@ -94,37 +94,16 @@ class HandwrittenPPO:
 
     def loss_and_grad(self, obs, actions, logp_old, advantages, returns) -> float:
         """The PPO loss of one minibatch; its gradient is written into self.grad (flat)."""
-        B = len(obs)
         pi_acts = self._forward(self.nets[0], obs)
         v_acts = self._forward(self.nets[1], obs)
-        logits = pi_acts[-1]
-        m = logits.max(axis=1, keepdims=True)
-        logp_all = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-        p = np.exp(logp_all)
-        rows = np.arange(B)
-        logp = logp_all[rows, actions]
         adv = advantages
         if self.norm_adv:
             adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
-        ratio = np.exp(logp - logp_old)
-        unclipped = ratio * adv
-        clipped = np.clip(ratio, 1 - self.clip_eps, 1 + self.clip_eps) * adv
-        surrogate = np.minimum(unclipped, clipped)
-        unclipped_wins = unclipped <= clipped
-        inside = (ratio >= 1 - self.clip_eps) & (ratio <= 1 + self.clip_eps)
-        g_logp = np.where(unclipped_wins | inside, -adv * ratio / B, 0.0)
-        g_logits = -p * g_logp[:, None]
-        g_logits[rows, actions] += g_logp
-        entropy = -(p * logp_all).sum(axis=1)
-        if self.ent_coef:
-            g_logits += self.ent_coef / B * p * (logp_all + entropy[:, None])
-        values = v_acts[-1][:, 0]
-        g_values = (self.vf_coef / B) * (values - returns)
-        self._backward(self.nets[0], self.grads[0], pi_acts, g_logits)
-        self._backward(self.nets[1], self.grads[1], v_acts, g_values[:, None])
-        error = values - returns
-        return float(-surrogate.mean() + self.vf_coef * 0.5 * (error @ error) / B
-                     - self.ent_coef * entropy.mean())
+        head = loss_head(pi_acts[-1], v_acts[-1][:, 0], actions, logp_old, adv, returns,
+                         self.clip_eps, self.vf_coef, self.ent_coef)
+        self._backward(self.nets[0], self.grads[0], pi_acts, head["g_logits"])
+        self._backward(self.nets[1], self.grads[1], v_acts, head["g_values"][:, None])
+        return head["loss"]
 
     def step(self, obs, actions, logp_old, advantages, returns) -> float:
         """One minibatch: loss and hand-derived gradients, global norm clip, Adam. Returns the
@@ -143,3 +122,34 @@ class HandwrittenPPO:
         step = self.lr / (1 - b1 ** self.t)
         self.flat -= step * self.m / (np.sqrt(self.v / (1 - b2 ** self.t)) + self.adam_eps)
         return norm
+
+
+def loss_head(logits, values, actions, logp_old, adv, returns, clip_eps, vf_coef, ent_coef) -> dict:
+    """Everything of one minibatch's PPO loss after the two networks, with its gradients by hand
+    (module docstring): logits (B, A) and values (B,) in; the loss, its parts and g_logits,
+    g_values (dL/dlogits, dL/dvalues) out, and the ratio and its log (for the diagnostics)."""
+    B = len(logits)
+    m = logits.max(axis=1, keepdims=True)
+    logp_all = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+    p = np.exp(logp_all)
+    rows = np.arange(B)
+    log_ratio = logp_all[rows, actions] - logp_old
+    ratio = np.exp(log_ratio)
+    unclipped = ratio * adv
+    clipped = np.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv
+    surrogate = np.minimum(unclipped, clipped)
+    unclipped_wins = unclipped <= clipped
+    inside = (ratio >= 1 - clip_eps) & (ratio <= 1 + clip_eps)
+    g_logp = np.where(unclipped_wins | inside, -adv * ratio / B, 0.0)
+    g_logits = -p * g_logp[:, None]
+    g_logits[rows, actions] += g_logp
+    entropy = -(p * logp_all).sum(axis=1)
+    if ent_coef:
+        g_logits += ent_coef / B * p * (logp_all + entropy[:, None])
+    error = values - returns
+    policy_loss, value_loss = -surrogate.mean(), 0.5 * (error @ error) / B
+    return {"loss": float(policy_loss + vf_coef * value_loss - ent_coef * entropy.mean()),
+            "policy_loss": float(policy_loss), "value_loss": float(value_loss),
+            "entropy": float(entropy.mean()), "g_logits": g_logits.astype(logits.dtype, copy=False),
+            "g_values": ((vf_coef / B) * error).astype(values.dtype, copy=False),
+            "ratio": ratio, "log_ratio": log_ratio}

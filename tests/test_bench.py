@@ -150,3 +150,61 @@ def test_floor_counts_each_primitive_a_step_needs_times_the_work_per_env_step():
     assert parts["update_matmul"] == pytest.approx(2 * (3 + 3 + 2) * call * passes)
     assert parts["update_activation"] == pytest.approx(2 * (2 + 2) * call * passes)
     assert floor["floor_us_per_step"] == pytest.approx(sum(parts.values()))
+
+
+def _head_inputs(B=24, A=3):
+    """Logits, values and a minibatch whose ratios fall on both sides of the clip band."""
+    rng = np.random.default_rng(3)
+    logits, values = rng.standard_normal((B, A)), rng.standard_normal(B)
+    actions = rng.integers(0, A, B)
+    logp = logits[np.arange(B), actions] - np.log(np.exp(logits).sum(axis=1))
+    logp_old = logp + 0.3 * rng.standard_normal(B)
+    return logits, values, actions, logp_old, rng.standard_normal(B), rng.standard_normal(B)
+
+
+def test_loss_head_node_equals_ppo_loss_and_its_gradients():
+    """benchmarks.loss_head computes the loss head as one node: the same loss, diagnostics and
+    gradients as ppo_loss over the trainer's primitives, to rounding."""
+    from benchmarks.loss_head import loss_head_node
+    from ppo_ref.autodiff import Tensor
+    from ppo_ref.distributions import Categorical
+
+    logits0, values0, actions, logp_old, adv, returns = _head_inputs()
+    config = PPOConfig(vf_coef=0.7, ent_coef=0.01)
+    got, want = {}, {}
+    for out, build in ((got, "node"), (want, "ppo_loss")):
+        logits, values = Tensor(logits0, requires_grad=True), Tensor(values0, requires_grad=True)
+        if build == "node":
+            loss, info = loss_head_node(logits, values, actions, logp_old, adv, returns, config, 0.2)
+        else:
+            dist = Categorical(logits)
+            loss, info = ppo_loss(dist.log_prob(actions), logp_old, adv, values, returns,
+                                  dist.entropy(), clip_eps=0.2, vf_coef=0.7, ent_coef=0.01)
+        loss.backward()
+        out.update(info, g_logits=logits.grad, g_values=values.grad)
+    assert 0 < want["clip_fraction"] < 1           # both branches of the clip are exercised
+    for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+        assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-15), key
+    np.testing.assert_allclose(got["g_logits"], want["g_logits"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got["g_values"], want["g_values"], rtol=1e-10, atol=1e-14)
+
+
+def test_loss_head_node_gradients_match_finite_differences():
+    from benchmarks.loss_head import loss_head_node
+    from ppo_ref.gradcheck import gradcheck
+
+    logits, values, actions, logp_old, adv, returns = _head_inputs()
+    config = PPOConfig(vf_coef=0.7, ent_coef=0.01)
+    report = gradcheck(lambda z, v: loss_head_node(z, v, actions, logp_old, adv, returns,
+                                                   config, 0.2)[0], [logits, values])
+    assert report.passed, report
+
+
+def test_quick_loss_head_benchmark_prints_both_efficiencies():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.loss_head", "--quick"],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    figures = dict(line.rsplit(None, 1) for line in proc.stdout.splitlines()[1:])
+    assert {"update_efficiency", "loss_head_update_efficiency"} <= set(figures)
+    assert all(float(v.replace(",", "")) > 0 for v in figures.values())
