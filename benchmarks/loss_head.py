@@ -30,9 +30,10 @@ import numpy as np
 from benchmarks.bench import CLOCKS, _timed
 from benchmarks.handwritten import HandwrittenPPO, loss_head
 from ppo_ref.autodiff import Tensor
-from ppo_ref.optim import Adam, clip_grad_norm
+from ppo_ref.optim import Adam
 from ppo_ref.train.rollout import RolloutCollector, make_vec_env
 from ppo_ref.train.trainer import PRESETS, build_agent, ppo_update, shuffled_minibatches
+from ppo_ref.train.update import gradient_step
 
 __all__ = ["loss_head_node", "loss_head_update", "measure", "main"]
 
@@ -65,10 +66,7 @@ def loss_head_update(agent, optimizer, batch, config, minibatches) -> list:
             adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
         loss, info = loss_head_node(logits, values, batch["actions"][idx], batch["logp"][idx],
                                     adv, batch["returns"][idx], config, config.clip_eps)
-        optimizer.zero_grad()
-        loss.backward()
-        info["grad_norm"] = clip_grad_norm(optimizer.params, config.max_grad_norm)
-        optimizer.step()
+        info["grad_norm"] = gradient_step(loss, optimizer, config.max_grad_norm)
         infos.append(info)
     return infos
 

@@ -43,7 +43,7 @@ from ..trpo import trpo_step
 from .config import PPOConfig
 
 __all__ = ["UPDATE_RULES", "ppo_update", "trpo_update", "shuffled_minibatches", "frozen_policy",
-           "mean_kl", "keep_freed_memory"]
+           "mean_kl", "gradient_step", "keep_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1   # glibc's mallopt parameter number (malloc.h)
 
@@ -99,6 +99,16 @@ def mean_kl(pi_old, agent, obs) -> float:
     sampled actions only)."""
     with no_grad():
         return float(np.mean(pi_old.kl(agent.distribution(obs)).data))
+
+
+def gradient_step(loss, optimizer, max_grad_norm: float) -> float:
+    """One optimiser step on `loss`: clear the gradients, backpropagate, clip them to a global
+    norm of max_grad_norm (optim.clip_grad_norm), step. Returns the norm before clipping."""
+    optimizer.zero_grad()
+    loss.backward()
+    norm = clip_grad_norm(optimizer.params, max_grad_norm)
+    optimizer.step()
+    return norm
 
 
 def _rows(dist, idx):
@@ -161,10 +171,7 @@ def ppo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *,
             info.update(stopped=True, grad_norm=0.0)
             infos.append(info)
             break
-        optimizer.zero_grad()
-        loss.backward()
-        info["grad_norm"] = clip_grad_norm(optimizer.params, config.max_grad_norm)
-        optimizer.step()
+        info["grad_norm"] = gradient_step(loss, optimizer, config.max_grad_norm)
         infos.append(info)
     return infos
 
@@ -193,10 +200,7 @@ def trpo_update(agent, optimizer, batch: dict, config: PPOConfig, minibatches, *
     infos = []
     for idx in minibatches:
         loss = value_loss(agent.value(batch["obs"][idx]), batch["returns"][idx])
-        optimizer.zero_grad()
-        loss.backward()
-        grad_norm = clip_grad_norm(optimizer.params, config.max_grad_norm)
-        optimizer.step()
+        grad_norm = gradient_step(loss, optimizer, config.max_grad_norm)
         infos.append({**policy, "value_loss": float(loss.data), "grad_norm": grad_norm})
     return infos
 
