@@ -292,9 +292,9 @@ def run(seeds: int = 5, quick: bool = False, dtype: str | None = None, clock: st
                           clock=timer)
     envs.close()
     result["floor_us_per_step"] = floor["floor_us_per_step"]
-    result["roofline_fraction"] = floor["floor_us_per_step"] / (1e6 / result["train_steps_per_s"])
-    result["floor_breakdown_us"] = floor["floor_breakdown_us"]
     trainer_us = 1e6 / result["train_steps_per_s"]
+    result["roofline_fraction"] = floor["floor_us_per_step"] / trainer_us
+    result["floor_breakdown_us"] = floor["floor_breakdown_us"]
     rollout_us = 1e6 / phases["rollout_steps_per_s"]
     update_us = 1e6 * phases["update_samples_per_env_step"] / phases["update_samples_per_s"]
     result["trainer_breakdown_us"] = {"rollout": rollout_us, "update": update_us,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HandwrittenPPO", "loss_head"]
+__all__ = ["HandwrittenPPO", "normalized", "loss_head"]
 
 
 class HandwrittenPPO:
@@ -96,9 +96,7 @@ class HandwrittenPPO:
         """The PPO loss of one minibatch; its gradient is written into self.grad (flat)."""
         pi_acts = self._forward(self.nets[0], obs)
         v_acts = self._forward(self.nets[1], obs)
-        adv = advantages
-        if self.norm_adv:
-            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+        adv = normalized(advantages) if self.norm_adv else advantages
         head = loss_head(pi_acts[-1], v_acts[-1][:, 0], actions, logp_old, adv, returns,
                          self.clip_eps, self.vf_coef, self.ent_coef)
         self._backward(self.nets[0], self.grads[0], pi_acts, head["g_logits"])
@@ -124,17 +122,22 @@ class HandwrittenPPO:
         return norm
 
 
+def normalized(advantages):
+    """(A - mean A) / (std A + 1e-8), std with ddof = 1, as losses.normalize_advantages."""
+    return (advantages - advantages.mean()) / (advantages.std(ddof=1) + 1e-8)
+
+
 def loss_head(logits, values, actions, logp_old, adv, returns, clip_eps, vf_coef, ent_coef) -> dict:
     """Everything of one minibatch's PPO loss after the two networks, with its gradients by hand
     (module docstring): logits (B, A) and values (B,) in; the loss, its parts and g_logits,
-    g_values (dL/dlogits, dL/dvalues) out, and the ratio and its log (for the diagnostics)."""
+    g_values (dL/dlogits, dL/dvalues) out, and logp = log pi(a|s) (for the diagnostics)."""
     B = len(logits)
     m = logits.max(axis=1, keepdims=True)
     logp_all = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
     p = np.exp(logp_all)
     rows = np.arange(B)
-    log_ratio = logp_all[rows, actions] - logp_old
-    ratio = np.exp(log_ratio)
+    logp = logp_all[rows, actions]
+    ratio = np.exp(logp - logp_old)
     unclipped = ratio * adv
     clipped = np.clip(ratio, 1 - clip_eps, 1 + clip_eps) * adv
     surrogate = np.minimum(unclipped, clipped)
@@ -148,8 +151,8 @@ def loss_head(logits, values, actions, logp_old, adv, returns, clip_eps, vf_coef
         g_logits += ent_coef / B * p * (logp_all + entropy[:, None])
     error = values - returns
     policy_loss, value_loss = -surrogate.mean(), 0.5 * (error @ error) / B
-    return {"loss": float(policy_loss + vf_coef * value_loss - ent_coef * entropy.mean()),
+    entropy_mean = entropy.mean()
+    return {"loss": float(policy_loss + vf_coef * value_loss - ent_coef * entropy_mean),
             "policy_loss": float(policy_loss), "value_loss": float(value_loss),
-            "entropy": float(entropy.mean()), "g_logits": g_logits.astype(logits.dtype, copy=False),
-            "g_values": ((vf_coef / B) * error).astype(values.dtype, copy=False),
-            "ratio": ratio, "log_ratio": log_ratio}
+            "entropy": float(entropy_mean), "g_logits": g_logits.astype(logits.dtype, copy=False),
+            "g_values": ((vf_coef / B) * error).astype(values.dtype, copy=False), "logp": logp}

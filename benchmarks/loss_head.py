@@ -28,8 +28,10 @@ import time
 import numpy as np
 
 from benchmarks.bench import CLOCKS, _timed
-from benchmarks.handwritten import HandwrittenPPO, loss_head
+from benchmarks.handwritten import HandwrittenPPO, loss_head, normalized
+from ppo_ref._checks import trusted
 from ppo_ref.autodiff import Tensor
+from ppo_ref.losses import approx_kl, clip_fraction
 from ppo_ref.optim import Adam
 from ppo_ref.train.rollout import RolloutCollector, make_vec_env
 from ppo_ref.train.trainer import PRESETS, build_agent, ppo_update, shuffled_minibatches
@@ -48,13 +50,13 @@ def loss_head_node(logits, values, actions, logp_old, adv, returns, config, clip
         return head["g_logits"] * g, head["g_values"] * g
     loss = Tensor._make(np.asarray(head["loss"], dtype=logits.dtype), (logits, values), vjp,
                         "loss_head")
-    ratio, log_ratio = head["ratio"], head["log_ratio"]
     info = {k: head[k] for k in ("loss", "policy_loss", "value_loss", "entropy")}
-    info["approx_kl"] = float(np.mean(np.expm1(log_ratio) - log_ratio))
-    info["clip_fraction"] = float(np.mean((ratio < 1 - clip_eps) | (ratio > 1 + clip_eps)))
+    info["approx_kl"] = approx_kl(head["logp"], logp_old)
+    info["clip_fraction"] = clip_fraction(head["logp"], logp_old, clip_eps)
     return loss, info
 
 
+@trusted()   # as ppo_update: the rollout was checked when it was collected
 def loss_head_update(agent, optimizer, batch, config, minibatches) -> list:
     """ppo_update's minibatch steps (clip objective, Categorical policy) with loss_head_node."""
     infos = []
@@ -63,7 +65,7 @@ def loss_head_update(agent, optimizer, batch, config, minibatches) -> list:
         logits, values = agent.pi(obs), agent.value(obs)
         adv = batch["advantages"][idx]
         if config.norm_adv:
-            adv = (adv - adv.mean()) / (adv.std(ddof=1) + 1e-8)
+            adv = normalized(adv)
         loss, info = loss_head_node(logits, values, batch["actions"][idx], batch["logp"][idx],
                                     adv, batch["returns"][idx], config, config.clip_eps)
         info["grad_norm"] = gradient_step(loss, optimizer, config.max_grad_norm)
